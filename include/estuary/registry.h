@@ -1,0 +1,54 @@
+/* Stream registry: "app/stream" -> stream, O(1) lookup. One registry per server, owned by the
+ * loop thread. Later layers attach the stream's source and sinks (media/stream); the registry
+ * only names streams and keeps them findable and listable. */
+#ifndef ESTUARY_REGISTRY_H
+#define ESTUARY_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ES_APP_NAME_MAX 64     /* bytes, without the NUL */
+#define ES_STREAM_NAME_MAX 128 /* bytes, without the NUL */
+
+typedef struct es_stream {
+    char app[ES_APP_NAME_MAX + 1];
+    char name[ES_STREAM_NAME_MAX + 1];
+    char key[ES_APP_NAME_MAX + 1 + ES_STREAM_NAME_MAX + 1]; /* "app/name", for logs */
+    uint64_t created_us;   /* monotonic µs, as given to es_registry_add */
+    void *user;            /* owned by whoever created the stream (the media layer) */
+    struct es_stream *next_in_bucket; /* registry internal */
+} es_stream_t;
+
+typedef struct es_registry es_registry_t;
+
+/* es_registry_new: an empty registry; NULL when out of memory. */
+es_registry_t *es_registry_new(void);
+
+/* es_registry_free: frees the registry and every stream still in it (not their `user`).
+ * NULL-safe. */
+void es_registry_free(es_registry_t *reg);
+
+/* es_registry_valid_name: true when `s` may be an app or stream name: 1..max bytes of letters,
+ * digits, '_', '-', '.', not starting with '.'. */
+int es_registry_valid_name(const char *s, size_t max);
+
+/* es_registry_add: creates stream app/name at time now_us (monotonic µs). Returns 0 and the new
+ * stream in *out (owned by the registry until es_registry_remove), ES_EEXIST when it exists
+ * (then *out is the existing one), ES_EINVAL for a bad name, ES_ENOMEM. */
+int es_registry_add(es_registry_t *reg, const char *app, const char *name, uint64_t now_us,
+                    es_stream_t **out);
+
+/* es_registry_find: the stream app/name, or NULL. Borrowed. */
+es_stream_t *es_registry_find(const es_registry_t *reg, const char *app, const char *name);
+
+/* es_registry_remove: removes and frees `stream` (which must be in reg). */
+void es_registry_remove(es_registry_t *reg, es_stream_t *stream);
+
+/* es_registry_count: number of streams. */
+size_t es_registry_count(const es_registry_t *reg);
+
+/* es_registry_list: up to `max` streams into out[], sorted by key; returns how many were
+ * written. Borrowed pointers, valid until the registry changes. */
+size_t es_registry_list(const es_registry_t *reg, es_stream_t **out, size_t max);
+
+#endif

@@ -1,0 +1,48 @@
+/* The daemon's state: one loop, the running configuration, the stream registry and the HTTP
+ * server. main.c owns it; handlers reach it through the `user` pointer of their routes.
+ *
+ * Components read `cfg` at the moment of use and never keep pointers into it across callbacks:
+ * SIGHUP swaps it for a new one (es_server_reload). */
+#ifndef ESTUARY_SERVER_H
+#define ESTUARY_SERVER_H
+
+#include "estuary/config.h"
+#include "estuary/registry.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct es_http_server es_http_server_t;
+
+typedef struct es_server {
+    uv_loop_t *loop;
+    es_config_t *cfg;          /* running configuration, owned */
+    char *config_path;         /* -c FILE, owned; NULL when running on the embedded default */
+    es_registry_t *registry;
+    es_http_server_t *http;
+    uint64_t started_us;       /* monotonic µs at start */
+    uint64_t started_wall_us;  /* wall-clock µs at start */
+    unsigned sessions;         /* WebRTC + RTMP sessions now (limits.max_sessions) */
+    bool stopping;
+} es_server_t;
+
+/* es_http_server_start: listens on cfg->http.listen (and https when enabled) with libwebsockets
+ * attached to srv->loop. Returns the server, or NULL after logging why (bind failure with the
+ * key and errno, unreadable certificate, lws failure). */
+es_http_server_t *es_http_server_start(es_server_t *srv);
+
+/* es_http_server_stop: stops accepting, closes every connection and releases lws. The loop must
+ * then run until lws has closed its handles (uv_run returns). NULL-safe. */
+void es_http_server_stop(es_http_server_t *http);
+
+/* es_http_server_port: the port the plain-HTTP listener is bound to (0 when off). */
+int es_http_server_port(const es_http_server_t *http);
+
+/* es_http_server_web_root: the static-file folder in use (resolved at start), or NULL. */
+const char *es_http_server_web_root(const es_http_server_t *http);
+
+/* es_api_routes: the REST API and page routes, with their count in *n. Static storage. */
+const struct es_http_route *es_api_routes(size_t *n);
+
+#endif

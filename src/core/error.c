@@ -1,0 +1,20 @@
+/* Descriptions of the ES_E* codes (include/estuary/error.h). */
+#include "estuary/error.h"
+
+const char *es_strerror(int err)
+{
+    switch (err) {
+    case ES_OK: return "success";
+    case ES_ENOMEM: return "out of memory";
+    case ES_EINVAL: return "invalid argument";
+    case ES_EPROTO: return "malformed input";
+    case ES_EAGAIN: return "need more data";
+    case ES_ENOENT: return "not found";
+    case ES_EEXIST: return "already exists";
+    case ES_ERANGE: return "out of range";
+    case ES_EIO: return "I/O error";
+    case ES_E2BIG: return "too large";
+    case ES_EBUSY: return "at capacity";
+    default: return "unknown error";
+    }
+}

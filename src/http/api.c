@@ -1,0 +1,71 @@
+/* REST API v1 (docs/http-api.md): version and streams. Later issues add sessions, WHIP/WHEP. */
+#include "estuary/http.h"
+#include "estuary/server.h"
+
+#include "estuary/clock.h"
+#include "version.h"
+
+#include <libwebsockets.h>
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <uv.h>
+#include <yaml.h>
+
+static int api_version(void *user, const es_http_request_t *req, es_http_response_t *resp)
+{
+    es_server_t *srv = user;
+    uint64_t up_ms = (es_clock_now_us() - srv->started_us) / 1000u;
+    return es_http_respond_json(
+        resp, 200,
+        json_pack("{s:s, s:s, s:s, s:I, s:{s:s, s:s, s:s, s:s, s:s}}", "name", "estuary",
+                  "version", ES_VERSION, "revision", ES_GIT_REV, "uptime_ms", (json_int_t)up_ms,
+                  "libraries", "libuv", uv_version_string(), "libwebsockets",
+                  lws_get_library_version(), "openssl", OpenSSL_version(OPENSSL_VERSION),
+                  "libyaml", yaml_get_version_string(), "jansson", JANSSON_VERSION));
+}
+
+static json_t *stream_json(const es_server_t *srv, const es_stream_t *s)
+{
+    return json_pack("{s:s, s:s, s:s, s:I}", "app", s->app, "stream", s->name, "name", s->key,
+                     "age_ms", (json_int_t)((es_clock_now_us() - s->created_us) / 1000u));
+}
+
+static int api_streams(void *user, const es_http_request_t *req, es_http_response_t *resp)
+{
+    es_server_t *srv = user;
+    size_t n = es_registry_count(srv->registry);
+    es_stream_t **list = calloc(n ? n : 1, sizeof *list);
+    json_t *arr = json_array();
+    if (!list || !arr) {
+        free(list);
+        json_decref(arr);
+        return es_http_respond_error(resp, 500, "out of memory");
+    }
+    n = es_registry_list(srv->registry, list, n);
+    for (size_t i = 0; i < n; i++) json_array_append_new(arr, stream_json(srv, list[i]));
+    free(list);
+    return es_http_respond_json(resp, 200, json_pack("{s:o, s:I}", "streams", arr, "count",
+                                                     (json_int_t)n));
+}
+
+static int api_stream(void *user, const es_http_request_t *req, es_http_response_t *resp)
+{
+    es_server_t *srv = user;
+    const es_stream_t *s = es_registry_find(srv->registry, req->params[0], req->params[1]);
+    if (!s)
+        return es_http_respond_error(resp, 404, "no stream %s/%s is published", req->params[0],
+                                     req->params[1]);
+    return es_http_respond_json(resp, 200, stream_json(srv, s));
+}
+
+static const es_http_route_t routes[] = {
+    {ES_HTTP_GET, "/api/v1/version", api_version},
+    {ES_HTTP_GET, "/api/v1/streams", api_streams},
+    {ES_HTTP_GET, "/api/v1/streams/{app}/{stream}", api_stream},
+};
+
+const es_http_route_t *es_api_routes(size_t *n)
+{
+    *n = sizeof routes / sizeof routes[0];
+    return routes;
+}

@@ -1,0 +1,524 @@
+/* HTTP server: libwebsockets on the daemon's libuv loop (foreign-loop mode), turning each request
+ * into an es_http_request_t for the router and writing the es_http_response_t back.
+ *
+ * Every answer carries CORS headers (http.cors_origin); OPTIONS on any path is a CORS preflight
+ * (204); unknown paths get a JSON 404; bodies past limits.max_http_body get 413 and the
+ * connection is closed, since the rest of the body is never read. */
+#include "estuary/http.h"
+#include "estuary/server.h"
+
+#include "estuary/clock.h"
+#include "estuary/error.h"
+#include "estuary/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SEND_CHUNK 16384
+
+struct es_http_server {
+    es_server_t *srv;
+    struct lws_context *ctx;
+    struct lws_vhost *vh_http, *vh_https;
+    char *web_root;
+    uint64_t next_conn;
+    const es_http_route_t *routes;
+    size_t n_routes;
+};
+
+/* Per-connection state; lws allocates it zeroed and frees it when the connection closes. */
+typedef struct conn {
+    char id[24];
+    char remote[64];
+    es_http_method_t method;
+    char *path;
+    char *argbuf;                 /* the query fragments, NUL-separated */
+    const char *args[ES_HTTP_MAX_ARGS];
+    size_t n_args;
+    char content_type[128];
+    char authorization[1024];
+    char if_match[128];
+    uint8_t *body;
+    size_t body_len, body_cap;
+    bool too_large;
+    bool dispatched;
+    es_http_response_t resp;
+    size_t sent;                  /* body bytes written */
+    bool headers_sent;
+    bool close_after;             /* close instead of keeping the connection alive */
+    uint64_t start_us;
+} conn_t;
+
+static void conn_reset(conn_t *c)
+{
+    free(c->path);
+    free(c->argbuf);
+    free(c->body);
+    es_http_response_reset(&c->resp);
+    char id[sizeof c->id], remote[sizeof c->remote];
+    memcpy(id, c->id, sizeof id);
+    memcpy(remote, c->remote, sizeof remote);
+    memset(c, 0, sizeof *c);
+    memcpy(c->id, id, sizeof id);
+    memcpy(c->remote, remote, sizeof remote);
+}
+
+static es_log_ctx_t conn_log(const conn_t *c)
+{
+    return (es_log_ctx_t){.peer = c->id, .remote = c->remote};
+}
+
+static es_http_method_t request_method(struct lws *wsi)
+{
+    static const struct {
+        enum lws_token_indexes tok;
+        es_http_method_t m;
+    } map[] = {
+        {WSI_TOKEN_GET_URI, ES_HTTP_GET},         {WSI_TOKEN_POST_URI, ES_HTTP_POST},
+        {WSI_TOKEN_OPTIONS_URI, ES_HTTP_OPTIONS}, {WSI_TOKEN_PUT_URI, ES_HTTP_PUT},
+        {WSI_TOKEN_PATCH_URI, ES_HTTP_PATCH},     {WSI_TOKEN_DELETE_URI, ES_HTTP_DELETE},
+        {WSI_TOKEN_HEAD_URI, ES_HTTP_HEAD},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (lws_hdr_total_length(wsi, map[i].tok) > 0) return map[i].m;
+    char m[16];
+    if (lws_hdr_copy(wsi, m, sizeof m, WSI_TOKEN_HTTP_COLON_METHOD) > 0) /* HTTP/2 */
+        return es_http_method_parse(m);
+    return 0;
+}
+
+static void copy_header(struct lws *wsi, enum lws_token_indexes tok, char *out, size_t len)
+{
+    out[0] = '\0';
+    if (lws_hdr_total_length(wsi, tok) <= 0) return;
+    if (lws_hdr_copy(wsi, out, (int)len, tok) < 0) out[0] = '\0';
+}
+
+static void collect_args(struct lws *wsi, conn_t *c)
+{
+    int total = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
+    if (total <= 0) return;
+    c->argbuf = malloc((size_t)total + ES_HTTP_MAX_ARGS + 1);
+    if (!c->argbuf) return;
+    size_t used = 0;
+    for (int i = 0; i < ES_HTTP_MAX_ARGS; i++) {
+        int n = lws_hdr_copy_fragment(wsi, c->argbuf + used, total + ES_HTTP_MAX_ARGS + 1 - (int)used,
+                                      WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (n < 0) break;
+        c->args[c->n_args++] = c->argbuf + used;
+        used += (size_t)n + 1;
+    }
+}
+
+/* Adds the headers every answer carries. Returns 0, or 1 when the buffer ran out. */
+static int add_common_headers(es_http_server_t *h, struct lws *wsi, const es_http_response_t *r,
+                              unsigned char **p, unsigned char *end)
+{
+    const char *origin = h->srv->cfg->http.cors_origin;
+    if (origin && *origin) {
+        if (lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-origin:",
+                                        (const unsigned char *)origin, (int)strlen(origin), p, end))
+            return 1;
+        static const char expose[] = "Location, ETag, Link, Accept-Patch";
+        if (lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-expose-headers:",
+                                        (const unsigned char *)expose, (int)strlen(expose), p, end))
+            return 1;
+    }
+    if (r->location[0] &&
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"location:",
+                                    (const unsigned char *)r->location, (int)strlen(r->location), p, end))
+        return 1;
+    if (r->etag[0] &&
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"etag:",
+                                    (const unsigned char *)r->etag, (int)strlen(r->etag), p, end))
+        return 1;
+    if (r->allow[0] &&
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"allow:",
+                                    (const unsigned char *)r->allow, (int)strlen(r->allow), p, end))
+        return 1;
+    return 0;
+}
+
+static void log_done(const conn_t *c, int status, size_t bytes)
+{
+    es_log_ctx_t lc = conn_log(c);
+    es_log_level_t lvl = status >= 500 ? ES_LOG_WARN : status >= 400 ? ES_LOG_INFO : ES_LOG_DEBUG;
+    ES_LOG(lvl, "http", &lc, "%s %s -> %d %s, %zu bytes, %.1f ms", es_http_method_name(c->method),
+           c->path ? c->path : "?", status, es_http_status_text(status), bytes,
+           (double)(es_clock_now_us() - c->start_us) / 1000.0);
+}
+
+/* Serve a static file through lws (which streams it). Returns the callback's return value. */
+static int serve_file(es_http_server_t *h, struct lws *wsi, conn_t *c)
+{
+    unsigned char hdr[1024], *p = hdr, *end = hdr + sizeof hdr;
+    static const char no_cache[] = "no-cache";
+    if (add_common_headers(h, wsi, &c->resp, &p, end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                    (const unsigned char *)no_cache, (int)strlen(no_cache), &p, end))
+        return -1;
+    struct stat st;
+    size_t size = stat(c->resp.file_path, &st) == 0 ? (size_t)st.st_size : 0;
+    log_done(c, 200, size);
+    int n = lws_serve_http_file(wsi, c->resp.file_path, es_http_mime_type(c->resp.file_path),
+                                (const char *)hdr, (int)(p - hdr));
+    if (n < 0) return -1;
+    if (n > 0 && lws_http_transaction_completed(wsi)) return -1;
+    return 0;
+}
+
+static int dispatch(es_http_server_t *h, struct lws *wsi, conn_t *c)
+{
+    c->dispatched = true;
+    es_http_response_t *resp = &c->resp;
+    if (c->too_large) {
+        es_http_respond_error(resp, 413, "request body larger than limits.max_http_body (%u bytes)",
+                              h->srv->cfg->limits.max_http_body);
+        c->close_after = true;
+    } else if (c->method == ES_HTTP_OPTIONS) {
+        /* CORS preflight: any path, any of our methods. */
+        es_http_response_reset(resp);
+        resp->status = 204;
+    } else if (!c->method) {
+        es_http_respond_error(resp, 405, "method not supported");
+    } else {
+        es_http_request_t req = {
+            .method = c->method,
+            .path = c->path,
+            .n_args = c->n_args,
+            .content_type = c->content_type,
+            .authorization = c->authorization,
+            .if_match = c->if_match,
+            .body = c->body,
+            .body_len = c->body_len,
+            .remote = c->remote,
+            .conn_id = c->id,
+        };
+        memcpy(req.args, c->args, sizeof req.args);
+        char scratch[512];
+        bool known;
+        unsigned allow;
+        const es_http_route_t *route =
+            es_http_route_match(h->routes, h->n_routes, c->method == ES_HTTP_HEAD ? ES_HTTP_GET : c->method,
+                                c->path, &req, scratch, sizeof scratch, &known, &allow);
+        if (route) {
+            route->handler(h->srv, &req, resp);
+            if (!resp->status) es_http_respond_error(resp, 500, "handler gave no answer");
+        } else if (known) {
+            es_http_respond_error(resp, 405, "%s is not allowed on %s",
+                                  es_http_method_name(c->method), c->path);
+            es_http_methods_format(allow | ES_HTTP_OPTIONS, resp->allow, sizeof resp->allow);
+        } else if ((c->method == ES_HTTP_GET || c->method == ES_HTTP_HEAD) && h->web_root &&
+                   strncmp(c->path, "/api/", 5) != 0 &&
+                   (resp->file_path = es_http_static_resolve(h->web_root, c->path)) != NULL) {
+            if (c->method == ES_HTTP_GET) return serve_file(h, wsi, c);
+            free(resp->file_path);
+            resp->file_path = NULL;
+            resp->status = 200;
+        } else {
+            es_http_respond_error(resp, 404, "no such resource: %s", c->path);
+        }
+    }
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static int on_writeable(es_http_server_t *h, struct lws *wsi, conn_t *c)
+{
+    es_http_response_t *r = &c->resp;
+    if (!c->dispatched) return 0;
+    if (!c->headers_sent) {
+        unsigned char buf[LWS_PRE + 2048], *start = buf + LWS_PRE, *p = start,
+                                           *end = buf + sizeof buf - 1;
+        bool head_only = c->method == ES_HTTP_HEAD || r->status == 204 || r->status == 304;
+        if (lws_add_http_common_headers(wsi, (unsigned)r->status,
+                                        r->content_type[0] ? r->content_type : NULL,
+                                        head_only && !r->body_len ? 0 : r->body_len, &p, end))
+            return -1;
+        if (add_common_headers(h, wsi, r, &p, end)) return -1;
+        if (c->method == ES_HTTP_OPTIONS) {
+            static const char methods[] = "GET, POST, PATCH, DELETE, OPTIONS";
+            static const char headers[] = "Content-Type, Authorization, If-Match";
+            if (lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-methods:",
+                                            (const unsigned char *)methods, (int)strlen(methods), &p, end) ||
+                lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-headers:",
+                                            (const unsigned char *)headers, (int)strlen(headers), &p, end) ||
+                lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-max-age:",
+                                            (const unsigned char *)"86400", 5, &p, end))
+                return -1;
+        }
+        if (c->close_after &&
+            lws_add_http_header_by_name(wsi, (const unsigned char *)"connection:",
+                                        (const unsigned char *)"close", 5, &p, end))
+            return -1;
+        if (lws_finalize_write_http_header(wsi, start, &p, end)) return -1;
+        c->headers_sent = true;
+        if (head_only || !r->body_len) goto done;
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (c->sent < r->body_len) {
+        unsigned char buf[LWS_PRE + SEND_CHUNK];
+        size_t n = r->body_len - c->sent;
+        if (n > SEND_CHUNK) n = SEND_CHUNK;
+        memcpy(buf + LWS_PRE, r->body + c->sent, n);
+        bool last = c->sent + n == r->body_len;
+        if (lws_write(wsi, buf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
+            return -1;
+        c->sent += n;
+        if (!last) {
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+    }
+done:
+    log_done(c, r->status, r->body_len);
+    if (c->close_after) return -1;
+    conn_reset(c);
+    if (lws_http_transaction_completed(wsi)) return -1;
+    return 0;
+}
+
+static int on_request(es_http_server_t *h, struct lws *wsi, conn_t *c, const char *uri, size_t len)
+{
+    conn_reset(c);
+    if (!c->id[0]) {
+        snprintf(c->id, sizeof c->id, "h%llu", (unsigned long long)++h->next_conn);
+        char ip[48] = "?";
+        lws_get_peer_simple(wsi, ip, sizeof ip);
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int port = 0;
+        int fd = lws_get_socket_fd(wsi);
+        if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
+            port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                  : ((struct sockaddr_in *)&ss)->sin_port);
+        snprintf(c->remote, sizeof c->remote, strchr(ip, ':') ? "[%s]:%d" : "%s:%d", ip, port);
+    }
+    c->start_us = es_clock_now_us();
+    c->method = request_method(wsi);
+    c->path = malloc(len + 1);
+    if (!c->path) return -1;
+    memcpy(c->path, uri, len);
+    c->path[len] = '\0';
+    collect_args(wsi, c);
+    copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, c->content_type, sizeof c->content_type);
+    copy_header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, c->authorization, sizeof c->authorization);
+    copy_header(wsi, WSI_TOKEN_HTTP_IF_MATCH, c->if_match, sizeof c->if_match);
+
+    char cl[32];
+    copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, cl, sizeof cl);
+    unsigned long long content_length = cl[0] ? strtoull(cl, NULL, 10) : 0;
+    if (content_length > h->srv->cfg->limits.max_http_body) {
+        c->too_large = true;
+        return dispatch(h, wsi, c);
+    }
+    if (content_length > 0 && (c->method == ES_HTTP_POST || c->method == ES_HTTP_PATCH ||
+                               c->method == ES_HTTP_PUT)) {
+        c->body_cap = (size_t)content_length;
+        c->body = malloc(c->body_cap + 1);
+        if (!c->body) return -1;
+        return 0; /* the body arrives in LWS_CALLBACK_HTTP_BODY, then BODY_COMPLETION dispatches */
+    }
+    return dispatch(h, wsi, c);
+}
+
+static int on_body(es_http_server_t *h, conn_t *c, const void *in, size_t len)
+{
+    if (c->too_large || c->dispatched) return 0;
+    if (c->body_len + len > c->body_cap) { /* more than Content-Length announced */
+        c->too_large = true;
+        return 0;
+    }
+    memcpy(c->body + c->body_len, in, len);
+    c->body_len += len;
+    c->body[c->body_len] = '\0';
+    return 0;
+}
+
+static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                         size_t len)
+{
+    struct lws_context *ctx = lws_get_context(wsi);
+    es_http_server_t *h = ctx ? lws_context_user(ctx) : NULL;
+    conn_t *c = user;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP: return on_request(h, wsi, c, in, len);
+    case LWS_CALLBACK_HTTP_BODY: return on_body(h, c, in, len);
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (c->dispatched) return 0;
+        return dispatch(h, wsi, c);
+    case LWS_CALLBACK_HTTP_WRITEABLE: return on_writeable(h, wsi, c);
+    case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+        conn_reset(c);
+        if (lws_http_transaction_completed(wsi)) return -1;
+        return 0;
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        if (c) conn_reset(c);
+        break;
+    default: break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static const struct lws_protocols protocols[] = {
+    {"estuary-http", callback_http, sizeof(conn_t), 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void lws_log_emit(int level, const char *line)
+{
+    es_log_level_t l = level & LLL_ERR ? ES_LOG_WARN : level & LLL_WARN ? ES_LOG_INFO : ES_LOG_DEBUG;
+    if (!es_log_enabled(l)) return;
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
+    /* lws prefixes its own timestamp "[2026/11/21 01:02:03:4567] E: "; drop it. */
+    const char *msg = line;
+    if (msg[0] == '[') {
+        const char *close = strchr(msg, ']');
+        if (close && close < line + n) msg = close + 2 <= line + n ? close + 2 : close + 1;
+    }
+    es_log_write(l, "lws", NULL, "%.*s", (int)(line + n - msg), msg);
+}
+
+/* Probes a bind so that a port in use is reported with errno and the key, before lws tries. */
+static int probe_bind(const es_listen_t *l, const char *key)
+{
+    int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int rc = bind(fd, (const struct sockaddr *)&l->addr, l->addr_len);
+    int saved = errno;
+    close(fd);
+    if (rc < 0) {
+        ES_ERROR("http", NULL, "cannot listen on %s (%s): %s", l->text, key, strerror(saved));
+        return ES_EIO;
+    }
+    return 0;
+}
+
+static struct lws_vhost *make_vhost(es_http_server_t *h, const char *name, const es_listen_t *l,
+                                    const char *key, bool tls)
+{
+    if (probe_bind(l, key) < 0) return NULL;
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.vhost_name = name;
+    info.port = l->port;
+    info.protocols = protocols;
+    info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+    if (strcmp(l->host, "0.0.0.0") == 0) {
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    } else if (strcmp(l->host, "::") != 0) {
+        info.iface = l->host;
+        if (l->addr.ss_family == AF_INET) info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    }
+    info.keepalive_timeout = 30;
+    info.timeout_secs = 30;
+    if (tls) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = h->srv->cfg->http.https_cert;
+        info.ssl_private_key_filepath = h->srv->cfg->http.https_key;
+    }
+    struct lws_vhost *vh = lws_create_vhost(h->ctx, &info);
+    if (!vh) ES_ERROR("http", NULL, "cannot listen on %s (%s)%s", l->text, key,
+                      tls ? ": check http.https.cert and http.https.key" : "");
+    return vh;
+}
+
+static char *find_web_root(const es_config_t *cfg)
+{
+    if (cfg->http.web_root) return strdup(cfg->http.web_root);
+    /* Next to the binary first (build/estuary -> ../web, bin/estuary -> ../share/estuary/web),
+     * then the install and source locations compiled in. */
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 64);
+    const char *candidates[4];
+    size_t nc = 0;
+    char a[4200], b[4200];
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = '\0';
+        snprintf(a, sizeof a, "%s/../share/estuary/web", exe);
+        snprintf(b, sizeof b, "%s/../web", exe);
+        candidates[nc++] = a;
+        candidates[nc++] = b;
+    }
+    candidates[nc++] = ES_INSTALL_WEB_DIR;
+    candidates[nc++] = ES_SOURCE_WEB_DIR;
+    for (size_t i = 0; i < nc; i++) {
+        char index[4300];
+        snprintf(index, sizeof index, "%s/index.html", candidates[i]);
+        if (access(index, R_OK) == 0) {
+            char real[4096];
+            return strdup(realpath(candidates[i], real) ? real : candidates[i]);
+        }
+    }
+    return NULL;
+}
+
+es_http_server_t *es_http_server_start(es_server_t *srv)
+{
+    es_http_server_t *h = calloc(1, sizeof *h);
+    if (!h) return NULL;
+    h->srv = srv;
+    h->routes = es_api_routes(&h->n_routes);
+    h->web_root = find_web_root(srv->cfg);
+    if (!h->web_root)
+        ES_WARN("http", NULL, "no web folder found (set http.web_root); serving the API only");
+
+    lws_set_log_level(LLL_ERR | LLL_WARN | (es_log_enabled(ES_LOG_DEBUG) ? LLL_NOTICE : 0),
+                      lws_log_emit);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    void *loops[1] = {srv->loop};
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+                   LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.foreign_loops = loops;
+    info.user = h;
+    info.max_http_header_data = 4096;
+    h->ctx = lws_create_context(&info);
+    if (!h->ctx) {
+        ES_ERROR("http", NULL, "libwebsockets failed to start on the libuv loop (is the "
+                 "libwebsockets-evlib-uv package installed?)");
+        free(h->web_root);
+        free(h);
+        return NULL;
+    }
+    const es_config_t *cfg = srv->cfg;
+    if (cfg->http.listen.enabled &&
+        !(h->vh_http = make_vhost(h, "http", &cfg->http.listen, "http.listen", false)))
+        goto fail;
+    if (cfg->http.https_listen.enabled &&
+        !(h->vh_https = make_vhost(h, "https", &cfg->http.https_listen, "http.https.listen", true)))
+        goto fail;
+    return h;
+fail:
+    es_http_server_stop(h);
+    return NULL;
+}
+
+void es_http_server_stop(es_http_server_t *h)
+{
+    if (!h) return;
+    if (h->ctx) lws_context_destroy(h->ctx);
+    free(h->web_root);
+    free(h);
+}
+
+int es_http_server_port(const es_http_server_t *h)
+{
+    return h && h->vh_http ? lws_get_vhost_listen_port(h->vh_http) : 0;
+}
+
+const char *es_http_server_web_root(const es_http_server_t *h) { return h ? h->web_root : NULL; }
