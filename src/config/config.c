@@ -652,6 +652,14 @@ static int parse_value(loader_t *ld, void *base, const key_spec_t *k, const yaml
 
 /* ---- checks across keys ---- */
 
+/* Where `path` was written; where `fallback` was when `path` was not in the file. */
+static yaml_mark_t mark_or(const loader_t *ld, const char *path, const char *fallback)
+{
+    for (size_t i = 0; i < ld->n_seen; i++)
+        if (strcmp(ld->seen[i].key, path) == 0) return ld->seen[i].mark;
+    return mark_of(ld, fallback);
+}
+
 static int check_file(loader_t *ld, const char *path, const char *file, const char *what)
 {
     if (!file) return 0;
@@ -694,10 +702,10 @@ static int validate(loader_t *ld, es_config_t *c)
     int rc;
     if (c->http.https_listen.enabled) {
         if (!c->http.https_cert)
-            return fail_at(ld, mark_of(ld, "http.https.cert"), "http.https.cert",
+            return fail_at(ld, mark_or(ld, "http.https.cert", "http.https.listen"), "http.https.cert",
                            "http.https.listen is set, so a certificate file is required");
         if (!c->http.https_key)
-            return fail_at(ld, mark_of(ld, "http.https.key"), "http.https.key",
+            return fail_at(ld, mark_or(ld, "http.https.key", "http.https.listen"), "http.https.key",
                            "http.https.listen is set, so a private key file is required");
     }
     if ((rc = check_file(ld, "http.https.cert", c->http.https_cert, "certificate")) < 0) return rc;
