@@ -116,7 +116,6 @@ static void shutdown_server(es_server_t *srv, int signum)
     uv_timer_start(&force_exit, on_force_exit, SHUTDOWN_GRACE_MS, 0);
     uv_unref((uv_handle_t *)&force_exit);
     es_http_server_stop(srv->http); /* stops accepting and closes every connection */
-    srv->http = NULL;
     close_handle((uv_handle_t *)&sig_hup);
     close_handle((uv_handle_t *)&sig_usr1);
     /* SIGTERM/SIGINT stay armed so that a second one forces the exit; unref them instead. */
@@ -221,8 +220,10 @@ int main(int argc, char **argv)
     int status = 0;
     ES_INFO("main", NULL, "estuary %s (%s) starting, configuration %s, pid %d", ES_VERSION,
             ES_GIT_REV, config_path ? config_path : "(embedded default)", (int)getpid());
-    if (!srv.registry || !(srv.http = es_http_server_start(&srv))) {
+    if (!srv.registry || es_http_server_start(&srv, &srv.http) < 0) {
         ES_ERROR("main", NULL, "startup failed; exiting");
+        if (cfg->log.file) /* stderr is what systemd and a terminal show: say where to look */
+            fprintf(stderr, "estuary: startup failed; see %s\n", cfg->log.file);
         status = 1;
     } else {
         watch_signal(&srv, &sig_term, SIGTERM);
@@ -235,6 +236,8 @@ int main(int argc, char **argv)
     /* Close whatever is left (signal handles, lws leftovers after a failed start) and let the
      * close callbacks run, so that the loop closes cleanly and nothing leaks. */
     es_http_server_stop(srv.http);
+    uv_run(&loop, UV_RUN_DEFAULT); /* lws closes its handles */
+    es_http_server_free(srv.http);
     srv.http = NULL;
     uv_walk(&loop, walk_close, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);

@@ -28,13 +28,18 @@ typedef struct es_server {
 } es_server_t;
 
 /* es_http_server_start: listens on cfg->http.listen (and https when enabled) with libwebsockets
- * attached to srv->loop. Returns the server, or NULL after logging why (bind failure with the
- * key and errno, unreadable certificate, lws failure). */
-es_http_server_t *es_http_server_start(es_server_t *srv);
+ * attached to srv->loop. Returns 0, or ES_EIO after logging why (bind failure with the key and
+ * errno, unreadable certificate, lws failure). *out is set whenever memory was allocated, on
+ * failure too: free it with es_http_server_free once the loop has run dry. */
+int es_http_server_start(es_server_t *srv, es_http_server_t **out);
 
-/* es_http_server_stop: stops accepting, closes every connection and releases lws. The loop must
- * then run until lws has closed its handles (uv_run returns). NULL-safe. */
+/* es_http_server_stop: stops accepting and closes every connection; lws finishes closing its
+ * libuv handles as the loop keeps running. Idempotent, NULL-safe. */
 void es_http_server_stop(es_http_server_t *http);
+
+/* es_http_server_free: after the loop has run dry (uv_run returned), completes the lws teardown
+ * and frees the server. NULL-safe. */
+void es_http_server_free(es_http_server_t *http);
 
 /* es_http_server_port: the port the plain-HTTP listener is bound to (0 when off). */
 int es_http_server_port(const es_http_server_t *http);

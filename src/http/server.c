@@ -31,6 +31,7 @@ struct es_http_server {
     uint64_t next_conn;
     const es_http_route_t *routes;
     size_t n_routes;
+    bool stopping;
 };
 
 /* Per-connection state; lws allocates it zeroed and frees it when the connection closes. */
@@ -467,10 +468,11 @@ static char *find_web_root(const es_config_t *cfg)
     return NULL;
 }
 
-es_http_server_t *es_http_server_start(es_server_t *srv)
+int es_http_server_start(es_server_t *srv, es_http_server_t **out)
 {
     es_http_server_t *h = calloc(1, sizeof *h);
-    if (!h) return NULL;
+    *out = h;
+    if (!h) return ES_ENOMEM;
     h->srv = srv;
     h->routes = es_api_routes(&h->n_routes);
     h->web_root = find_web_root(srv->cfg);
@@ -486,14 +488,13 @@ es_http_server_t *es_http_server_start(es_server_t *srv)
                    LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.foreign_loops = loops;
     info.user = h;
+    info.pcontext = &h->ctx; /* lws sets it to NULL once the context is wholly destroyed */
     info.max_http_header_data = 4096;
     h->ctx = lws_create_context(&info);
     if (!h->ctx) {
         ES_ERROR("http", NULL, "libwebsockets failed to start on the libuv loop (is the "
                  "libwebsockets-evlib-uv package installed?)");
-        free(h->web_root);
-        free(h);
-        return NULL;
+        return ES_EIO;
     }
     const es_config_t *cfg = srv->cfg;
     if (cfg->http.listen.enabled &&
@@ -502,15 +503,26 @@ es_http_server_t *es_http_server_start(es_server_t *srv)
     if (cfg->http.https_listen.enabled &&
         !(h->vh_https = make_vhost(h, "https", &cfg->http.https_listen, "http.https.listen", true)))
         goto fail;
-    return h;
+    return 0;
 fail:
     es_http_server_stop(h);
-    return NULL;
+    return ES_EIO;
 }
 
 void es_http_server_stop(es_http_server_t *h)
 {
+    if (!h || h->stopping) return;
+    h->stopping = true;
+    /* On a foreign loop this only starts the teardown: lws closes its libuv handles and finishes
+     * in their close callbacks, which run as the loop goes on (es_http_server_free). */
+    if (h->ctx) lws_context_destroy(h->ctx);
+}
+
+void es_http_server_free(es_http_server_t *h)
+{
     if (!h) return;
+    es_http_server_stop(h);
+    /* The loop has run dry; if lws still holds the context, a second call completes it. */
     if (h->ctx) lws_context_destroy(h->ctx);
     free(h->web_root);
     free(h);
