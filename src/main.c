@@ -76,9 +76,8 @@ static void reload(es_server_t *srv)
         return;
     }
     int n_changed = es_config_diff(srv->cfg, next, false, changed, sizeof changed);
-    bool log_file_changed = es_config_diff(srv->cfg, next, false, NULL, 0) &&
-                            ((!srv->cfg->log.file) != (!next->log.file) ||
-                             (next->log.file && strcmp(srv->cfg->log.file, next->log.file) != 0));
+    const char *old_file = srv->cfg->log.file ? srv->cfg->log.file : "";
+    bool log_file_changed = strcmp(old_file, next->log.file ? next->log.file : "") != 0;
     es_config_free(srv->cfg);
     srv->cfg = next;
     es_log_set_level(next->log.level);
