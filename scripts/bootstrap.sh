@@ -11,7 +11,8 @@ build_pkgs=(build-essential cmake pkg-config
   libuv1-dev libwebsockets-dev libwebsockets-evlib-uv libssl-dev libyaml-dev libjansson-dev)
 # Tests: cmocka unit tests, clang's libFuzzer for the fuzz harnesses, curl and iproute2 for the
 # process tests (unshare --net + ip link), Node for the browser tests, Chromium as the browser.
-test_pkgs=(libcmocka-dev clang libclang-rt-14-dev curl iproute2 util-linux procps chromium)
+test_pkgs=(libcmocka-dev clang libclang-rt-14-dev curl openssl iproute2 util-linux procps python3
+  chromium)
 # Node: Debian's nodejs and npm, unless a node with npm is already on the PATH (some images ship
 # NodeSource's nodejs, which bundles npm and conflicts with Debian's npm package).
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then

@@ -142,4 +142,31 @@ check "port in use names http.listen and the errno in the log" \
 check "a failed start points to the log file on stderr" grep -q "startup failed.*estuary.log" "$work/busy.out"
 check "failed start leaks nothing" bash -c "! grep -q 'Sanitizer' '$work/busy.out'"
 
+# HTTPS (with HTTP/2 by ALPN) from a configured certificate, and a clean stop under ASan.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj /CN=localhost -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+tls_port=$(es_free_port)
+cat > "$work/tls.yaml" <<YAML
+http:
+  listen: "127.0.0.1:$(es_free_port)"
+  https:
+    listen: "127.0.0.1:$tls_port"
+    cert: "$work/cert.pem"
+    key: "$work/key.pem"
+webrtc:
+  udp_listen: "127.0.0.1:$(es_free_port)"
+rtmp:
+  listen: ""
+YAML
+"$bin" -c "$work/tls.yaml" 2> "$work/tls.log" &
+pid=$!
+for ((i = 0; i < 100; i++)); do curl -ksf -o /dev/null "https://127.0.0.1:$tls_port/api/v1/version" && break; sleep 0.1; done
+body=$(curl -ks "https://127.0.0.1:$tls_port/api/v1/version")
+check "HTTPS serves the API" grep -q '"name":"estuary"' <<<"$body"
+proto=$(curl -ks --http2 -o /dev/null -w '%{http_version}' "https://127.0.0.1:$tls_port/api/v1/streams")
+check "HTTPS negotiates HTTP/2 (got $proto)" [ "$proto" = 2 ]
+kill -TERM $pid; wait $pid; rc=$?
+check "HTTPS server stops with 0 (was $rc)" [ "$rc" -eq 0 ]
+check "HTTPS run has no sanitizer report" bash -c "! grep -E 'Sanitizer|runtime error' '$work/tls.log'"
+
 es_summary
