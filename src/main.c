@@ -82,6 +82,7 @@ static void reload(es_server_t *srv)
     srv->cfg = next;
     es_log_set_level(next->log.level);
     if (log_file_changed) apply_logging(next);
+    es_http_server_apply_config(srv->http);
     if (n_changed)
         ES_INFO("main", NULL, "SIGHUP: reloaded %s; applied: %s", srv->config_path, changed);
     else

@@ -38,8 +38,11 @@ int es_log_reopen(void);
 /* es_log_close: flush and close the log file; later lines go to stderr. */
 void es_log_close(void);
 
+/* es_log_set_level: lines below `level` are dropped from now on (log.level; SIGHUP applies it). */
 void es_log_set_level(es_log_level_t level);
+/* es_log_get_level: the current minimum level. */
 es_log_level_t es_log_get_level(void);
+/* es_log_enabled: true when a line at `level` would be written; use it to skip costly arguments. */
 static inline bool es_log_enabled(es_log_level_t level) { return level >= es_log_get_level(); }
 
 /* es_log_level_parse: "trace", "debug", "info", "warn" or "error" (case-insensitive) to *out.

@@ -41,6 +41,10 @@ void es_http_server_stop(es_http_server_t *http);
  * and frees the server. NULL-safe. */
 void es_http_server_free(es_http_server_t *http);
 
+/* es_http_server_apply_config: takes up the live keys of srv->cfg after a reload (today: the
+ * log level libwebsockets logs at). NULL-safe. */
+void es_http_server_apply_config(es_http_server_t *http);
+
 /* es_http_server_port: the port the plain-HTTP listener is bound to (0 when off). */
 int es_http_server_port(const es_http_server_t *http);
 

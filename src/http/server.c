@@ -436,6 +436,14 @@ static struct lws_vhost *make_vhost(es_http_server_t *h, const char *name, const
     return vh;
 }
 
+void es_http_server_apply_config(es_http_server_t *h)
+{
+    (void)h; /* lws keeps one log level per process */
+    /* lws NOTICE lines are connection chatter: only worth having at debug. */
+    lws_set_log_level(LLL_ERR | LLL_WARN | (es_log_enabled(ES_LOG_DEBUG) ? LLL_NOTICE : 0),
+                      lws_log_emit);
+}
+
 static char *find_web_root(const es_config_t *cfg)
 {
     if (cfg->http.web_root) return strdup(cfg->http.web_root);
@@ -479,8 +487,7 @@ int es_http_server_start(es_server_t *srv, es_http_server_t **out)
     if (!h->web_root)
         ES_WARN("http", NULL, "no web folder found (set http.web_root); serving the API only");
 
-    lws_set_log_level(LLL_ERR | LLL_WARN | (es_log_enabled(ES_LOG_DEBUG) ? LLL_NOTICE : 0),
-                      lws_log_emit);
+    es_http_server_apply_config(h);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     void *loops[1] = {srv->loop};
