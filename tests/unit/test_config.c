@@ -7,6 +7,9 @@
 #include <cmocka.h>
 
 #include "estuary/config.h"
+#include "config/config_schema.h"
+
+#include <yaml.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +55,46 @@ static void test_embedded_default_equals_compiled_defaults(void **state)
     assert_null(emb->apps[0].publish_token);
     es_config_free(def);
     es_config_free(emb);
+}
+
+/* Every key of the schema is written in conf/estuary.yaml (and so documented there). */
+static const yaml_node_t *child(yaml_document_t *doc, const yaml_node_t *map, const char *name)
+{
+    if (!map || map->type != YAML_MAPPING_NODE) return NULL;
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(doc, p->key);
+        if (k && k->type == YAML_SCALAR_NODE && strcmp((char *)k->data.scalar.value, name) == 0)
+            return yaml_document_get_node(doc, p->value);
+    }
+    return NULL;
+}
+
+static void check_keys(yaml_document_t *doc, const yaml_node_t *map, const key_spec_t *keys,
+                       const char *path)
+{
+    for (const key_spec_t *k = keys; k->name; k++) {
+        const yaml_node_t *v = child(doc, map, k->name);
+        if (!v) fail_msg("conf/estuary.yaml does not document %s%s", path, k->name);
+        if (k->kind == KEY_MAP) {
+            char sub[128];
+            snprintf(sub, sizeof sub, "%s%s.", path, k->name);
+            check_keys(doc, v, k->children, sub);
+        }
+        if (k->kind == KEY_APPS) check_keys(doc, child(doc, v, "*"), es_config_app_keys, "apps.*.");
+    }
+}
+
+static void test_default_file_documents_every_key(void **state)
+{
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    assert_true(yaml_parser_initialize(&parser));
+    yaml_parser_set_input_string(&parser, (const unsigned char *)es_config_default_yaml,
+                                 es_config_default_yaml_len);
+    assert_true(yaml_parser_load(&parser, &doc));
+    check_keys(&doc, yaml_document_get_root_node(&doc), es_config_root_keys, "");
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
 }
 
 static void test_empty_file_is_defaults(void **state)
@@ -271,6 +314,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_embedded_default_equals_compiled_defaults),
+        cmocka_unit_test(test_default_file_documents_every_key),
         cmocka_unit_test(test_empty_file_is_defaults),
         cmocka_unit_test(test_values_override_defaults),
         cmocka_unit_test(test_unknown_key),
