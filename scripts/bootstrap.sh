@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 
 # Build: compiler, CMake, pkg-config and the -dev packages found by CMakeLists.txt.
 build_pkgs=(build-essential cmake pkg-config
-  libuv1-dev libwebsockets-dev libwebsockets-evlib-uv libssl-dev libyaml-dev libjansson-dev)
+  libuv1-dev libwebsockets-dev libwebsockets-evlib-uv libssl-dev libyaml-dev libjansson-dev
+  libnice-dev)
 # Tests: cmocka unit tests, clang's libFuzzer for the fuzz harnesses, curl and iproute2 for the
 # process tests (unshare --net + ip link), Node for the browser tests, Chromium as the browser.
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev curl openssl iproute2 util-linux procps python3
