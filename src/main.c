@@ -69,7 +69,7 @@ static void reload(es_server_t *srv)
         return;
     }
     char restart[512], changed[512];
-    int n_restart = es_config_restart_keys(srv->cfg, next, restart, sizeof restart);
+    int n_restart = es_config_diff(srv->cfg, next, true, restart, sizeof restart);
     if (es_config_keep_restart_keys(srv->cfg, next) < 0) {
         ES_ERROR("main", NULL, "SIGHUP: out of memory; keeping the running configuration");
         es_config_free(next);

@@ -119,10 +119,6 @@ const es_app_config_t *es_config_find_app(const es_config_t *cfg, const char *ap
 int es_config_diff(const es_config_t *a, const es_config_t *b, bool restart_only, char *out,
                    size_t out_len);
 
-/* es_config_restart_keys: es_config_diff(running, next, true, out, out_len). */
-int es_config_restart_keys(const es_config_t *running, const es_config_t *next, char *out,
-                           size_t out_len);
-
 /* es_config_keep_restart_keys: copies the restart-only settings of `running` into `next`, so
  * that `next` describes what the server actually runs after a live reload. Returns 0, or
  * ES_ENOMEM, after which `next` is still a valid configuration (each key old or new) but must

@@ -247,7 +247,7 @@ const es_app_config_t *es_config_find_app(const es_config_t *cfg, const char *ap
 /* ---- the loader ---- */
 
 typedef struct {
-    const char *key;   /* full key path */
+    char key[KEY_PATH_MAX]; /* full key path */
     yaml_mark_t mark;
 } seen_key_t;
 
@@ -256,7 +256,7 @@ typedef struct {
     const char *file;
     char *err;
     size_t err_len;
-    seen_key_t seen[64]; /* where each key of interest was written, for cross-key errors */
+    seen_key_t seen[64]; /* where each key outside apps was written, for cross-key errors */
     size_t n_seen;
 } loader_t;
 
@@ -283,7 +283,7 @@ static void remember(loader_t *ld, const char *path, yaml_mark_t mark)
             return;
         }
     if (ld->n_seen < sizeof ld->seen / sizeof ld->seen[0]) {
-        ld->seen[ld->n_seen].key = path; /* only static key paths are remembered */
+        snprintf(ld->seen[ld->n_seen].key, KEY_PATH_MAX, "%s", path);
         ld->seen[ld->n_seen++].mark = mark;
     }
 }
@@ -365,20 +365,6 @@ static void join_path(char *out, size_t len, const char *parent, const char *nam
     else snprintf(out, len, "%s", name);
 }
 
-/* Static storage for remembered key paths: every key in the table has a fixed path. */
-static const char *static_path(const char *path)
-{
-    static const char *const known[] = {
-        "http.listen", "http.https.listen", "http.https.cert", "http.https.key",
-        "webrtc.udp_listen", "webrtc.tcp_listen", "webrtc.dtls_cert", "webrtc.dtls_key",
-        "rtmp.listen", "http", "http.https", "webrtc", "rtmp", "hls", "hls.directory", "apps",
-        "webrtc.candidates",
-    };
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-        if (strcmp(known[i], path) == 0) return known[i];
-    return NULL;
-}
-
 static int parse_map(loader_t *ld, void *base, const key_spec_t *keys, const yaml_node_t *n,
                      const char *path)
 {
@@ -417,8 +403,9 @@ static int parse_map(loader_t *ld, void *base, const key_spec_t *keys, const yam
                                guess->name);
             return fail_at(ld, kn->start_mark, child, "unknown key");
         }
-        const char *sp = static_path(child);
-        if (sp) remember(ld, sp, kn->start_mark);
+        /* The schema has fewer keys than `seen` has slots; apps.* entries are not needed for
+         * cross-key checks and are left out so that many apps cannot crowd them out. */
+        if (strncmp(child, "apps.", 5) != 0) remember(ld, child, kn->start_mark);
         int rc = parse_value(ld, base, k, vn, child);
         if (rc < 0) return rc;
     }

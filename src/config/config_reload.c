@@ -95,12 +95,6 @@ int es_config_diff(const es_config_t *a, const es_config_t *b, bool restart_only
     return kl.count;
 }
 
-int es_config_restart_keys(const es_config_t *running, const es_config_t *next, char *out,
-                           size_t out_len)
-{
-    return es_config_diff(running, next, true, out, out_len);
-}
-
 static int copy_field(es_config_t *dst, const es_config_t *src, const key_spec_t *k)
 {
     char *pd = (char *)dst + k->offset;

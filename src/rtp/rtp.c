@@ -1,15 +1,11 @@
 /* RTP header parse/write (RFC 3550 §5.1) and header extensions (RFC 8285 §4.2, §4.3). */
 #include "estuary/rtp.h"
 
+#include "estuary/bytes.h"
 #include "estuary/error.h"
 
 #include <string.h>
 
-static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 int es_rtp_parse(const uint8_t *buf, size_t len, es_rtp_packet_t *out)
 {
@@ -19,16 +15,16 @@ int es_rtp_parse(const uint8_t *buf, size_t len, es_rtp_packet_t *out)
     out->csrc_count = buf[0] & 0x0f;
     out->marker = buf[1] & 0x80;
     out->payload_type = buf[1] & 0x7f;
-    out->sequence = rd16(buf + 2);
-    out->timestamp = rd32(buf + 4);
-    out->ssrc = rd32(buf + 8);
+    out->sequence = es_rd16(buf + 2);
+    out->timestamp = es_rd32(buf + 4);
+    out->ssrc = es_rd32(buf + 8);
     size_t off = ES_RTP_MIN_HEADER;
     if (len < off + 4u * out->csrc_count) return ES_EPROTO;
-    for (unsigned i = 0; i < out->csrc_count; i++, off += 4) out->csrc[i] = rd32(buf + off);
+    for (unsigned i = 0; i < out->csrc_count; i++, off += 4) out->csrc[i] = es_rd32(buf + off);
     if (extension) {
         if (len < off + 4) return ES_EPROTO;
-        out->ext_profile = rd16(buf + off);
-        size_t words = rd16(buf + off + 2);
+        out->ext_profile = es_rd16(buf + off);
+        size_t words = es_rd16(buf + off + 2);
         off += 4;
         if (len - off < words * 4) return ES_EPROTO;
         out->ext = buf + off;
@@ -88,11 +84,8 @@ int es_rtp_write_header(const es_rtp_packet_t *pkt, uint8_t *buf, size_t cap)
     if (cap < ES_RTP_MIN_HEADER) return ES_E2BIG;
     buf[0] = 0x80;
     buf[1] = (uint8_t)((pkt->marker ? 0x80 : 0) | (pkt->payload_type & 0x7f));
-    buf[2] = (uint8_t)(pkt->sequence >> 8);
-    buf[3] = (uint8_t)pkt->sequence;
-    for (int i = 0; i < 4; i++) {
-        buf[4 + i] = (uint8_t)(pkt->timestamp >> (24 - 8 * i));
-        buf[8 + i] = (uint8_t)(pkt->ssrc >> (24 - 8 * i));
-    }
+    es_wr16(buf + 2, pkt->sequence);
+    es_wr32(buf + 4, pkt->timestamp);
+    es_wr32(buf + 8, pkt->ssrc);
     return ES_RTP_MIN_HEADER;
 }

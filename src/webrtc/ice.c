@@ -2,6 +2,7 @@
  * minimal STUN reader that peeks the USERNAME ufrag for routing before any session is known. */
 #include "estuary/ice.h"
 
+#include "estuary/bytes.h"
 #include "estuary/error.h"
 
 #include <stdlib.h>
@@ -9,7 +10,6 @@
 #include <stun/stunagent.h>
 #include <stun/usages/ice.h>
 
-#define STUN_MAGIC_COOKIE_VALUE 0x2112A442u
 #define STUN_HEADER 20
 
 struct es_ice_lite {
@@ -32,22 +32,17 @@ static const uint16_t known_attributes[] = {
     STUN_ATTRIBUTE_FINGERPRINT,    STUN_ATTRIBUTE_XOR_MAPPED_ADDRESS, 0,
 };
 
-static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 int es_stun_peek_ufrag(const uint8_t *buf, size_t len, char *out, size_t cap)
 {
-    if (len < STUN_HEADER || (buf[0] & 0xc0) || rd32(buf + 4) != STUN_MAGIC_COOKIE_VALUE)
+    if (len < STUN_HEADER || (buf[0] & 0xc0) || es_rd32(buf + 4) != STUN_MAGIC_COOKIE)
         return ES_EPROTO;
-    if (rd16(buf) != 0x0001) return ES_EPROTO; /* Binding request */
-    size_t body = rd16(buf + 2);
+    if (es_rd16(buf) != 0x0001) return ES_EPROTO; /* Binding request */
+    size_t body = es_rd16(buf + 2);
     if (body % 4 || body > len - STUN_HEADER) return ES_EPROTO;
     const uint8_t *p = buf + STUN_HEADER, *end = p + body;
     while (end - p >= 4) {
-        uint16_t type = rd16(p), alen = rd16(p + 2);
+        uint16_t type = es_rd16(p), alen = es_rd16(p + 2);
         p += 4;
         if ((size_t)(end - p) < alen) return ES_EPROTO;
         if (type == STUN_ATTRIBUTE_USERNAME) {

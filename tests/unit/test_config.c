@@ -281,13 +281,13 @@ static void test_reload_diff(void **state)
     assert_non_null(a);
     assert_non_null(b);
     char out[256];
-    assert_int_equal(es_config_restart_keys(a, b, out, sizeof out), 1);
+    assert_int_equal(es_config_diff(a, b, true, out, sizeof out), 1);
     assert_string_equal(out, "http.listen");
     assert_int_equal(es_config_diff(a, b, false, out, sizeof out), 3);
     assert_string_equal(out, "log.level, http.listen, apps");
     assert_int_equal(es_config_keep_restart_keys(a, b), 0);
     assert_int_equal(b->http.listen.port, 8080);
-    assert_int_equal(es_config_restart_keys(a, b, out, sizeof out), 0);
+    assert_int_equal(es_config_diff(a, b, true, out, sizeof out), 0);
     assert_int_equal(b->log.level, ES_LOG_DEBUG);
     es_config_free(a);
     es_config_free(b);
