@@ -9,11 +9,12 @@ cd "$(dirname "$0")/.."
 # Build: compiler, CMake, pkg-config and the -dev packages found by CMakeLists.txt.
 build_pkgs=(build-essential cmake pkg-config
   libuv1-dev libwebsockets-dev libwebsockets-evlib-uv libssl-dev libyaml-dev libjansson-dev
-  libnice-dev)
+  libnice-dev libsrtp2-dev)
 # Tests: cmocka unit tests, clang's libFuzzer for the fuzz harnesses, curl and iproute2 for the
-# process tests (unshare --net + ip link), Node for the browser tests, Chromium as the browser.
+# process tests (unshare --net + ip link), Node for the browser tests, Chromium as the browser,
+# aiortc as an independent WebRTC stack and ffmpeg/ffprobe to decode what clients receive.
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev curl openssl iproute2 util-linux procps python3
-  chromium)
+  chromium python3-aiortc ffmpeg)
 # Node: Debian's nodejs and npm, unless a node with npm is already on the PATH (some images ship
 # NodeSource's nodejs, which bundles npm and conflicts with Debian's npm package).
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then

@@ -18,6 +18,7 @@ enum {
     ES_EIO = -8,     /* an operating-system call failed; errno says why */
     ES_E2BIG = -9,   /* input larger than the configured limit */
     ES_EBUSY = -10,  /* at capacity */
+    ES_ETIMEDOUT = -11, /* a timer expired: a handshake or a peer took too long */
 };
 
 /* es_strerror: a short English description of an ES_E* code; never NULL, static storage. */

@@ -3,6 +3,7 @@
 #ifndef ESTUARY_RTCP_H
 #define ESTUARY_RTCP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -87,5 +88,53 @@ int es_rtcp_write_pli(uint32_t sender_ssrc, uint32_t media_ssrc, uint8_t *buf, s
  * seq_nr, 20 bytes. Returns 20 or ES_E2BIG. */
 int es_rtcp_write_fir(uint32_t sender_ssrc, uint32_t media_ssrc, uint8_t seq_nr, uint8_t *buf,
                       size_t cap);
+
+/* es_rtcp_write_sr: a sender report (RFC 3550 §6.4.1) from r (ssrc, ntp, rtp_timestamp,
+ * packet_count, octet_count, n_blocks report blocks) into buf. Returns the bytes written
+ * (28 + 24 per block) or ES_E2BIG / ES_EINVAL (more than 31 blocks). */
+int es_rtcp_write_sr(const es_rtcp_report_t *r, uint8_t *buf, size_t cap);
+
+/* es_rtcp_write_rr: a receiver report (RFC 3550 §6.4.2) from r (ssrc and blocks). Returns the
+ * bytes written (8 + 24 per block) or ES_E2BIG / ES_EINVAL. */
+int es_rtcp_write_rr(const es_rtcp_report_t *r, uint8_t *buf, size_t cap);
+
+/* es_rtcp_write_sdes_cname: an SDES packet with one chunk carrying CNAME `cname` (at most 255
+ * bytes) for ssrc (RFC 3550 §6.5.1), padded to 32 bits. Returns the bytes written or ES_E2BIG. */
+int es_rtcp_write_sdes_cname(uint32_t ssrc, const char *cname, uint8_t *buf, size_t cap);
+
+/* es_rtcp_write_remb: a Receiver Estimated Maximum Bitrate message (PSFB FMT 15 "REMB",
+ * draft-alvestrand-rmcat-remb-03 §2.2) of bitrate_bps for the n (at most 255) SSRCs. Returns
+ * the bytes written or ES_E2BIG. */
+int es_rtcp_write_remb(uint32_t sender_ssrc, uint64_t bitrate_bps, const uint32_t *ssrcs,
+                       size_t n, uint8_t *buf, size_t cap);
+
+/* Receive statistics of one incoming RTP stream (RFC 3550 §6.4.1, A.1, A.3, A.8), for the
+ * report blocks Estuary sends. Plain struct: zero-initialise, then es_rtp_recv_stats_update. */
+typedef struct es_rtp_recv_stats {
+    bool started;
+    uint16_t max_seq;
+    uint32_t cycles;          /* shifted count of sequence number wraps (<< 16) */
+    uint32_t base_seq;
+    uint32_t received;        /* packets */
+    uint32_t expected_prior, received_prior; /* at the last report block */
+    uint32_t transit;         /* previous relative transit time, media clock ticks */
+    double jitter;            /* media clock ticks (RFC 3550 A.8) */
+    uint32_t last_sr_ntp_mid; /* middle 32 bits of the last SR's NTP time, 0 if none */
+    uint64_t last_sr_us;      /* monotonic µs when that SR arrived */
+} es_rtp_recv_stats_t;
+
+/* es_rtp_recv_stats_update: one packet with sequence number seq and RTP timestamp ts arrived
+ * at arrival_us (monotonic µs); clock_rate is the media clock in Hz. */
+void es_rtp_recv_stats_update(es_rtp_recv_stats_t *s, uint16_t seq, uint32_t ts,
+                              uint64_t arrival_us, uint32_t clock_rate);
+
+/* es_rtp_recv_stats_on_sr: the sender's SR with NTP time `ntp` arrived at now_us. */
+void es_rtp_recv_stats_on_sr(es_rtp_recv_stats_t *s, uint64_t ntp, uint64_t now_us);
+
+/* es_rtp_recv_stats_block: fills a report block for media ssrc at now_us (fraction lost since
+ * the previous block, cumulative lost, extended highest sequence number, jitter, LSR, DLSR) and
+ * starts a new interval. */
+void es_rtp_recv_stats_block(es_rtp_recv_stats_t *s, uint32_t ssrc, uint64_t now_us,
+                             es_rtcp_report_block_t *out);
 
 #endif

@@ -15,6 +15,7 @@ const char *es_strerror(int err)
     case ES_EIO: return "I/O error";
     case ES_E2BIG: return "too large";
     case ES_EBUSY: return "at capacity";
+    case ES_ETIMEDOUT: return "timed out";
     default: return "unknown error";
     }
 }
