@@ -9,6 +9,7 @@
 #include "estuary/log.h"
 #include "estuary/registry.h"
 #include "estuary/server.h"
+#include "estuary/rtc_server.h"
 #include "version.h"
 
 #include <getopt.h>
@@ -115,6 +116,7 @@ static void shutdown_server(es_server_t *srv, int signum)
     uv_timer_init(srv->loop, &force_exit);
     uv_timer_start(&force_exit, on_force_exit, SHUTDOWN_GRACE_MS, 0);
     uv_unref((uv_handle_t *)&force_exit);
+    es_rtc_server_stop(srv->rtc);   /* DTLS close_notify to every peer, closes the UDP port */
     es_http_server_stop(srv->http); /* stops accepting and closes every connection */
     close_handle((uv_handle_t *)&sig_hup);
     close_handle((uv_handle_t *)&sig_usr1);
@@ -220,7 +222,8 @@ int main(int argc, char **argv)
     int status = 0;
     ES_INFO("main", NULL, "estuary %s (%s) starting, configuration %s, pid %d", ES_VERSION,
             ES_GIT_REV, config_path ? config_path : "(embedded default)", (int)getpid());
-    if (!srv.registry || es_http_server_start(&srv, &srv.http) < 0) {
+    if (!srv.registry || es_http_server_start(&srv, &srv.http) < 0 ||
+        es_rtc_server_start(&srv, &srv.rtc) < 0) {
         ES_ERROR("main", NULL, "startup failed; exiting");
         if (cfg->log.file) /* stderr is what systemd and a terminal show: say where to look */
             fprintf(stderr, "estuary: startup failed; see %s\n", cfg->log.file);
@@ -235,8 +238,11 @@ int main(int argc, char **argv)
     }
     /* Close whatever is left (signal handles, lws leftovers after a failed start) and let the
      * close callbacks run, so that the loop closes cleanly and nothing leaks. */
+    es_rtc_server_stop(srv.rtc);
     es_http_server_stop(srv.http);
     uv_run(&loop, UV_RUN_DEFAULT); /* lws closes its handles */
+    es_rtc_server_free(srv.rtc);
+    srv.rtc = NULL;
     es_http_server_free(srv.http);
     srv.http = NULL;
     uv_walk(&loop, walk_close, NULL);

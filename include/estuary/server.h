@@ -14,6 +14,7 @@
 #include <uv.h>
 
 typedef struct es_http_server es_http_server_t;
+struct es_rtc_server;
 
 typedef struct es_server {
     uv_loop_t *loop;
@@ -21,6 +22,7 @@ typedef struct es_server {
     char *config_path;         /* -c FILE, owned; NULL when running on the embedded default */
     es_registry_t *registry;
     es_http_server_t *http;
+    struct es_rtc_server *rtc;  /* WebRTC sessions and the UDP port */
     uint64_t started_us;       /* monotonic µs at start */
     uint64_t started_wall_us;  /* wall-clock µs at start */
     unsigned sessions;         /* WebRTC + RTMP sessions now (limits.max_sessions) */

@@ -1,8 +1,11 @@
-/* REST API v1 (docs/http-api.md): version and streams. Later issues add sessions, WHIP/WHEP. */
+/* REST API v1 (docs/http-api.md): version, streams, and the route table with WHIP/WHEP and
+ * sessions (src/http/whip.c). */
 #include "estuary/http.h"
 #include "estuary/server.h"
 
 #include "estuary/clock.h"
+#include "estuary/rtc_server.h"
+#include "whip.h"
 #include "version.h"
 
 #include <libwebsockets.h>
@@ -26,8 +29,12 @@ static int api_version(void *user, const es_http_request_t *req, es_http_respons
 
 static json_t *stream_json(const es_server_t *srv, const es_stream_t *s)
 {
-    return json_pack("{s:s, s:s, s:s, s:I}", "app", s->app, "stream", s->name, "name", s->key,
-                     "age_ms", (json_int_t)((es_clock_now_us() - s->created_us) / 1000u));
+    json_t *o = json_pack("{s:s, s:s, s:s, s:I}", "app", s->app, "stream", s->name, "name", s->key,
+                          "age_ms", (json_int_t)((es_clock_now_us() - s->created_us) / 1000u));
+    json_t *media = srv->rtc ? es_rtc_stream_json(srv->rtc, s) : NULL;
+    if (o && media) json_object_update(o, media);
+    json_decref(media);
+    return o;
 }
 
 static int api_streams(void *user, const es_http_request_t *req, es_http_response_t *resp)
@@ -62,6 +69,16 @@ static const es_http_route_t routes[] = {
     {ES_HTTP_GET, "/api/v1/version", api_version},
     {ES_HTTP_GET, "/api/v1/streams", api_streams},
     {ES_HTTP_GET, "/api/v1/streams/{app}/{stream}", api_stream},
+    {ES_HTTP_GET, "/api/v1/sessions", es_api_sessions},
+    {ES_HTTP_GET | ES_HTTP_DELETE, "/api/v1/sessions/{id}", es_api_session},
+    {ES_HTTP_POST, "/whip/{app}/{stream}", es_whip_post},
+    {ES_HTTP_POST, "/whep/{app}/{stream}", es_whep_post},
+    {ES_HTTP_PATCH | ES_HTTP_DELETE, "/whip/{app}/{stream}/{id}", es_whip_resource},
+    {ES_HTTP_PATCH | ES_HTTP_DELETE, "/whep/{app}/{stream}/{id}", es_whep_resource},
+    {ES_HTTP_POST, "/rtc/v1/whip/", es_srs_whip_post},
+    {ES_HTTP_POST, "/rtc/v1/whip", es_srs_whip_post},
+    {ES_HTTP_POST, "/rtc/v1/whep/", es_srs_whep_post},
+    {ES_HTTP_POST, "/rtc/v1/whep", es_srs_whep_post},
 };
 
 const es_http_route_t *es_api_routes(size_t *n)

@@ -1,0 +1,134 @@
+/* A live stream's media: one source (a WHIP publisher today) and many sinks (WHEP players),
+ * carried as RTP. Sans-IO: packets and `now` in; packets out through each party's callbacks.
+ *
+ * Per packet from the source: RTX is unwrapped (RFC 4588 §4), the packet is recorded for NACK
+ * (RFC 4585) and transport-cc feedback, stored once in the track's history (which doubles as the
+ * GOP cache: the range from the last key frame onwards), and fanned out. Per sink the one copy is
+ * made into a scratch buffer, with the sink's SSRC, sequence number, timestamp, payload type and
+ * header-extension ids written in, then handed to the sink's send callback (which protects it
+ * with the sink's SRTP context). Sequence numbers and timestamps of a sink continue across a
+ * publisher's reconnection.
+ *
+ * RTCP: receiver reports, NACK, transport-cc feedback and PLI to the source; sender reports
+ * (with the publisher's NTP/RTP mapping carried over) to the sinks; NACK from a sink is answered
+ * from the history; PLI/FIR from sinks become one PLI to the source at most every
+ * ES_PLI_INTERVAL_US. */
+#ifndef ESTUARY_STREAM_H
+#define ESTUARY_STREAM_H
+
+#include "estuary/sdp.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ES_STREAM_MAX_TRACKS 4
+#define ES_PLI_INTERVAL_US 300000 /* at most one PLI to the publisher per 300 ms per track */
+
+/* Header-extension ids (RFC 8285) negotiated with one party; 0 when not negotiated. */
+typedef struct es_ext_ids {
+    uint8_t mid, abs_send_time, transport_cc, audio_level, video_orientation, playout_delay;
+} es_ext_ids_t;
+
+/* One negotiated track of a party, from its SDP. */
+typedef struct es_track_info {
+    es_media_kind_t kind;
+    es_sdp_codec_t codec;     /* the chosen codec; codec.pt is this party's payload type */
+    int rtx_pt;               /* this party's RTX payload type, -1 when none */
+    char mid[33];
+    uint32_t ssrc;            /* publisher: its SSRC from the offer (0: learn from packets);
+                                 player: the SSRC we send with */
+    uint32_t rtx_ssrc;        /* publisher: its RTX SSRC (0: learn); player: unused */
+    es_ext_ids_t ext;
+    bool nack, pli, fir, transport_cc, remb; /* rtcp-fb negotiated with this party */
+} es_track_info_t;
+
+/* How the stream reaches a party. `user` is given back; the callee owns the transport. */
+typedef struct es_media_io {
+    /* Send a plain RTP/RTCP packet: buf holds len bytes with room for cap (>= len + 148) so the
+     * callee can protect it in place. Return 0 or a negative ES_E* (the packet is lost). */
+    int (*send_rtp)(void *user, uint8_t *buf, size_t len, size_t cap);
+    int (*send_rtcp)(void *user, uint8_t *buf, size_t len, size_t cap);
+    void *user;
+} es_media_io_t;
+
+typedef struct es_media_stream es_media_stream_t;
+typedef struct es_media_sink es_media_sink_t;
+
+/* es_media_stream_new: an empty stream named `key` ("app/stream", copied, for logs). */
+es_media_stream_t *es_media_stream_new(const char *key);
+
+/* es_media_stream_free: NULL-safe; sinks still attached are freed (their io is not called). */
+void es_media_stream_free(es_media_stream_t *ms);
+
+/* es_media_stream_set_source: the publisher's n tracks (copied). Returns 0, ES_EEXIST when a
+ * source is attached, ES_EINVAL for n == 0 or > ES_STREAM_MAX_TRACKS. Sinks attached earlier
+ * are rebound to the new tracks of their kind and codec, and continue their numbering. */
+int es_media_stream_set_source(es_media_stream_t *ms, const es_track_info_t *tracks, size_t n,
+                               es_media_io_t io, uint64_t now_us);
+
+/* es_media_stream_remove_source: detaches the publisher; sinks stay and wait for the next. */
+void es_media_stream_remove_source(es_media_stream_t *ms, uint64_t now_us);
+
+/* es_media_stream_has_source: true while a publisher is attached. */
+bool es_media_stream_has_source(const es_media_stream_t *ms);
+
+/* es_media_stream_source_tracks: the publisher's tracks (n in *n), NULL when there is no
+ * source. Borrowed until the source changes. */
+const es_track_info_t *es_media_stream_source_tracks(const es_media_stream_t *ms, size_t *n);
+
+/* es_media_stream_source_rtp: one plain RTP packet from the publisher (len bytes in buf, which
+ * the stream may modify). Unknown payload types and malformed packets are dropped and counted. */
+void es_media_stream_source_rtp(es_media_stream_t *ms, uint64_t now_us, uint8_t *buf, size_t len);
+
+/* es_media_stream_source_rtcp: a plain compound RTCP packet from the publisher (SR). */
+void es_media_stream_source_rtcp(es_media_stream_t *ms, uint64_t now_us, const uint8_t *buf,
+                                 size_t len);
+
+/* es_media_stream_add_sink: a player with its n negotiated tracks (copied; ssrc is ours).
+ * Nothing is sent before es_media_sink_start. Returns NULL when out of memory or n is bad. */
+es_media_sink_t *es_media_stream_add_sink(es_media_stream_t *ms, const es_track_info_t *tracks,
+                                          size_t n, es_media_io_t io, uint64_t now_us);
+
+/* es_media_sink_start: the player's transport is up: sends the cached GOP at once (the last key
+ * frame onwards) and asks the publisher for a key frame (PLI). */
+void es_media_sink_start(es_media_sink_t *sink, uint64_t now_us);
+
+/* es_media_stream_remove_sink: detaches and frees the sink. */
+void es_media_stream_remove_sink(es_media_stream_t *ms, es_media_sink_t *sink);
+
+/* es_media_sink_rtcp: a plain compound RTCP packet from a player: NACK (retransmit from the
+ * history), PLI/FIR (forwarded, rate-limited), RR (RTT). */
+void es_media_sink_rtcp(es_media_sink_t *sink, uint64_t now_us, const uint8_t *buf, size_t len);
+
+/* es_media_stream_tick: timers, to call every few ms (10 ms is right): NACKs and transport-cc
+ * feedback (every 50 ms) and receiver reports (every second) to the source, sender reports
+ * (every second) to the sinks. */
+void es_media_stream_tick(es_media_stream_t *ms, uint64_t now_us);
+
+/* es_media_stream_sink_count: players attached. */
+size_t es_media_stream_sink_count(const es_media_stream_t *ms);
+
+/* es_media_stream_json: codecs, resolution when known (VP8 key frames), bitrate in (bit/s over
+ * the last seconds), packets received and lost, NACKs sent, key frames, players. New reference. */
+json_t *es_media_stream_json(const es_media_stream_t *ms, uint64_t now_us);
+
+typedef struct es_media_sink_stats {
+    uint64_t packets, bytes;       /* RTP sent to this player */
+    uint64_t nacks, retransmits;   /* NACKed sequence numbers received; packets resent */
+    uint64_t plis;                 /* PLI/FIR received */
+    int64_t rtt_us;                /* from the player's receiver reports, -1 unknown */
+    uint64_t first_media_us;       /* when the first video (else audio) packet went out, 0 none */
+} es_media_sink_stats_t;
+
+es_media_sink_stats_t es_media_sink_stats(const es_media_sink_t *sink);
+
+typedef struct es_media_source_stats {
+    uint64_t packets, bytes, lost, nacks_sent, keyframes;
+    int64_t rtt_us;
+} es_media_source_stats_t;
+
+es_media_source_stats_t es_media_stream_source_stats(const es_media_stream_t *ms);
+
+#endif

@@ -1,0 +1,58 @@
+/* One UDP socket on the libuv loop with batched I/O: recvmmsg(2) in batches of up to
+ * ES_UDP_BATCH datagrams, and sendmmsg(2) of everything queued, flushed once per loop iteration
+ * (a uv_check handle) or when the batch is full. IP_PKTINFO / IPV6_RECVPKTINFO report the local
+ * address each datagram was sent to, and every reply leaves from that same address, so that a
+ * socket bound to 0.0.0.0 answers a client from the address the client used. */
+#ifndef ESTUARY_UDP_H
+#define ESTUARY_UDP_H
+
+#include "estuary/addr.h"
+#include "estuary/config.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#define ES_UDP_BATCH 32     /* datagrams per recvmmsg/sendmmsg call */
+#define ES_UDP_MAX_DGRAM 1500 /* bytes: larger incoming datagrams are truncated and dropped */
+
+typedef struct es_udp es_udp_t;
+
+/* Called for each datagram received; buf is borrowed for the call. now_us is the monotonic
+ * time the batch was read. */
+typedef void (*es_udp_recv_fn)(void *user, uint64_t now_us, const uint8_t *buf, size_t len,
+                               const es_addr_pair_t *addr);
+
+typedef struct es_udp_stats {
+    uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
+    uint64_t tx_dropped;      /* datagrams the kernel refused (EAGAIN, ENOBUFS, EPERM...) */
+    uint64_t rx_truncated;    /* datagrams over ES_UDP_MAX_DGRAM, dropped */
+} es_udp_stats_t;
+
+/* es_udp_open: binds a socket to listen->addr (SO_REUSEADDR off, 4 MB buffers) and starts
+ * reading on `loop`. Returns 0 and the socket in *out, or ES_EIO with the reason (errno text,
+ * naming the address) in err. */
+int es_udp_open(uv_loop_t *loop, const es_listen_t *listen, es_udp_recv_fn cb, void *user,
+                es_udp_t **out, char *err, size_t err_len);
+
+/* es_udp_send: queues a copy of one datagram (at most ES_UDP_MAX_DGRAM bytes) to addr->remote
+ * from addr->local. It leaves at the end of this loop iteration at the latest. Returns 0,
+ * ES_E2BIG for an oversize datagram, ES_EINVAL after es_udp_close. */
+int es_udp_send(es_udp_t *u, const uint8_t *buf, size_t len, const es_addr_pair_t *addr);
+
+/* es_udp_flush: sends everything queued now (sendmmsg); what the kernel refuses is dropped and
+ * counted. */
+void es_udp_flush(es_udp_t *u);
+
+/* es_udp_close: flushes, stops reading and frees the socket once libuv has closed its handles
+ * (run the loop afterwards). NULL-safe. */
+void es_udp_close(es_udp_t *u);
+
+/* es_udp_port: the bound port (host byte order). */
+uint16_t es_udp_port(const es_udp_t *u);
+
+/* es_udp_stats: counters since open. */
+es_udp_stats_t es_udp_stats(const es_udp_t *u);
+
+#endif
