@@ -20,6 +20,7 @@
 #define ES_SDP_MAX_EXTMAPS 16    /* extmap lines kept per m= section */
 #define ES_SDP_MAX_CANDIDATES 16 /* a=candidate lines kept (trickle fragments) */
 #define ES_SDP_MAX_TEXT 65536    /* bytes: larger SDP is refused */
+#define ES_SDP_MAX_LINE 4096     /* bytes in one line (without CRLF): a longer line is refused */
 
 typedef enum { ES_MEDIA_AUDIO = 0, ES_MEDIA_VIDEO, ES_MEDIA_APPLICATION, ES_MEDIA_UNKNOWN } es_media_kind_t;
 
@@ -107,7 +108,12 @@ typedef struct es_sdp {
  * credentials, fingerprint and setup are copied into every m= section that has none. The
  * structure is large (~60 KB): callers allocate it. Returns 0, or ES_EPROTO with a reason a
  * person can act on in err (e.g. "line 7: a=rtpmap: bad payload type '300'"), ES_E2BIG when
- * the text is over ES_SDP_MAX_TEXT bytes or has more than ES_SDP_MAX_MEDIA m= sections. */
+ * the text is over ES_SDP_MAX_TEXT bytes, a line over ES_SDP_MAX_LINE, or more than
+ * ES_SDP_MAX_MEDIA m= sections. Payload types past ES_SDP_MAX_CODECS in one m= line, extmaps past
+ * ES_SDP_MAX_EXTMAPS and candidates past ES_SDP_MAX_CANDIDATES are dropped (the preferred ones
+ * come first); unknown attributes are ignored; rtpmap/fmtp/rtcp-fb for payload types not on the
+ * m= line are ignored; "a=rtcp-fb:* ..." applies to every payload type of the section. A
+ * session-level a=sendrecv/sendonly/recvonly/inactive is the default of every section. */
 int es_sdp_parse(const char *text, size_t len, es_sdp_t *out, char *err, size_t err_len);
 
 /* es_sdp_parse_fragment: parses a trickle-ice-sdpfrag body (RFC 8840 §4.4): session-level and
@@ -118,7 +124,10 @@ int es_sdp_parse_fragment(const char *text, size_t len, es_sdp_t *out, char *err
 /* es_sdp_check_webrtc: the checks every WHIP/WHEP offer must pass, with the reason in err:
  * at least one audio or video section, each non-rejected one in a BUNDLE group (aiortc and some
  * GStreamer versions offer no BUNDLE), rtcp-mux, ICE ufrag and pwd, a sha-256 fingerprint, a
- * setup attribute, a DTLS-SRTP proto, one transport (the same ufrag in every bundled section).
+ * setup attribute, a DTLS-SRTP proto, a unique mid. A single audio/video section needs no BUNDLE
+ * group. Bundled sections may carry different ICE credentials and fingerprints: an initial offer
+ * may give each m= section its own transport (RFC 9143 §7.2; aiortc 1.4 does), and the one used
+ * is that of the first accepted section of the answer, see es_sdp_answer_transport.
  * Returns 0 or ES_EPROTO. */
 int es_sdp_check_webrtc(const es_sdp_t *offer, char *err, size_t err_len);
 
@@ -134,7 +143,9 @@ typedef struct es_sdp_answer_media {
     char kind_name[16];       /* copied from the offer */
     char proto[32];           /* copied from the offer */
     char mid[33];
-    bool rejected;            /* port 0 and nothing else but the mid */
+    bool rejected;            /* port 0 and nothing else but the mid (and a=inactive); codecs[0]
+                                 then holds the offer's first payload type, written as the m=
+                                 line's format */
     bool rtcp_rsize;          /* echo a=rtcp-rsize (RFC 5506) when the offer had it */
     es_sdp_dir_t dir;
     es_sdp_codec_t codecs[ES_SDP_MAX_CODECS]; /* chosen, first is preferred; RTX entries follow */
@@ -177,14 +188,27 @@ typedef struct es_sdp_caps {
  * understands (sdes:mid, abs-send-time, transport-wide-cc when caps allow, ssrc-audio-level,
  * video-orientation, playout-delay). A section whose codecs do not intersect is rejected.
  * caps is indexed by es_media_kind_t (audio, video). The caller fills credentials, fingerprint,
- * candidates and SSRCs afterwards. Returns the number of accepted audio/video sections (0 when
- * nothing intersects; then err says which codecs were offered and which can be used). */
+ * candidates and SSRCs afterwards. ans->setup is ES_SETUP_PASSIVE (ES_SETUP_ACTIVE only when the
+ * offer said passive); session_id is left 0 for the caller. Direction (RFC 3264 §6.1): recvonly
+ * for a receiver, sendonly for a sender, inactive when the offer's direction leaves nothing to
+ * do (an offer recvonly to a receiver, sendonly to a sender, or inactive). For a receiver an
+ * H.264 payload type needs packetization-mode=1; the first usable one in offer order is taken.
+ * Returns the number of accepted audio/video sections that are not inactive (0 when nothing
+ * intersects; then err says which codecs were offered and which can be used, e.g. "no common
+ * video codec: offered H264, VP8; this stream sends VP9", or which direction was offered). */
 int es_sdp_answer_init(const es_sdp_t *offer, bool receive, const es_sdp_caps_t caps[2],
                        es_sdp_answer_t *ans, char *err, size_t err_len);
 
 /* es_sdp_answer_write: the answer as SDP text (CRLF line ends, a=ice-lite, BUNDLE of the
  * accepted mids, rtcp-mux, rtcp-rsize when offered) into out (cap bytes, NUL-terminated).
- * Returns the length, or ES_E2BIG. */
+ * Candidates and a=end-of-candidates are written in every accepted section. Returns the length,
+ * ES_E2BIG, or ES_EINVAL when a string the caller filled holds a control character (CR, LF). */
 int es_sdp_answer_write(const es_sdp_answer_t *ans, char *out, size_t cap);
+
+/* es_sdp_answer_transport: the index (into ans->media and the offer's media, same order) of the
+ * m= section whose transport the BUNDLE group uses: the first accepted one, which the answer's
+ * a=group:BUNDLE lists first (RFC 9143 §7.3.1). Take the client's ICE ufrag/pwd and fingerprint
+ * from offer->media[index]. Returns -1 when no section is accepted. */
+int es_sdp_answer_transport(const es_sdp_answer_t *ans);
 
 #endif
