@@ -79,13 +79,24 @@ es_dtls_t *es_dtls_new(const es_dtls_cert_t *cert, es_dtls_role_t role, const ch
 /* es_dtls_free: NULL-safe; sends nothing (call es_dtls_close first for a close_notify). */
 void es_dtls_free(es_dtls_t *d);
 
+/* es_dtls_set_timer: retransmission policy, before es_dtls_start. The first timeout of each
+ * flight is initial_us (default 100000 µs; at least 20000: OpenSSL treats under 15 ms as
+ * expired), doubling on each expiry (RFC 6347 §4.2.4.1); the expiry after max_retransmits
+ * retransmissions of one flight fails the endpoint with ES_ETIMEDOUT (default 6: about 12.7 s
+ * with the default start). The timer runs on the real clock inside OpenSSL, and OpenSSL also
+ * retransmits by itself when a datagram arrives after the timer expired. Tests use this to
+ * keep their real sleeps short. */
+void es_dtls_set_timer(es_dtls_t *d, uint32_t initial_us, unsigned max_retransmits);
+
 /* es_dtls_start: begins the handshake at now_us (monotonic µs); a client queues its
  * ClientHello. A server does nothing until the first datagram. Returns 0 or ES_EPROTO. */
 int es_dtls_start(es_dtls_t *d, uint64_t now_us);
 
 /* es_dtls_handle_datagram: one received DTLS datagram (first byte 20..63, RFC 7983). Drives the
  * handshake and queues replies. Application data after the handshake is not used by Estuary
- * yet (data channels) and is dropped. Returns 0; ES_EPROTO once the endpoint failed (the
+ * yet (data channels) and is dropped. A NEW endpoint starts itself (es_dtls_start) first.
+ * Protected records too short to hold an AEAD tag are removed before OpenSSL sees them (OpenSSL
+ * 3.0 would end the session with an internal_error alert). Returns 0; ES_EPROTO once the endpoint failed (the
  * state is ES_DTLS_FAILED; es_dtls_error says why); a malformed datagram that OpenSSL merely
  * discards is not a failure. */
 int es_dtls_handle_datagram(es_dtls_t *d, uint64_t now_us, const uint8_t *buf, size_t len);
@@ -103,7 +114,8 @@ int es_dtls_handle_timeout(es_dtls_t *d, uint64_t now_us);
  * ES_E2BIG when cap is too small (the datagram stays queued). */
 int es_dtls_poll_datagram(es_dtls_t *d, uint8_t *out, size_t cap);
 
-/* es_dtls_close: queues a close_notify alert (RFC 5246 §7.2.1); state becomes CLOSED. */
+/* es_dtls_close: queues a close_notify alert (RFC 5246 §7.2.1) when connected; state becomes
+ * CLOSED (during the handshake nothing is sent; a FAILED endpoint stays FAILED). */
 void es_dtls_close(es_dtls_t *d);
 
 /* es_dtls_state: the current state. */
