@@ -460,7 +460,8 @@ es_dtls_t *es_dtls_new(const es_dtls_cert_t *cert, es_dtls_role_t role, const ch
     ERR_clear_error();
     d->role = role;
     d->fp_md = md;
-    memcpy(d->fp, fp, fp_len);
+    if (fp_len > 0)
+        memcpy(d->fp, fp, fp_len);
     d->fp_len = fp_len;
     d->initial_timeout_us = DTLS_DEFAULT_INITIAL_TIMEOUT_US;
     d->max_retransmits = DTLS_DEFAULT_MAX_RETRANSMITS;
