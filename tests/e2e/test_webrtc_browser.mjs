@@ -1,0 +1,115 @@
+// WHIP publish and WHEP play between Chromium pages through Estuary, asserting on decoded media:
+// for H.264 and for VP8, one page publishes its fake camera and microphone, two pages play;
+// frames are decoded at the publisher's size and move, audio samples with energy arrive; the
+// time from the WHEP POST to the first decoded frame is printed; random datagrams sprayed at
+// the UDP port do not disturb a live stream; DELETE ends sessions and the API stops listing them.
+// Usage: node test_webrtc_browser.mjs BASE_URL UDP_PORT
+import { launchBrowser, reporter } from './lib/browser.mjs';
+import { playAndTimeFirstFrame, observeMedia } from './lib/media.mjs';
+import { spawn } from 'node:child_process';
+
+const [base, udpPort] = process.argv.slice(2);
+const r = reporter();
+const api = async (path, init) => fetch(base + path, init);
+const sessions = async () => (await (await api('/api/v1/sessions')).json()).sessions;
+const sleep = (ms) => new Promise(res => setTimeout(res, ms));
+
+async function waitFor(what, fn, timeoutMs = 10000) {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const v = await fn().catch(() => null);
+    if (v) return v;
+    await sleep(100);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const browser = await launchBrowser();
+const firstFrameMs = [];
+try {
+  for (const codec of ['H264', 'VP8']) {
+    const stream = `cam-${codec.toLowerCase()}`;
+    const pub = await browser.context.newPage();
+    pub.on('console', m => { if (m.type() === 'error') console.log(`  publisher console: ${m.text()}`); });
+    await pub.goto(`${base}/publish.html?app=live&stream=${stream}&codec=${codec}`);
+    await pub.waitForFunction(() => typeof window.estuaryPublish === 'function');
+    const pubResource = await pub.evaluate(() => window.estuaryPublish());
+    r.check(`${codec}: WHIP answered with a session resource`, /\/whip\/live\/[^/]+\/[0-9a-f]{16}$/.test(pubResource), pubResource);
+    const info = await waitFor('the publisher\'s media', async () => {
+      const s = await (await api(`/api/v1/streams/live/${stream}`)).json();
+      return s.packets_in > 50 && s.tracks?.length === 2 ? s : null;
+    });
+    const vtrack = info.tracks.find(t => t.kind === 'video');
+    r.check(`${codec}: the stream reports ${codec} video and Opus audio`, vtrack?.codec === codec && info.tracks.some(t => t.codec === 'opus'), JSON.stringify(info.tracks));
+    const size = await pub.evaluate(() => window.estuarySession.pc.getSenders().find(s => s.track?.kind === 'video').track.getSettings());
+
+    const players = [];
+    for (let i = 0; i < 2; i++) {
+      const page = await browser.context.newPage();
+      await page.goto(`${base}/play.html?app=live&stream=${stream}`);
+      await page.waitForFunction(() => typeof window.estuaryPlay === 'function');
+      let ms = -1;
+      try { ms = await playAndTimeFirstFrame(page); } catch (e) { r.check(`${codec}: player ${i + 1} decodes a frame`, false, e.message); }
+      if (ms >= 0) {
+        firstFrameMs.push(ms);
+        console.log(`# ${codec} player ${i + 1}: WHEP POST to first decoded frame ${ms.toFixed(0)} ms`);
+      }
+      players.push(page);
+    }
+    for (const [i, page] of players.entries()) {
+      const m = await observeMedia(page);
+      r.check(`${codec}: player ${i + 1} decodes frames (${m.frames} in 2.5 s)`, m.frames >= 15, JSON.stringify(m));
+      r.check(`${codec}: player ${i + 1} frame size ${m.width}x${m.height} matches the camera ${size.width}x${size.height}`, m.width === size.width && m.height === size.height);
+      r.check(`${codec}: player ${i + 1} picture has detail and moves`, m.spread > 40 && m.changedSamples > 0, JSON.stringify(m));
+      r.check(`${codec}: player ${i + 1} receives audio samples with energy`, m.audioSamples > 48000 && m.audioEnergy > 0, JSON.stringify(m));
+    }
+
+    if (codec === 'H264') {
+      // Spray: random datagrams of every first-byte class at the media port during the stream.
+      const spray = spawn('python3', ['-c', `
+import os, random, socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+end = time.time() + 2.0
+n = 0
+while time.time() < end and n < 40000:
+    first = random.choice([0, 1, 3, 20, 22, 63, 128, 144, 191, 200, 255])
+    s.sendto(bytes([first]) + os.urandom(random.randint(0, 1400)), ("127.0.0.1", ${Number(udpPort)}))
+    n += 1
+print(n)
+`]);
+      let sent = '';
+      spray.stdout.on('data', d => { sent += d; });
+      const during = await observeMedia(players[0], 2500);
+      await new Promise(res => spray.on('close', res));
+      r.check(`${codec}: ${sent.trim()} random datagrams sprayed at the UDP port do not disturb playback`, during.frames >= 15 && during.changedSamples > 0, JSON.stringify(during));
+    }
+
+    // DELETE the players and the publisher; the API stops listing them.
+    const before = await sessions();
+    r.check(`${codec}: the API lists the publisher and both players`, before.filter(s => s.stream === stream).length === 3, JSON.stringify(before));
+    const playerIds = [];
+    for (const page of players) {
+      const res = await page.evaluate(() => window.estuarySession.resource);
+      playerIds.push(res.split('/').pop());
+      await page.evaluate(() => window.estuaryStop());
+      await page.close();
+    }
+    const afterPlayers = await sessions();
+    r.check(`${codec}: DELETE removes both players at once`, !afterPlayers.some(s => playerIds.includes(s.id)), JSON.stringify(afterPlayers));
+    await pub.evaluate(() => window.estuaryStop());
+    await pub.close();
+    const gone = await api(`/api/v1/streams/live/${stream}`);
+    r.check(`${codec}: after the publisher's DELETE the stream is gone (404)`, gone.status === 404);
+    r.check(`${codec}: no sessions left`, (await sessions()).length === 0);
+  }
+} catch (e) {
+  r.check('browser scenario ran to the end', false, e.stack);
+} finally {
+  await browser.close();
+}
+if (firstFrameMs.length) {
+  const worst = Math.max(...firstFrameMs);
+  console.log(`# WHEP POST to first decoded frame: ${firstFrameMs.map(x => x.toFixed(0)).join(', ')} ms (worst ${worst.toFixed(0)} ms; target < 500 ms on loopback)`);
+  r.check('first decoded frame within 500 ms of the WHEP POST (loopback)', worst < 500, `${worst.toFixed(0)} ms`);
+}
+process.exit(r.done());
