@@ -99,12 +99,14 @@ int es_rtcp_write_sr(const es_rtcp_report_t *r, uint8_t *buf, size_t cap);
 int es_rtcp_write_rr(const es_rtcp_report_t *r, uint8_t *buf, size_t cap);
 
 /* es_rtcp_write_sdes_cname: an SDES packet with one chunk carrying CNAME `cname` (at most 255
- * bytes) for ssrc (RFC 3550 §6.5.1), padded to 32 bits. Returns the bytes written or ES_E2BIG. */
+ * bytes) for ssrc (RFC 3550 §6.5.1), padded to 32 bits. Returns the bytes written or ES_E2BIG
+ * (also for a longer cname); ES_EINVAL when cname is NULL. */
 int es_rtcp_write_sdes_cname(uint32_t ssrc, const char *cname, uint8_t *buf, size_t cap);
 
 /* es_rtcp_write_remb: a Receiver Estimated Maximum Bitrate message (PSFB FMT 15 "REMB",
- * draft-alvestrand-rmcat-remb-03 §2.2) of bitrate_bps for the n (at most 255) SSRCs. Returns
- * the bytes written or ES_E2BIG. */
+ * draft-alvestrand-rmcat-remb-03 §2.2) of bitrate_bps for the n (at most 255) SSRCs: 20 + 4n
+ * bytes, media source SSRC 0, bitrate as an 18-bit mantissa and 6-bit exponent rounded down.
+ * Returns the bytes written or ES_E2BIG; ES_EINVAL when n > 255. */
 int es_rtcp_write_remb(uint32_t sender_ssrc, uint64_t bitrate_bps, const uint32_t *ssrcs,
                        size_t n, uint8_t *buf, size_t cap);
 
@@ -124,7 +126,9 @@ typedef struct es_rtp_recv_stats {
 } es_rtp_recv_stats_t;
 
 /* es_rtp_recv_stats_update: one packet with sequence number seq and RTP timestamp ts arrived
- * at arrival_us (monotonic µs); clock_rate is the media clock in Hz. */
+ * at arrival_us (monotonic µs); clock_rate is the media clock in Hz. Sequence validation is
+ * A.1's without probation: a jump of MAX_DROPOUT (3000) or more that is not a reordering
+ * within MAX_MISORDER (100) restarts the statistics at once. */
 void es_rtp_recv_stats_update(es_rtp_recv_stats_t *s, uint16_t seq, uint32_t ts,
                               uint64_t arrival_us, uint32_t clock_rate);
 
