@@ -102,6 +102,10 @@ typedef struct es_sdp {
     es_sdp_candidate_t candidates[ES_SDP_MAX_CANDIDATES];
     size_t n_candidates;
     bool end_of_candidates;
+    /* Session-level a=ice-ufrag / a=ice-pwd as written, "" when absent. They are also copied
+     * into every m= section that has none; a trickle fragment without m= lines (RFC 8840
+     * §4.4) carries its credentials only here. */
+    char ice_ufrag[257], ice_pwd[257];
 } es_sdp_t;
 
 /* es_sdp_parse: parses `len` bytes of SDP text (CRLF or LF line ends). Session-level ICE

@@ -514,6 +514,8 @@ static int parse_attribute(parser_t *p, span_t v)
 static void finish(parser_t *p)
 {
     es_sdp_t *o = p->out;
+    memcpy(o->ice_ufrag, p->ufrag, sizeof o->ice_ufrag);
+    memcpy(o->ice_pwd, p->pwd, sizeof o->ice_pwd);
     for (size_t i = 0; i < o->n_media; i++) {
         es_sdp_media_t *m = &o->media[i];
         /* OBS (libdatachannel) and Firefox put ICE credentials, fingerprint and setup at session
@@ -998,9 +1000,14 @@ int es_sdp_answer_write(const es_sdp_answer_t *ans, char *out, size_t cap)
         const es_sdp_answer_media_t *a = &ans->media[i];
         size_t n_codecs = a->n_codecs < ES_SDP_MAX_CODECS ? a->n_codecs : ES_SDP_MAX_CODECS;
         put(&w, "m=%.*s %u %.*s", FIELD(a->kind_name), a->rejected ? 0u : 9u, FIELD(a->proto));
-        if (strstr(a->proto, "SCTP")) put(&w, " %s", strstr(a->proto, "UDP/") || strstr(a->proto, "TCP/") ? "webrtc-datachannel" : "5000");
-        else if (!n_codecs) put(&w, " 0");
-        for (size_t k = 0; k < n_codecs && !strstr(a->proto, "SCTP"); k++) put(&w, " %u", a->codecs[k].pt);
+        if (strstr(a->proto, "RTP")) { /* the parser's rule: payload type numbers */
+            for (size_t k = 0; k < n_codecs; k++) put(&w, " %u", a->codecs[k].pt);
+            if (!n_codecs) put(&w, " 0");
+        } else if (strstr(a->proto, "UDP/DTLS/SCTP") || strstr(a->proto, "TCP/DTLS/SCTP")) {
+            put(&w, " webrtc-datachannel"); /* RFC 8841 §4.1 */
+        } else {
+            put(&w, " %s", strstr(a->proto, "SCTP") ? "5000" : "0");
+        }
         put(&w, "\r\nc=IN IP4 0.0.0.0\r\n");
         if (a->mid[0]) put(&w, "a=mid:%.*s\r\n", FIELD(a->mid));
         if (a->rejected) {

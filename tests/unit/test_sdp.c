@@ -426,6 +426,7 @@ static void test_obs_whip(void **state)
     es_sdp_t *s = parse_file("obs_whip_sendonly.sdp");
     assert_int_equal(es_sdp_check_webrtc(s, err, sizeof err), 0);
     assert_string_equal(s->origin_username, "rtc");
+    assert_string_equal(s->ice_ufrag, "nxcM");
     for (size_t i = 0; i < 2; i++) { /* OBS puts ICE, fingerprint and setup at session level */
         assert_string_equal(s->media[i].ice_ufrag, "nxcM");
         assert_string_equal(s->media[i].ice_pwd, "ezjAjgSSLLvbRhUA1zc6Se");
@@ -694,6 +695,7 @@ static void test_fragments(void **state)
     assert_string_equal(s->media[0].mid, "audio");
     assert_string_equal(s->media[0].ice_ufrag, "EsAw");
     assert_string_equal(s->media[0].ice_pwd, "P2uYro0UCOQ4zxjKXaWCBui1");
+    assert_string_equal(s->ice_ufrag, ""); /* media level only */
     assert_string_equal(s->media[0].ice_options, "trickle ice2");
     assert_int_equal(s->n_bundle, 2);
     assert_int_equal(s->n_candidates, 4);
@@ -713,6 +715,8 @@ static void test_fragments(void **state)
                         "a=candidate:842163049 1 udp 1677729535 203.0.113.9 50000 typ srflx raddr 0.0.0.0 rport 0\n";
     assert_int_equal(es_sdp_parse_fragment(frag, strlen(frag), s, err, sizeof err), 0);
     assert_int_equal(s->n_media, 0);
+    assert_string_equal(s->ice_ufrag, "abcd");
+    assert_string_equal(s->ice_pwd, "0123456789abcdefghijkl");
     assert_int_equal(s->n_candidates, 1);
     assert_string_equal(s->candidates[0].type, "srflx");
     assert_false(s->end_of_candidates);
