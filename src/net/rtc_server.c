@@ -479,8 +479,8 @@ void es_rtc_server_stop(es_rtc_server_t *rtc)
     rtc->stopping = true;
     while (rtc->sessions) {
         session_t *s = rtc->sessions;
+        session_close_later(s, "server shutting down");
         es_peer_close(s->peer);
-        if (!s->closing) session_close_later(s, "server shutting down");
         session_destroy(rtc, s);
     }
     if (rtc->udp) es_udp_close(rtc->udp);
@@ -722,15 +722,14 @@ void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, con
     random_text(s->ufrag, 8, ALNUM);
     random_text(s->pwd, 24, ALNUM);
     snprintf(s->etag, sizeof s->etag, "\"%s\"", s->ufrag);
-    const es_sdp_media_t *first = NULL;
-    for (size_t i = 0; i < offer->n_media && !first; i++)
-        if (offer->media[i].port && (offer->media[i].kind == ES_MEDIA_AUDIO ||
-                                     offer->media[i].kind == ES_MEDIA_VIDEO))
-            first = &offer->media[i];
-    if (!first) {
-        set_result(res, 400, "bad SDP offer: no audio or video section");
+    int tidx = es_sdp_answer_transport(ans);
+    if (tidx < 0 || (size_t)tidx >= offer->n_media) {
+        set_result(res, 400, "bad SDP offer: no audio or video section to answer");
         goto out;
     }
+    /* The client's transport is the one of the first accepted section (RFC 9143 §7.3.1):
+     * aiortc gives each section its own credentials. */
+    const es_sdp_media_t *first = &offer->media[tidx];
     snprintf(s->remote_ufrag, sizeof s->remote_ufrag, "%s", first->ice_ufrag);
     ans->session_id = ((uint64_t)random32() << 20) ^ random32();
     snprintf(ans->ice_ufrag, sizeof ans->ice_ufrag, "%s", s->ufrag);
@@ -914,8 +913,8 @@ int es_rtc_delete(es_rtc_server_t *rtc, const char *id, const char *why)
 {
     session_t *s = session_find(rtc, id);
     if (!s) return ES_ENOENT;
+    session_close_later(s, why);
     es_peer_close(s->peer);
-    if (!s->closing) session_close_later(s, why);
     session_destroy(rtc, s);
     return 0;
 }

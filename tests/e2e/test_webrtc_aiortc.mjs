@@ -44,6 +44,7 @@ try {
     try {
       const ms = await playAndTimeFirstFrame(page, 15000);
       console.log(`# aiortc -> Chromium: first decoded frame ${ms.toFixed(0)} ms after the WHEP POST`);
+      await page.bringToFront();
       const m = await observeMedia(page, 3000);
       r.check(`Chromium decodes aiortc's video (${m.frames} frames in 3 s)`, m.frames >= 20, JSON.stringify(m));
       r.check(`Chromium sees aiortc's 640x480 picture with detail that moves`, m.width === 640 && m.height === 480 && m.spread > 40 && m.changedSamples > 0, JSON.stringify(m));

@@ -57,6 +57,7 @@ try {
       players.push(page);
     }
     for (const [i, page] of players.entries()) {
+      await page.bringToFront(); // background tabs render at a throttled rate
       const m = await observeMedia(page);
       r.check(`${codec}: player ${i + 1} decodes frames (${m.frames} in 2.5 s)`, m.frames >= 15, JSON.stringify(m));
       r.check(`${codec}: player ${i + 1} frame size ${m.width}x${m.height} matches the camera ${size.width}x${size.height}`, m.width === size.width && m.height === size.height);
@@ -79,8 +80,10 @@ print(n)
 `]);
       let sent = '';
       spray.stdout.on('data', d => { sent += d; });
+      const sprayDone = new Promise(res => spray.on('close', res));
+      await players[0].bringToFront();
       const during = await observeMedia(players[0], 2500);
-      await new Promise(res => spray.on('close', res));
+      await sprayDone;
       r.check(`${codec}: ${sent.trim()} random datagrams sprayed at the UDP port do not disturb playback`, during.frames >= 15 && during.changedSamples > 0, JSON.stringify(during));
     }
 
