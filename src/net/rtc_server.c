@@ -545,6 +545,27 @@ static es_track_info_t track_from_answer(const es_sdp_answer_media_t *m, const e
     return t;
 }
 
+/* Within a BUNDLE group an extension id names one URI in every section (RFC 8843 §9.2, RFC 8285
+ * §6). aiortc 1.4 offers id 2 for ssrc-audio-level in audio and abs-send-time in video, and then
+ * parses every packet of the transport with one map: drop a later section's extmap whose id
+ * already means something else, so that neither side uses it. */
+static void dedupe_extmaps(es_sdp_answer_t *ans)
+{
+    const char *uri_of[256] = {0};
+    for (size_t i = 0; i < ans->n_media; i++) {
+        es_sdp_answer_media_t *m = &ans->media[i];
+        if (m->rejected) continue;
+        size_t keep = 0;
+        for (size_t j = 0; j < m->n_extmaps; j++) {
+            es_sdp_extmap_t *e = &m->extmaps[j];
+            if (uri_of[e->id] && strcmp(uri_of[e->id], e->uri) != 0) continue;
+            uri_of[e->id] = e->uri;
+            m->extmaps[keep++] = *e;
+        }
+        m->n_extmaps = keep;
+    }
+}
+
 static void set_result(es_rtc_result_t *res, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void set_result(es_rtc_result_t *res, int status, const char *fmt, ...)
@@ -717,6 +738,7 @@ void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, con
         set_result(res, 406, "%s", err[0] ? err : "no audio or video codec in common");
         goto out;
     }
+    dedupe_extmaps(ans);
     /* Identity and credentials. */
     random_text(s->id, ES_RTC_ID_LEN, HEX);
     random_text(s->ufrag, 8, ALNUM);
