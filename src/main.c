@@ -84,6 +84,7 @@ static void reload(es_server_t *srv)
     es_log_set_level(next->log.level);
     if (log_file_changed) apply_logging(next);
     es_http_server_apply_config(srv->http);
+    es_rtc_server_apply_config(srv->rtc);
     if (n_changed)
         ES_INFO("main", NULL, "SIGHUP: reloaded %s; applied: %s", srv->config_path, changed);
     else

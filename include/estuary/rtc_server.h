@@ -32,6 +32,10 @@ typedef struct es_rtc_result {
  * dry). */
 int es_rtc_server_start(es_server_t *srv, es_rtc_server_t **out);
 
+/* es_rtc_server_apply_config: after SIGHUP, resolves webrtc.candidates again for new sessions.
+ * NULL-safe. */
+void es_rtc_server_apply_config(es_rtc_server_t *rtc);
+
 /* es_rtc_server_stop: closes every session (DTLS close_notify) and the socket. NULL-safe. */
 void es_rtc_server_stop(es_rtc_server_t *rtc);
 

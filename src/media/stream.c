@@ -47,6 +47,7 @@ typedef struct src_track {
     bool have_key, have_last;
     uint16_t key_seq, last_seq;
     uint64_t last_pli_us;
+    bool pli_sent;            /* a PLI went out (last_pli_us is valid) */
     int pli_tries;            /* PLIs still to send until a key frame arrives; 0: none wanted */
     uint64_t packets, bytes, keyframes, nacks_sent;
     uint64_t window_bytes, window_start_us, bitrate_bps;
@@ -461,6 +462,12 @@ static void want_keyframe(es_media_stream_t *ms, int idx)
     if (ms->src[idx].pli_tries == 0) ms->src[idx].pli_tries = MAX_PLI_TRIES;
 }
 
+/* A PLI may go out now: none sent yet, or the last one ES_PLI_INTERVAL_US ago. */
+static bool pli_due(const src_track_t *t, uint64_t now)
+{
+    return t->pli_tries > 0 && (!t->pli_sent || now - t->last_pli_us >= ES_PLI_INTERVAL_US);
+}
+
 static void send_pli_now(es_media_stream_t *ms, src_track_t *t, uint64_t now)
 {
     if (!t->ssrc_known || !ms->src_io.send_rtcp) return;
@@ -468,6 +475,7 @@ static void send_pli_now(es_media_stream_t *ms, src_track_t *t, uint64_t now)
     int n = es_rtcp_write_pli(ms->rtcp_ssrc, t->ssrc, b, 64);
     if (n > 0) ms->src_io.send_rtcp(ms->src_io.user, b, (size_t)n, sizeof b);
     t->last_pli_us = now;
+    t->pli_sent = true;
     t->pli_tries--;
 }
 
@@ -482,7 +490,7 @@ void es_media_sink_start(es_media_sink_t *s, uint64_t now)
         if (st->src < 0 || st->info.kind != ES_MEDIA_VIDEO) continue;
         src_track_t *t = &ms->src[st->src];
         want_keyframe(ms, st->src);
-        if (t->pli_tries && now - t->last_pli_us >= ES_PLI_INTERVAL_US) send_pli_now(ms, t, now);
+        if (pli_due(t, now)) send_pli_now(ms, t, now);
         if (!t->have_key || !t->have_last) continue;
         uint16_t count = (uint16_t)(t->last_seq - t->key_seq + 1);
         if (count > VIDEO_HISTORY - 16) continue; /* the GOP outgrew the history */
@@ -595,7 +603,7 @@ static void tick_source(es_media_stream_t *ms, uint64_t now)
                               sizeof b);
             }
         }
-        if (t->pli_tries > 0 && now - t->last_pli_us >= ES_PLI_INTERVAL_US) send_pli_now(ms, t, now);
+        if (pli_due(t, now)) send_pli_now(ms, t, now);
         if (now - t->window_start_us >= 1000000) {
             t->bitrate_bps = t->window_bytes * 8 * 1000000 / (now - t->window_start_us);
             t->window_bytes = 0;

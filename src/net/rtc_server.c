@@ -447,6 +447,9 @@ int es_rtc_server_start(es_server_t *srv, es_rtc_server_t **out)
         ES_ERROR("rtc", NULL, "webrtc.dtls_cert: %s", err);
         return ES_EIO;
     }
+    if (cfg->webrtc.tcp_listen.enabled)
+        ES_WARN("rtc", NULL, "webrtc.tcp_listen (%s): ICE-TCP is not implemented yet; ignored",
+                cfg->webrtc.tcp_listen.text);
     if (!cfg->webrtc.udp_listen.enabled) {
         ES_INFO("rtc", NULL, "webrtc.udp_listen is empty: WebRTC is off");
         return 0;
@@ -471,6 +474,19 @@ int es_rtc_server_start(es_server_t *srv, es_rtc_server_t **out)
             "sha-256 %s", cfg->webrtc.udp_listen.text, rtc->port, list,
             es_dtls_cert_fingerprint(rtc->cert));
     return 0;
+}
+
+void es_rtc_server_apply_config(es_rtc_server_t *rtc)
+{
+    if (!rtc || !rtc->udp) return;
+    rtc->n_cand = 0;
+    resolve_candidates(rtc);
+    char list[600] = "";
+    for (size_t i = 0; i < rtc->n_cand; i++) {
+        size_t u = strlen(list);
+        snprintf(list + u, sizeof list - u, "%s%s", i ? ", " : "", rtc->cand_ip[i]);
+    }
+    ES_INFO("rtc", NULL, "host candidates for new sessions: %s", list);
 }
 
 void es_rtc_server_stop(es_rtc_server_t *rtc)

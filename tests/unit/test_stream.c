@@ -1,0 +1,354 @@
+/* Scenario tests for src/media/stream.c on a virtual clock: fan-out with SSRC, sequence number,
+ * timestamp, payload type and header-extension rewriting; a video sink waits for a key frame
+ * and asks for one; GOP replay to a new player; NACK answered from the history; RTX unwrapped;
+ * numbering continues across a publisher's reconnection; NACKs and sender reports. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "estuary/bytes.h"
+#include "estuary/rtcp.h"
+#include "estuary/rtp.h"
+#include "estuary/stream.h"
+
+#include <string.h>
+
+#define MAXP 64
+
+/* Captures what the stream sends to one party. */
+typedef struct capture {
+    uint8_t rtp[MAXP][1600];
+    size_t rtp_len[MAXP];
+    size_t n_rtp;
+    uint8_t rtcp[MAXP][1600];
+    size_t rtcp_len[MAXP];
+    size_t n_rtcp;
+} capture_t;
+
+static int cap_rtp(void *user, uint8_t *buf, size_t len, size_t cap)
+{
+    capture_t *c = user;
+    assert_true(cap >= len + 148);
+    if (c->n_rtp < MAXP) {
+        memcpy(c->rtp[c->n_rtp], buf, len);
+        c->rtp_len[c->n_rtp++] = len;
+    }
+    return 0;
+}
+
+static int cap_rtcp(void *user, uint8_t *buf, size_t len, size_t cap)
+{
+    capture_t *c = user;
+    if (c->n_rtcp < MAXP) {
+        memcpy(c->rtcp[c->n_rtcp], buf, len);
+        c->rtcp_len[c->n_rtcp++] = len;
+    }
+    return 0;
+}
+
+static es_media_io_t io_of(capture_t *c)
+{
+    return (es_media_io_t){.send_rtp = cap_rtp, .send_rtcp = cap_rtcp, .user = c};
+}
+
+static es_track_info_t track(es_media_kind_t kind, es_codec_t codec, uint8_t pt, uint32_t ssrc,
+                             const char *mid)
+{
+    es_track_info_t t = {.kind = kind, .rtx_pt = -1, .ssrc = ssrc, .nack = true, .pli = true};
+    t.codec.codec = codec;
+    t.codec.pt = pt;
+    t.codec.clock_rate = kind == ES_MEDIA_AUDIO ? 48000 : 90000;
+    t.codec.apt = -1;
+    strcpy(t.mid, mid);
+    return t;
+}
+
+static const uint8_t VP8_KEY[] = {0x10, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01, 0x55};
+static const uint8_t VP8_DELTA[] = {0x10, 0x01, 0x00, 0x00, 0x11, 0x22};
+static const uint8_t VP8_CONT[] = {0x00, 0x33, 0x44};
+static const uint8_t OPUS[] = {0xfc, 0xff, 0xfe};
+
+/* Builds an RTP packet with an optional abs-send-time extension (id 3) into buf. */
+static size_t packet(uint8_t *buf, uint8_t pt, uint16_t seq, uint32_t ts, uint32_t ssrc,
+                     const uint8_t *payload, size_t n, bool marker)
+{
+    es_rtp_packet_t h = {.marker = marker, .payload_type = pt, .sequence = seq, .timestamp = ts, .ssrc = ssrc};
+    es_rtp_write_header(&h, buf, 12);
+    buf[0] |= 0x10;
+    const uint8_t ext[] = {0xbe, 0xde, 0x00, 0x01, 0x32, 0x01, 0x02, 0x03};
+    memcpy(buf + 12, ext, sizeof ext);
+    memcpy(buf + 20, payload, n);
+    return 20 + n;
+}
+
+typedef struct fixture {
+    es_media_stream_t *ms;
+    capture_t src, a, b;
+    es_track_info_t src_tracks[2], sink_tracks[2];
+} fixture_t;
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+    f->ms = es_media_stream_new("live/test");
+    f->src_tracks[0] = track(ES_MEDIA_AUDIO, ES_CODEC_OPUS, 111, 0x1111, "0");
+    f->src_tracks[1] = track(ES_MEDIA_VIDEO, ES_CODEC_VP8, 96, 0x2222, "1");
+    f->src_tracks[1].ext.abs_send_time = 3;
+    f->src_tracks[0].ext.abs_send_time = 3;
+    f->sink_tracks[0] = track(ES_MEDIA_AUDIO, ES_CODEC_OPUS, 109, 0xAAAA, "a0");
+    f->sink_tracks[1] = track(ES_MEDIA_VIDEO, ES_CODEC_VP8, 100, 0xBBBB, "v1");
+    f->sink_tracks[1].ext.mid = 4;
+    f->sink_tracks[1].ext.abs_send_time = 7;
+    assert_int_equal(es_media_stream_set_source(f->ms, f->src_tracks, 2, io_of(&f->src), 0), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    es_media_stream_free(f->ms);
+    free(f);
+    return 0;
+}
+
+static void feed(fixture_t *f, uint64_t now, uint8_t pt, uint16_t seq, uint32_t ts, uint32_t ssrc,
+                 const uint8_t *payload, size_t n)
+{
+    uint8_t buf[1600];
+    size_t len = packet(buf, pt, seq, ts, ssrc, payload, n, true);
+    es_media_stream_source_rtp(f->ms, now, buf, len);
+}
+
+static es_rtp_packet_t parsed(const capture_t *c, size_t i)
+{
+    es_rtp_packet_t p;
+    assert_int_equal(es_rtp_parse(c->rtp[i], c->rtp_len[i], &p), 0);
+    return p;
+}
+
+static void test_rewrites_every_field(void **state)
+{
+    fixture_t *f = *state;
+    es_media_sink_t *s = es_media_stream_add_sink(f->ms, f->sink_tracks, 2, io_of(&f->a), 0);
+    es_media_sink_start(s, 0);
+    feed(f, 1000, 111, 500, 9600, 0x1111, OPUS, sizeof OPUS);
+    feed(f, 21000, 111, 501, 10560, 0x1111, OPUS, sizeof OPUS);
+    feed(f, 30000, 96, 7000, 3000, 0x2222, VP8_KEY, sizeof VP8_KEY);
+    assert_int_equal(f->a.n_rtp, 3);
+    es_rtp_packet_t a0 = parsed(&f->a, 0), a1 = parsed(&f->a, 1), v = parsed(&f->a, 2);
+    assert_int_equal(a0.payload_type, 109);
+    assert_int_equal(a0.ssrc, 0xAAAA);
+    assert_int_equal((uint16_t)(a1.sequence - a0.sequence), 1);
+    assert_int_equal(a1.timestamp - a0.timestamp, 960);
+    assert_memory_equal(a0.payload, OPUS, sizeof OPUS);
+    assert_int_equal(v.payload_type, 100);
+    assert_int_equal(v.ssrc, 0xBBBB);
+    assert_true(v.marker);
+    assert_memory_equal(v.payload, VP8_KEY, sizeof VP8_KEY);
+    const uint8_t *d;
+    assert_int_equal(es_rtp_ext_find(&v, 4, &d), 2); /* our mid "v1" under the player's id */
+    assert_memory_equal(d, "v1", 2);
+    assert_int_equal(es_rtp_ext_find(&v, 7, &d), 3); /* abs-send-time moved from id 3 to 7 */
+    assert_int_equal(d[0], 0x01);
+    assert_int_equal(es_rtp_ext_find(&v, 3, &d), -5 /* ES_ENOENT */);
+    assert_int_equal(es_rtp_ext_find(&a0, 3, &d), -5); /* the audio sink has no abs-send-time */
+}
+
+static bool has_pli(const capture_t *c, uint32_t media_ssrc)
+{
+    for (size_t i = 0; i < c->n_rtcp; i++) {
+        size_t off = 0;
+        es_rtcp_header_t h;
+        while (es_rtcp_next(c->rtcp[i], c->rtcp_len[i], &off, &h) == 1) {
+            es_rtcp_fb_t fb;
+            if (h.type == ES_RTCP_PSFB && h.count == ES_RTCP_FMT_PLI && es_rtcp_parse_fb(&h, &fb) == 0 &&
+                fb.media_ssrc == media_ssrc)
+                return true;
+        }
+    }
+    return false;
+}
+
+static void test_video_waits_for_key_frame_and_asks_for_one(void **state)
+{
+    fixture_t *f = *state;
+    feed(f, 0, 96, 100, 3000, 0x2222, VP8_DELTA, sizeof VP8_DELTA); /* no key frame cached */
+    es_media_sink_t *s = es_media_stream_add_sink(f->ms, f->sink_tracks, 2, io_of(&f->a), 0);
+    es_media_sink_start(s, 1000);
+    assert_true(has_pli(&f->src, 0x2222));
+    feed(f, 2000, 96, 101, 6000, 0x2222, VP8_DELTA, sizeof VP8_DELTA);
+    assert_int_equal(f->a.n_rtp, 0); /* deltas are useless without the key frame */
+    feed(f, 3000, 96, 102, 9000, 0x2222, VP8_KEY, sizeof VP8_KEY);
+    feed(f, 4000, 96, 103, 9000, 0x2222, VP8_CONT, sizeof VP8_CONT);
+    assert_int_equal(f->a.n_rtp, 2);
+    es_rtp_packet_t k = parsed(&f->a, 0), c = parsed(&f->a, 1);
+    assert_memory_equal(k.payload, VP8_KEY, sizeof VP8_KEY);
+    assert_int_equal((uint16_t)(c.sequence - k.sequence), 1);
+}
+
+static void test_gop_replay_to_a_new_player(void **state)
+{
+    fixture_t *f = *state;
+    feed(f, 0, 96, 10, 0, 0x2222, VP8_DELTA, sizeof VP8_DELTA);
+    feed(f, 1000, 96, 11, 3000, 0x2222, VP8_KEY, sizeof VP8_KEY);
+    for (uint16_t i = 0; i < 5; i++) feed(f, 2000 + i, 96, (uint16_t)(12 + i), 6000 + 3000u * i, 0x2222, VP8_DELTA, sizeof VP8_DELTA);
+    es_media_sink_t *s = es_media_stream_add_sink(f->ms, f->sink_tracks, 2, io_of(&f->b), 10000);
+    assert_int_equal(f->b.n_rtp, 0); /* nothing before the transport is up */
+    es_media_sink_start(s, 10000);
+    assert_int_equal(f->b.n_rtp, 6); /* the key frame and the 5 packets after it, at once */
+    es_rtp_packet_t first = parsed(&f->b, 0);
+    assert_memory_equal(first.payload, VP8_KEY, sizeof VP8_KEY);
+    for (size_t i = 1; i < 6; i++)
+        assert_int_equal((uint16_t)(parsed(&f->b, i).sequence - first.sequence), i);
+    feed(f, 20000, 96, 17, 21000, 0x2222, VP8_DELTA, sizeof VP8_DELTA); /* live continues */
+    assert_int_equal(f->b.n_rtp, 7);
+    assert_int_equal((uint16_t)(parsed(&f->b, 6).sequence - first.sequence), 6);
+    json_t *j = es_media_stream_json(f->ms, 20000);
+    assert_int_equal(json_integer_value(json_object_get(j, "width")), 640);
+    assert_int_equal(json_integer_value(json_object_get(j, "height")), 480);
+    assert_int_equal(json_integer_value(json_object_get(j, "players")), 1);
+    json_decref(j);
+}
+
+static void test_nack_from_player_is_answered_from_history(void **state)
+{
+    fixture_t *f = *state;
+    es_media_sink_t *s = es_media_stream_add_sink(f->ms, f->sink_tracks, 2, io_of(&f->a), 0);
+    es_media_sink_start(s, 0);
+    feed(f, 0, 96, 40, 0, 0x2222, VP8_KEY, sizeof VP8_KEY);
+    feed(f, 1000, 96, 41, 0, 0x2222, VP8_CONT, sizeof VP8_CONT);
+    feed(f, 2000, 96, 42, 3000, 0x2222, VP8_DELTA, sizeof VP8_DELTA);
+    assert_int_equal(f->a.n_rtp, 3);
+    es_rtp_packet_t lost = parsed(&f->a, 1);
+    uint8_t nack[64];
+    int n = es_rtcp_write_nack(0x5555, 0xBBBB, &lost.sequence, 1, nack, sizeof nack);
+    assert_true(n > 0);
+    es_media_sink_rtcp(s, 5000, nack, (size_t)n);
+    assert_int_equal(f->a.n_rtp, 4);
+    es_rtp_packet_t again = parsed(&f->a, 3);
+    assert_int_equal(again.sequence, lost.sequence);
+    assert_int_equal(again.timestamp, lost.timestamp);
+    assert_memory_equal(again.payload, VP8_CONT, sizeof VP8_CONT);
+    assert_int_equal(es_media_sink_stats(s).retransmits, 1);
+    /* a PLI from the player becomes a PLI to the publisher */
+    uint8_t pli[16];
+    f->src.n_rtcp = 0;
+    es_rtcp_write_pli(0x5555, 0xBBBB, pli, sizeof pli);
+    es_media_sink_rtcp(s, 6000, pli, 12);
+    es_media_stream_tick(f->ms, 400000);
+    assert_true(has_pli(&f->src, 0x2222));
+}
+
+static void test_rtx_is_unwrapped(void **state)
+{
+    fixture_t *f = *state;
+    es_media_stream_remove_source(f->ms, 0);
+    f->src_tracks[1].rtx_pt = 97;
+    assert_int_equal(es_media_stream_set_source(f->ms, f->src_tracks, 2, io_of(&f->src), 0), 0);
+    es_media_sink_t *s = es_media_stream_add_sink(f->ms, f->sink_tracks, 2, io_of(&f->a), 0);
+    es_media_sink_start(s, 0);
+    feed(f, 0, 96, 60, 0, 0x2222, VP8_KEY, sizeof VP8_KEY);
+    /* RTX of seq 61 (RFC 4588: OSN first), on its own SSRC and payload type */
+    uint8_t rtx_payload[2 + sizeof VP8_CONT] = {0x00, 61};
+    memcpy(rtx_payload + 2, VP8_CONT, sizeof VP8_CONT);
+    feed(f, 1000, 97, 9000, 0, 0x3333, rtx_payload, sizeof rtx_payload);
+    assert_int_equal(f->a.n_rtp, 2);
+    es_rtp_packet_t k = parsed(&f->a, 0), r = parsed(&f->a, 1);
+    assert_int_equal((uint16_t)(r.sequence - k.sequence), 1);
+    assert_int_equal(r.payload_type, 100);
+    assert_memory_equal(r.payload, VP8_CONT, sizeof VP8_CONT);
+}
+
+static void test_numbering_continues_when_the_publisher_returns(void **state)
+{
+    fixture_t *f = *state;
+    es_media_sink_t *s = es_media_stream_add_sink(f->ms, f->sink_tracks, 2, io_of(&f->a), 0);
+    es_media_sink_start(s, 0);
+    feed(f, 0, 96, 1000, 90000, 0x2222, VP8_KEY, sizeof VP8_KEY);
+    feed(f, 33000, 96, 1001, 93000, 0x2222, VP8_DELTA, sizeof VP8_DELTA);
+    es_rtp_packet_t before = parsed(&f->a, 1);
+    es_media_stream_remove_source(f->ms, 40000);
+    assert_false(es_media_stream_has_source(f->ms));
+    assert_int_equal(es_media_stream_sink_count(f->ms), 1);
+    es_track_info_t next[2] = {f->src_tracks[0], f->src_tracks[1]};
+    next[1].ssrc = 0x7777;
+    assert_int_equal(es_media_stream_set_source(f->ms, next, 2, io_of(&f->src), 1000000), 0);
+    feed(f, 1000000, 96, 5, 12345, 0x7777, VP8_KEY, sizeof VP8_KEY);
+    assert_int_equal(f->a.n_rtp, 3);
+    es_rtp_packet_t after = parsed(&f->a, 2);
+    assert_int_equal(after.ssrc, 0xBBBB);
+    assert_int_equal((uint16_t)(after.sequence - before.sequence), 1);
+    /* about 967 ms later on the 90 kHz clock: forward, near 87000 ticks */
+    uint32_t dt = after.timestamp - before.timestamp;
+    assert_true(dt > 80000 && dt < 95000);
+}
+
+static bool find_nack(const capture_t *c, uint16_t want)
+{
+    for (size_t i = 0; i < c->n_rtcp; i++) {
+        size_t off = 0;
+        es_rtcp_header_t h;
+        while (es_rtcp_next(c->rtcp[i], c->rtcp_len[i], &off, &h) == 1) {
+            es_rtcp_fb_t fb;
+            uint16_t seqs[32];
+            if (h.type != ES_RTCP_RTPFB || h.count != ES_RTCP_FMT_NACK || es_rtcp_parse_fb(&h, &fb)) continue;
+            int n = es_rtcp_nack_lost(&fb, seqs, 32);
+            for (int k = 0; k < n; k++)
+                if (seqs[k] == want) return true;
+        }
+    }
+    return false;
+}
+
+static void test_gaps_are_nacked_and_reports_flow(void **state)
+{
+    fixture_t *f = *state;
+    es_media_sink_t *s = es_media_stream_add_sink(f->ms, f->sink_tracks, 2, io_of(&f->a), 0);
+    es_media_sink_start(s, 0);
+    feed(f, 0, 96, 1, 0, 0x2222, VP8_KEY, sizeof VP8_KEY);
+    feed(f, 1000, 96, 2, 0, 0x2222, VP8_CONT, sizeof VP8_CONT);
+    feed(f, 2000, 96, 4, 3000, 0x2222, VP8_DELTA, sizeof VP8_DELTA);
+    es_media_stream_tick(f->ms, 10000);
+    assert_true(find_nack(&f->src, 3));
+    /* an SR from the publisher, then a second: the player gets an SR on its own SSRC */
+    es_rtcp_report_t sr = {.ssrc = 0x2222, .ntp = (uint64_t)3900000000u << 32, .rtp_timestamp = 3000};
+    uint8_t b[128];
+    int n = es_rtcp_write_sr(&sr, b, sizeof b);
+    es_media_stream_source_rtcp(f->ms, 20000, b, (size_t)n);
+    size_t before = f->a.n_rtcp;
+    es_media_stream_tick(f->ms, 1100000);
+    assert_true(f->a.n_rtcp > before);
+    size_t off = 0;
+    es_rtcp_header_t h;
+    assert_int_equal(es_rtcp_next(f->a.rtcp[before], f->a.rtcp_len[before], &off, &h), 1);
+    es_rtcp_report_t got;
+    assert_int_equal(h.type, ES_RTCP_SR);
+    assert_int_equal(es_rtcp_parse_report(&h, &got), 0);
+    assert_int_equal(got.ssrc, 0xBBBB);
+    assert_true(got.ntp > sr.ntp); /* the publisher's clock, advanced by the time since */
+    /* and a receiver report went to the publisher */
+    bool rr = false;
+    for (size_t i = 0; i < f->src.n_rtcp; i++) {
+        off = 0;
+        while (es_rtcp_next(f->src.rtcp[i], f->src.rtcp_len[i], &off, &h) == 1)
+            if (h.type == ES_RTCP_RR) rr = true;
+    }
+    assert_true(rr);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_rewrites_every_field, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_video_waits_for_key_frame_and_asks_for_one, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gop_replay_to_a_new_player, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nack_from_player_is_answered_from_history, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rtx_is_unwrapped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_numbering_continues_when_the_publisher_returns, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gaps_are_nacked_and_reports_flow, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
