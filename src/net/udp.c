@@ -139,6 +139,19 @@ static void on_check(uv_check_t *h)
     if (u->tx_n) es_udp_flush(u);
 }
 
+/* Attaches one control message (level, type, len bytes of data) to mh, in ctl. */
+static void set_pktinfo(struct msghdr *mh, uint8_t *ctl, int level, int type, const void *data,
+                        size_t len)
+{
+    mh->msg_control = ctl;
+    mh->msg_controllen = CMSG_SPACE(len);
+    struct cmsghdr *c = CMSG_FIRSTHDR(mh);
+    c->cmsg_level = level;
+    c->cmsg_type = type;
+    c->cmsg_len = CMSG_LEN(len);
+    memcpy(CMSG_DATA(c), data, len);
+}
+
 int es_udp_send(es_udp_t *u, const uint8_t *buf, size_t len, const es_addr_pair_t *addr)
 {
     if (u->closing) return ES_EINVAL;
@@ -156,37 +169,16 @@ int es_udp_send(es_udp_t *u, const uint8_t *buf, size_t len, const es_addr_pair_
         .msg_iovlen = 1,
     };
     memset(u->tx_ctl[i], 0, sizeof u->tx_ctl[i]);
-    if (addr->local.ss_family == AF_INET && u->family == AF_INET) {
-        mh->msg_control = u->tx_ctl[i];
-        mh->msg_controllen = CMSG_SPACE(sizeof(struct in_pktinfo));
-        struct cmsghdr *c = CMSG_FIRSTHDR(mh);
-        c->cmsg_level = IPPROTO_IP;
-        c->cmsg_type = IP_PKTINFO;
-        c->cmsg_len = CMSG_LEN(sizeof(struct in_pktinfo));
+    /* The source address: IP_PKTINFO for IPv4 clients (also on a dual-stack IPv6 socket),
+     * IPV6_PKTINFO for IPv6 ones; none when unknown (the kernel picks). */
+    if (addr->local.ss_family == AF_INET) {
         struct in_pktinfo pi = {0};
         pi.ipi_spec_dst = ((const struct sockaddr_in *)&addr->local)->sin_addr;
-        memcpy(CMSG_DATA(c), &pi, sizeof pi);
+        set_pktinfo(mh, u->tx_ctl[i], IPPROTO_IP, IP_PKTINFO, &pi, sizeof pi);
     } else if (addr->local.ss_family == AF_INET6 && u->family == AF_INET6) {
-        mh->msg_control = u->tx_ctl[i];
-        mh->msg_controllen = CMSG_SPACE(sizeof(struct in6_pktinfo));
-        struct cmsghdr *c = CMSG_FIRSTHDR(mh);
-        c->cmsg_level = IPPROTO_IPV6;
-        c->cmsg_type = IPV6_PKTINFO;
-        c->cmsg_len = CMSG_LEN(sizeof(struct in6_pktinfo));
         struct in6_pktinfo pi = {0};
         pi.ipi6_addr = ((const struct sockaddr_in6 *)&addr->local)->sin6_addr;
-        memcpy(CMSG_DATA(c), &pi, sizeof pi);
-    } else if (addr->local.ss_family == AF_INET && u->family == AF_INET6) {
-        /* An IPv4 client of a dual-stack socket: IP_PKTINFO works on it too. */
-        mh->msg_control = u->tx_ctl[i];
-        mh->msg_controllen = CMSG_SPACE(sizeof(struct in_pktinfo));
-        struct cmsghdr *c = CMSG_FIRSTHDR(mh);
-        c->cmsg_level = IPPROTO_IP;
-        c->cmsg_type = IP_PKTINFO;
-        c->cmsg_len = CMSG_LEN(sizeof(struct in_pktinfo));
-        struct in_pktinfo pi = {0};
-        pi.ipi_spec_dst = ((const struct sockaddr_in *)&addr->local)->sin_addr;
-        memcpy(CMSG_DATA(c), &pi, sizeof pi);
+        set_pktinfo(mh, u->tx_ctl[i], IPPROTO_IPV6, IPV6_PKTINFO, &pi, sizeof pi);
     }
     return 0;
 }

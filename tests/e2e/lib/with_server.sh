@@ -1,0 +1,40 @@
+# Sourced by the WebRTC end-to-end scripts: starts the estuary of BUILD_DIR ($1) inside the
+# caller's network namespace on free ports (HTTP on 127.0.0.1, WebRTC UDP on 0.0.0.0 with the
+# discovered candidates, which is loopback only here), runs `node MJS BASE_URL UDP_PORT`, stops the
+# server with SIGTERM and fails on a non-zero exit or a sanitizer report. Usage from a script:
+#   . "$here/lib/with_server.sh"; es_run_with_server "$1" "$here/test_x.mjs"
+es_run_with_server() {
+  local bin work port udp pid rc src
+  bin=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)/estuary
+  work=$(mktemp -d)
+  port=$(es_free_port)
+  udp=$(es_free_port)
+  cat > "$work/estuary.yaml" <<YAML
+log:
+  level: debug
+http:
+  listen: "127.0.0.1:$port"
+webrtc:
+  udp_listen: "0.0.0.0:$udp"
+  candidates: ["*"]
+rtmp:
+  listen: ""
+YAML
+  "$bin" -c "$work/estuary.yaml" 2> "$work/estuary.log" &
+  pid=$!
+  if ! es_wait_http "http://127.0.0.1:$port/api/v1/version" 10; then
+    echo "estuary did not start"; cat "$work/estuary.log"; kill -9 $pid 2>/dev/null; rm -rf "$work"
+    return 1
+  fi
+  timeout 240 node "$2" "http://127.0.0.1:$port" "$udp"
+  rc=$?
+  kill -TERM $pid; wait $pid; src=$?
+  if [ $src -ne 0 ] || grep -qE 'Sanitizer|runtime error' "$work/estuary.log"; then
+    echo "FAIL - server exit $src or sanitizer report:"
+    grep -A30 -E 'Sanitizer|runtime error' "$work/estuary.log" | head -60
+    rc=1
+  fi
+  if [ $rc -ne 0 ]; then echo "# server log (last 60 lines):"; tail -60 "$work/estuary.log"; fi
+  rm -rf "$work"
+  return $rc
+}
