@@ -87,6 +87,30 @@ print(n)
       r.check(`${codec}: ${sent.trim()} random datagrams sprayed at the UDP port do not disturb playback`, during.frames >= 15 && during.changedSamples > 0, JSON.stringify(during));
     }
 
+    if (codec === 'VP8') {
+      // The publisher leaves and comes back: connected players keep playing.
+      await pub.evaluate(() => window.estuaryStop());
+      const waiting = await (await api(`/api/v1/streams/live/${stream}`)).json();
+      r.check(`${codec}: players keep the stream while its publisher is away`, waiting.publishing === false && waiting.players === 2, JSON.stringify(waiting));
+      await sleep(1000);
+      await pub.evaluate(() => window.estuaryPublish());
+      await players[0].bringToFront();
+      const after = await observeMedia(players[0], 3000);
+      r.check(`${codec}: after the publisher reconnects, player 1 decodes frames again without a new WHEP (${after.frames} in 3 s)`, after.frames >= 15 && after.changedSamples > 0, JSON.stringify(after));
+    }
+
+    // transport-cc: Chrome's bandwidth estimate grows only on feedback from the receiver.
+    const bwe = await pub.evaluate(async () => {
+      let best = 0;
+      (await window.estuarySession.pc.getStats()).forEach(s => {
+        if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate) best = Math.max(best, s.availableOutgoingBitrate);
+      });
+      return best;
+    });
+    const rate = (await (await api(`/api/v1/streams/live/${stream}`)).json()).bitrate_in_bps;
+    console.log(`# ${codec}: publisher's bandwidth estimate ${(bwe / 1e6).toFixed(2)} Mbit/s, stream in ${(rate / 1e6).toFixed(2)} Mbit/s`);
+    r.check(`${codec}: transport-cc feedback lets the publisher's estimate grow past 1.5 Mbit/s`, bwe > 1.5e6, `${bwe} bit/s`);
+
     // DELETE the players and the publisher; the API stops listing them.
     const before = await sessions();
     r.check(`${codec}: the API lists the publisher and both players`, before.filter(s => s.stream === stream).length === 3, JSON.stringify(before));
