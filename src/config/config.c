@@ -487,7 +487,7 @@ static int parse_strlist(loader_t *ld, const yaml_node_t *n, const char *path, c
          it++, i++) {
         yaml_node_t *item = yaml_document_get_node(ld->doc, *it);
         char item_path[KEY_PATH_MAX];
-        snprintf(item_path, sizeof item_path, "%s[%zu]", path, i);
+        if (snprintf(item_path, sizeof item_path, "%s[%zu]", path, i) < 0) item_path[0] = '\0';
         if (!item || item->type != YAML_SCALAR_NODE) {
             fail_at(ld, item ? item->start_mark : n->start_mark, item_path,
                     "expected a string, got %s", item ? node_kind_name(item) : "nothing");
@@ -554,7 +554,7 @@ static int parse_apps(loader_t *ld, void *base, const key_spec_t *k, const yaml_
             bool is_wild = strcmp(name, "*") == 0;
             if ((pass == 0) != is_wild) continue;
             char child[KEY_PATH_MAX];
-            snprintf(child, sizeof child, "%s.%.64s", path, name);
+            if (snprintf(child, sizeof child, "%s.%.64s", path, name) < 0) child[0] = '\0';
             if (!valid_app_name(name)) {
                 rc = fail_at(ld, kn->start_mark, child, "bad app name (letters, digits, '_', '-' "
                              "and '.', at most 64; or \"*\" for every other app)");

@@ -295,7 +295,7 @@ static int parse_candidate(parser_t *p, span_t v)
 
 static int parse_rtpmap(parser_t *p, es_sdp_media_t *m, span_t v)
 {
-    unsigned pt;
+    unsigned pt = 0;
     span_t pts = next_token(&v), enc = next_token(&v);
     int rc = parse_pt(p, "rtpmap", pts, &pt);
     if (rc) return rc;
@@ -321,7 +321,7 @@ static int parse_rtpmap(parser_t *p, es_sdp_media_t *m, span_t v)
  * that do not apply to the codec are reset when the section ends. */
 static int parse_fmtp(parser_t *p, es_sdp_media_t *m, span_t v)
 {
-    unsigned pt;
+    unsigned pt = 0;
     span_t pts = next_token(&v);
     int rc = parse_pt(p, "fmtp", pts, &pt);
     if (rc) return rc;
@@ -378,7 +378,7 @@ static int parse_rtcp_fb(parser_t *p, es_sdp_media_t *m, span_t v)
         for (size_t i = 0; i < m->n_codecs; i++) apply_fb(&m->codecs[i], type, param);
         return 0;
     }
-    unsigned pt;
+    unsigned pt = 0;
     int rc = parse_pt(p, "rtcp-fb", pts, &pt);
     if (rc) return rc;
     es_sdp_codec_t *c = find_codec(m, pt);
