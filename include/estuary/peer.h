@@ -26,8 +26,8 @@ typedef enum {
 typedef struct es_peer_callbacks {
     /* Send one datagram to addr (the caller queues it; must not call back into the peer). */
     void (*send)(void *user, const uint8_t *buf, size_t len, const es_addr_pair_t *addr);
-    /* A plain RTP packet (SRTP removed): len bytes in buf, which the callee may modify; its
-     * capacity is ES_PEER_MAX_PACKET bytes. */
+    /* A plain RTP packet (SRTP removed in place): len bytes in buf, borrowed for the call; the
+     * callee may modify them but not grow the packet. */
     void (*on_rtp)(void *user, uint64_t now_us, uint8_t *buf, size_t len);
     /* A plain compound RTCP packet. */
     void (*on_rtcp)(void *user, uint64_t now_us, uint8_t *buf, size_t len);
@@ -36,8 +36,6 @@ typedef struct es_peer_callbacks {
     /* The state changed; reason is "" or why (for FAILED and CLOSED). */
     void (*on_state)(void *user, es_peer_state_t state, const char *reason);
 } es_peer_callbacks_t;
-
-#define ES_PEER_MAX_PACKET 1600 /* bytes: plain packets handed to on_rtp/on_rtcp fit in this */
 
 typedef struct es_peer_params {
     const char *local_ufrag, *local_pwd;   /* ours, from the answer */
@@ -67,10 +65,11 @@ es_peer_t *es_peer_new(const es_peer_params_t *params);
 /* es_peer_free: NULL-safe; sends nothing. */
 void es_peer_free(es_peer_t *p);
 
-/* es_peer_handle_datagram: one datagram received at now_us on addr. STUN is answered (from
- * addr->local); DTLS and SRTP are accepted only from the nominated pair. Never fails the
+/* es_peer_handle_datagram: one datagram (len bytes) received at now_us (monotonic µs) on addr.
+ * STUN is answered (from addr->local); DTLS and SRTP are accepted only from the nominated pair.
+ * SRTP is removed in place, so buf is modified; it is borrowed for the call. Never fails the
  * session for a bad datagram: it is dropped and counted. */
-void es_peer_handle_datagram(es_peer_t *p, uint64_t now_us, const uint8_t *buf, size_t len,
+void es_peer_handle_datagram(es_peer_t *p, uint64_t now_us, uint8_t *buf, size_t len,
                              const es_addr_pair_t *addr);
 
 /* es_peer_handle_timeout: DTLS retransmissions; call at es_peer_next_timeout_us. */
@@ -94,19 +93,22 @@ void es_peer_close(es_peer_t *p);
 int es_peer_restart_ice(es_peer_t *p, const char *local_ufrag, const char *local_pwd,
                         const char *remote_ufrag);
 
+/* es_peer_state: the current state. es_peer_state_name: "new", "connecting", "connected",
+ * "closed", "failed" (static storage). */
 es_peer_state_t es_peer_state(const es_peer_t *p);
 const char *es_peer_state_name(es_peer_state_t s);
 
-/* es_peer_last_seen_us: when the last valid STUN request, DTLS record or SRTP packet arrived
- * (consent freshness, RFC 7675); the creation time before any. */
+/* es_peer_last_seen_us: monotonic µs when the last valid STUN request, DTLS record or SRTP
+ * packet arrived (consent freshness, RFC 7675); 0 before any. */
 uint64_t es_peer_last_seen_us(const es_peer_t *p);
 
 /* es_peer_nominated: the nominated pair, or NULL before nomination. Borrowed. */
 const es_addr_pair_t *es_peer_nominated(const es_peer_t *p);
 
+/* es_peer_stats: counters since creation (bytes are whole datagrams, SRTP included). */
 es_peer_stats_t es_peer_stats(const es_peer_t *p);
 
-/* es_peer_srtp_profile: the negotiated SRTP profile once connected, else 0. */
+/* es_peer_srtp_profile: the negotiated es_srtp_profile_t once connected, else 0. */
 int es_peer_srtp_profile(const es_peer_t *p);
 
 #endif

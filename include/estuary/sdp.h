@@ -199,7 +199,11 @@ typedef struct es_sdp_caps {
  * H.264 payload type needs packetization-mode=1; the first usable one in offer order is taken.
  * Returns the number of accepted audio/video sections that are not inactive (0 when nothing
  * intersects; then err says which codecs were offered and which can be used, e.g. "no common
- * video codec: offered H264, VP8; this stream sends VP9", or which direction was offered). */
+ * video codec: offered H264, VP8; this stream sends VP9", or which direction was offered).
+ * Extmaps keep the offer's ids, but an id that an earlier section's accepted extmap gives
+ * another URI is dropped (one id means one URI in a BUNDLE, RFC 8843 §9.2; aiortc offers id 2
+ * twice). ans->setup is ES_SETUP_ACTIVE when the transport section (es_sdp_answer_transport)
+ * offered passive, else ES_SETUP_PASSIVE (RFC 5763 §5). */
 int es_sdp_answer_init(const es_sdp_t *offer, bool receive, const es_sdp_caps_t caps[2],
                        es_sdp_answer_t *ans, char *err, size_t err_len);
 

@@ -74,9 +74,9 @@ void es_media_stream_remove_source(es_media_stream_t *ms, uint64_t now_us);
 /* es_media_stream_has_source: true while a publisher is attached. */
 bool es_media_stream_has_source(const es_media_stream_t *ms);
 
-/* es_media_stream_source_tracks: the publisher's tracks (n in *n), NULL when there is no
- * source. Borrowed until the source changes. */
-const es_track_info_t *es_media_stream_source_tracks(const es_media_stream_t *ms, size_t *n);
+/* es_media_stream_source_tracks: copies the publisher's tracks into out (at most max) and
+ * returns how many; 0 when there is no source. */
+size_t es_media_stream_source_tracks(const es_media_stream_t *ms, es_track_info_t *out, size_t max);
 
 /* es_media_stream_source_rtp: one plain RTP packet from the publisher (len bytes in buf, which
  * the stream may modify). Unknown payload types and malformed packets are dropped and counted. */
@@ -112,16 +112,16 @@ size_t es_media_stream_sink_count(const es_media_stream_t *ms);
 
 /* es_media_stream_json: codecs, resolution when known (VP8 key frames), bitrate in (bit/s over
  * the last seconds), packets received and lost, NACKs sent, key frames, players. New reference. */
-json_t *es_media_stream_json(const es_media_stream_t *ms, uint64_t now_us);
+json_t *es_media_stream_json(const es_media_stream_t *ms);
 
 typedef struct es_media_sink_stats {
     uint64_t packets, bytes;       /* RTP sent to this player */
     uint64_t nacks, retransmits;   /* NACKed sequence numbers received; packets resent */
     uint64_t plis;                 /* PLI/FIR received */
     int64_t rtt_us;                /* from the player's receiver reports, -1 unknown */
-    uint64_t first_media_us;       /* when the first video (else audio) packet went out, 0 none */
 } es_media_sink_stats_t;
 
+/* es_media_sink_stats: counters of one player since it was added. */
 es_media_sink_stats_t es_media_sink_stats(const es_media_sink_t *sink);
 
 typedef struct es_media_source_stats {
@@ -129,6 +129,8 @@ typedef struct es_media_source_stats {
     int64_t rtt_us;
 } es_media_source_stats_t;
 
+/* es_media_stream_source_stats: counters of the current publisher (all zero without one; rtt_us
+ * is -1: publisher RTT is not measured yet). */
 es_media_source_stats_t es_media_stream_source_stats(const es_media_stream_t *ms);
 
 #endif

@@ -19,9 +19,10 @@
 
 typedef struct es_udp es_udp_t;
 
-/* Called for each datagram received; buf is borrowed for the call. now_us is the monotonic
- * time the batch was read. */
-typedef void (*es_udp_recv_fn)(void *user, uint64_t now_us, const uint8_t *buf, size_t len,
+/* Called for each datagram received; buf (len bytes) is borrowed for the call and the callee
+ * may modify it in place (SRTP is removed in place). now_us is the monotonic time the batch was
+ * read. */
+typedef void (*es_udp_recv_fn)(void *user, uint64_t now_us, uint8_t *buf, size_t len,
                                const es_addr_pair_t *addr);
 
 typedef struct es_udp_stats {

@@ -10,12 +10,12 @@
 #include "estuary/bytes.h"
 #include "estuary/error.h"
 #include "estuary/nack.h"
+#include "estuary/random.h"
 #include "estuary/rtcp.h"
 #include "estuary/rtp.h"
 #include "estuary/rtp_payload.h"
 #include "estuary/twcc.h"
 
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,26 +87,19 @@ struct es_media_stream {
     uint32_t gen;
     uint32_t rtcp_ssrc;       /* our SSRC in RTCP to the publisher */
     es_twcc_recv_t *twcc;
+    uint8_t twcc_id;          /* transport-wide-cc extension id (one per BUNDLE), 0: none */
     uint64_t last_rr_us, last_twcc_us;
     es_media_sink_t *sinks;
     size_t n_sinks;
-    es_media_source_stats_t totals; /* of earlier sources, for nothing yet; kept per source */
     uint8_t scratch[SCRATCH_CAP];
 };
-
-static uint32_t random32(void)
-{
-    uint32_t v = 0;
-    if (RAND_bytes((unsigned char *)&v, sizeof v) != 1) v = 0x5eed1234u;
-    return v;
-}
 
 es_media_stream_t *es_media_stream_new(const char *key)
 {
     es_media_stream_t *ms = calloc(1, sizeof *ms);
     if (!ms) return NULL;
     snprintf(ms->key, sizeof ms->key, "%s", key ? key : "");
-    ms->rtcp_ssrc = random32();
+    ms->rtcp_ssrc = es_random32();
     return ms;
 }
 
@@ -172,6 +165,9 @@ int es_media_stream_set_source(es_media_stream_t *ms, const es_track_info_t *tra
             return ES_ENOMEM;
         }
     }
+    ms->twcc_id = 0;
+    for (size_t i = 0; i < n && !ms->twcc_id; i++)
+        if (tracks[i].transport_cc) ms->twcc_id = tracks[i].ext.transport_cc;
     ms->src_io = io;
     ms->has_src = true;
     ms->gen++;
@@ -191,48 +187,54 @@ void es_media_stream_remove_source(es_media_stream_t *ms, uint64_t now_us)
 
 bool es_media_stream_has_source(const es_media_stream_t *ms) { return ms->has_src; }
 
-const es_track_info_t *es_media_stream_source_tracks(const es_media_stream_t *ms, size_t *n)
+size_t es_media_stream_source_tracks(const es_media_stream_t *ms, es_track_info_t *out, size_t max)
 {
-    if (!ms->has_src) {
-        *n = 0;
-        return NULL;
-    }
-    static es_track_info_t out[ES_STREAM_MAX_TRACKS]; /* one loop thread */
-    for (size_t i = 0; i < ms->n_src; i++) out[i] = ms->src[i].info;
-    *n = ms->n_src;
-    return out;
+    size_t n = 0;
+    for (; ms->has_src && n < ms->n_src && n < max; n++) out[n] = ms->src[n].info;
+    return n;
 }
 
 /* --- fan-out --- */
 
-/* Elements of the source's extension block a sink may receive: (source id, sink id). */
-static size_t write_extensions(const es_rtp_packet_t *p, const es_ext_ids_t *in,
-                               const sink_track_t *st, uint8_t *out, size_t cap)
+/* The header extensions a sink may receive, looked up once per source packet (not once per
+ * sink): abs-send-time, audio level, video orientation, playout delay. */
+enum { EXT_AST, EXT_LEVEL, EXT_ORIENT, EXT_PLAYOUT, EXT_N };
+
+typedef struct fwd_ext {
+    const uint8_t *data[EXT_N];
+    uint8_t len[EXT_N];       /* 0: absent */
+} fwd_ext_t;
+
+static void find_extensions(const es_rtp_packet_t *p, const es_ext_ids_t *in, fwd_ext_t *out)
 {
-    struct {
-        uint8_t in_id, out_id;
-    } map[] = {
-        {in->abs_send_time, st->info.ext.abs_send_time},
-        {in->audio_level, st->info.ext.audio_level},
-        {in->video_orientation, st->info.ext.video_orientation},
-        {in->playout_delay, st->info.ext.playout_delay},
-    };
+    const uint8_t ids[EXT_N] = {in->abs_send_time, in->audio_level, in->video_orientation,
+                                in->playout_delay};
+    for (int i = 0; i < EXT_N; i++) {
+        int len = ids[i] ? es_rtp_ext_find(p, ids[i], &out->data[i]) : -1;
+        out->len[i] = len >= 1 && len <= 16 ? (uint8_t)len : 0;
+    }
+}
+
+/* Writes the sink's one-byte extension elements (RFC 8285 §4.2): its mid, then the source's
+ * elements under the sink's ids, padded to 32 bits, into out (room for 1 + 16 + 4 * 17 + 3
+ * bytes). Returns the length. */
+static size_t write_extensions(const fwd_ext_t *e, const sink_track_t *st, uint8_t *out)
+{
+    const uint8_t ids[EXT_N] = {st->info.ext.abs_send_time, st->info.ext.audio_level,
+                                st->info.ext.video_orientation, st->info.ext.playout_delay};
     size_t n = 0;
     uint8_t mid_id = st->info.ext.mid;
     size_t mid_len = strlen(st->info.mid);
-    if (mid_id >= 1 && mid_id <= 14 && mid_len >= 1 && mid_len <= 16 && n + 1 + mid_len <= cap) {
+    if (mid_id >= 1 && mid_id <= 14 && mid_len >= 1 && mid_len <= 16) {
         out[n++] = (uint8_t)(mid_id << 4 | (mid_len - 1));
         memcpy(out + n, st->info.mid, mid_len);
         n += mid_len;
     }
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
-        if (!map[i].in_id || !map[i].out_id || map[i].out_id > 14) continue;
-        const uint8_t *d;
-        int len = es_rtp_ext_find(p, map[i].in_id, &d);
-        if (len < 1 || len > 16 || n + 1 + (size_t)len > cap) continue;
-        out[n++] = (uint8_t)(map[i].out_id << 4 | (len - 1));
-        memcpy(out + n, d, (size_t)len);
-        n += (size_t)len;
+    for (int i = 0; i < EXT_N; i++) {
+        if (!e->len[i] || !ids[i] || ids[i] > 14) continue;
+        out[n++] = (uint8_t)(ids[i] << 4 | (e->len[i] - 1));
+        memcpy(out + n, e->data[i], e->len[i]);
+        n += e->len[i];
     }
     while (n % 4) out[n++] = 0;
     return n;
@@ -247,16 +249,16 @@ static uint32_t elapsed_ticks(uint64_t from_us, uint64_t to_us, uint32_t rate)
 /* Sends the source packet p to one sink track. retransmit: a NACK answer (numbering and
  * counters unchanged). */
 static void forward(es_media_stream_t *ms, es_media_sink_t *s, sink_track_t *st,
-                    const src_track_t *src, const es_rtp_packet_t *p, uint64_t now,
-                    bool keyframe, bool retransmit)
+                    const es_rtp_packet_t *p, const fwd_ext_t *ext, uint64_t now, bool keyframe,
+                    bool retransmit)
 {
     if (st->gen != ms->gen || !st->synced) {
         if (retransmit) return;
         if (st->info.kind == ES_MEDIA_VIDEO && !keyframe) return; /* wait for a key frame */
-        uint16_t next_seq = st->sent_any ? (uint16_t)(st->last_seq + 1) : (uint16_t)random32();
+        uint16_t next_seq = st->sent_any ? (uint16_t)(st->last_seq + 1) : (uint16_t)es_random32();
         uint32_t next_ts = st->sent_any
                                ? st->last_ts + elapsed_ticks(st->last_us, now, st->clock_rate) + 1
-                               : random32();
+                               : es_random32();
         st->seq_offset = (uint16_t)(next_seq - p->sequence);
         st->ts_offset = next_ts - p->timestamp;
         st->gen = ms->gen;
@@ -269,13 +271,11 @@ static void forward(es_media_stream_t *ms, es_media_sink_t *s, sink_track_t *st,
                          .timestamp = ts, .ssrc = st->info.ssrc};
     es_rtp_write_header(&h, b, SCRATCH_CAP);
     size_t len = 12;
-    uint8_t ext[128];
-    size_t ext_len = write_extensions(p, &src->info.ext, st, ext, sizeof ext);
+    size_t ext_len = write_extensions(ext, st, b + 16);
     if (ext_len) {
         b[0] |= 0x10;
         es_wr16(b + 12, 0xBEDE);
         es_wr16(b + 14, (uint16_t)(ext_len / 4));
-        memcpy(b + 16, ext, ext_len);
         len = 16 + ext_len;
     }
     size_t body = p->payload_len + p->padding_len;
@@ -292,7 +292,6 @@ static void forward(es_media_stream_t *ms, es_media_sink_t *s, sink_track_t *st,
         st->sent_any = true;
         st->packets++;
         st->octets += p->payload_len;
-        if (!s->stats.first_media_us && (st->info.kind == ES_MEDIA_VIDEO)) s->stats.first_media_us = now;
     } else {
         s->stats.retransmits++;
     }
@@ -304,10 +303,12 @@ static void forward(es_media_stream_t *ms, es_media_sink_t *s, sink_track_t *st,
 static void fan_out(es_media_stream_t *ms, int idx, const es_rtp_packet_t *p, uint64_t now,
                     bool keyframe)
 {
+    fwd_ext_t ext;
+    find_extensions(p, &ms->src[idx].info.ext, &ext);
     for (es_media_sink_t *s = ms->sinks; s; s = s->next) {
         if (!s->started) continue;
         for (size_t i = 0; i < s->n; i++)
-            if (s->t[i].src == idx) forward(ms, s, &s->t[i], &ms->src[idx], p, now, keyframe, false);
+            if (s->t[i].src == idx) forward(ms, s, &s->t[i], p, &ext, now, keyframe, false);
     }
 }
 
@@ -363,11 +364,9 @@ void es_media_stream_source_rtp(es_media_stream_t *ms, uint64_t now, uint8_t *bu
     if (idx < 0) return;
     src_track_t *t = &ms->src[idx];
     /* transport-cc counts every packet, RTX and padding included */
-    if (ms->src[0].info.ext.transport_cc || t->info.ext.transport_cc) {
-        const uint8_t *d;
-        uint8_t id = t->info.ext.transport_cc ? t->info.ext.transport_cc : ms->src[0].info.ext.transport_cc;
-        if (es_rtp_ext_find(&p, id, &d) == 2) es_twcc_recv_on_packet(ms->twcc, es_rd16(d), now);
-    }
+    const uint8_t *d;
+    if (ms->twcc_id && es_rtp_ext_find(&p, ms->twcc_id, &d) == 2)
+        es_twcc_recv_on_packet(ms->twcc, es_rd16(d), now);
     if (rtx) {
         size_t n = rtx_unwrap(buf, &p, t);
         if (!n || es_rtp_parse(buf, n, &p) != 0) return;
@@ -503,7 +502,9 @@ void es_media_sink_start(es_media_sink_t *s, uint64_t now)
                 if (k == 0) break; /* the key frame itself is gone: wait for the next */
                 continue;
             }
-            forward(ms, s, st, t, &p, now, k == 0, false);
+            fwd_ext_t ext;
+            find_extensions(&p, &t->info.ext, &ext);
+            forward(ms, s, st, &p, &ext, now, k == 0, false);
         }
     }
 }
@@ -537,7 +538,9 @@ static void retransmit(es_media_sink_t *s, sink_track_t *st, const uint16_t *seq
         es_rtp_packet_t p;
         if (!pkt || es_rtp_parse(pkt, plen, &p) != 0 || p.ssrc != t->ssrc || p.sequence != in_seq)
             continue;
-        forward(ms, s, st, t, &p, now, false, true);
+        fwd_ext_t ext;
+        find_extensions(&p, &t->info.ext, &ext);
+        forward(ms, s, st, &p, &ext, now, false, true);
     }
 }
 
@@ -610,10 +613,9 @@ static void tick_source(es_media_stream_t *ms, uint64_t now)
             t->window_start_us = now;
         }
     }
-    bool twcc = false;
+    bool twcc = ms->twcc_id != 0;
     uint32_t media_ssrc = 0;
     for (size_t i = 0; i < ms->n_src; i++) {
-        if (ms->src[i].info.transport_cc) twcc = true;
         if (ms->src[i].ssrc_known && (!media_ssrc || ms->src[i].info.kind == ES_MEDIA_VIDEO))
             media_ssrc = ms->src[i].ssrc;
     }
@@ -717,7 +719,7 @@ es_media_source_stats_t es_media_stream_source_stats(const es_media_stream_t *ms
     return st;
 }
 
-json_t *es_media_stream_json(const es_media_stream_t *ms, uint64_t now)
+json_t *es_media_stream_json(const es_media_stream_t *ms)
 {
     json_t *tracks = json_array();
     uint64_t bitrate = 0;
@@ -748,6 +750,5 @@ json_t *es_media_stream_json(const es_media_stream_t *ms, uint64_t now)
     json_object_set_new(o, "packets_in", json_integer((json_int_t)st.packets));
     json_object_set_new(o, "packets_lost", json_integer((json_int_t)st.lost));
     json_object_set_new(o, "players", json_integer((json_int_t)ms->n_sinks));
-    (void)now;
     return o;
 }

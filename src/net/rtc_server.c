@@ -11,6 +11,7 @@
 #include "estuary/ice.h"
 #include "estuary/log.h"
 #include "estuary/peer.h"
+#include "estuary/random.h"
 #include "estuary/sdp.h"
 #include "estuary/srtp.h"
 #include "estuary/stream.h"
@@ -21,7 +22,6 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netdb.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,24 +151,6 @@ static session_t *session_find(es_rtc_server_t *rtc, const char *id)
 
 /* --- helpers --- */
 
-static void random_text(char *out, size_t n, const char *alphabet)
-{
-    unsigned char r[64];
-    size_t k = strlen(alphabet);
-    if (n > sizeof r) n = sizeof r;
-    if (RAND_bytes(r, (int)n) != 1) memset(r, 7, n);
-    for (size_t i = 0; i < n; i++) out[i] = alphabet[r[i] % k];
-    out[n] = '\0';
-}
-
-static uint32_t random32(void)
-{
-    uint32_t v = 0;
-    while (v == 0)
-        if (RAND_bytes((unsigned char *)&v, sizeof v) != 1) v = 0x2345u;
-    return v;
-}
-
 static const char ALNUM[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 static const char HEX[] = "0123456789abcdef";
 
@@ -215,6 +197,14 @@ static void session_close_later(session_t *s, const char *reason)
     if (s->closing) return;
     s->closing = true;
     snprintf(s->close_reason, sizeof s->close_reason, "%s", reason);
+}
+
+/* Ends s now: close_notify to the client, then frees it. Not from inside a peer callback. */
+static void session_end(es_rtc_server_t *rtc, session_t *s, const char *why)
+{
+    session_close_later(s, why); /* first, so the reason is ours, not the peer's "closed" */
+    es_peer_close(s->peer);
+    session_destroy(rtc, s);
 }
 
 /* --- peer callbacks --- */
@@ -289,7 +279,7 @@ static int io_send_rtcp(void *user, uint8_t *buf, size_t len, size_t cap)
 
 /* --- UDP --- */
 
-static void on_datagram(void *user, uint64_t now, const uint8_t *buf, size_t len,
+static void on_datagram(void *user, uint64_t now, uint8_t *buf, size_t len,
                         const es_addr_pair_t *addr)
 {
     es_rtc_server_t *rtc = user;
@@ -425,6 +415,15 @@ static void resolve_candidates(es_rtc_server_t *rtc)
     if (rtc->n_cand == 0) add_candidate(rtc, "127.0.0.1");
 }
 
+static void candidate_list(const es_rtc_server_t *rtc, char *out, size_t len)
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < rtc->n_cand; i++) {
+        size_t u = strlen(out);
+        snprintf(out + u, len - u, "%s%s", i ? ", " : "", rtc->cand_ip[i]);
+    }
+}
+
 /* --- start / stop --- */
 
 int es_rtc_server_start(es_server_t *srv, es_rtc_server_t **out)
@@ -465,11 +464,8 @@ int es_rtc_server_start(es_server_t *srv, es_rtc_server_t **out)
     rtc->timer.data = rtc;
     rtc->timer_open = true;
     uv_timer_start(&rtc->timer, on_tick, TICK_MS, TICK_MS);
-    char list[600] = "";
-    for (size_t i = 0; i < rtc->n_cand; i++) {
-        size_t u = strlen(list);
-        snprintf(list + u, sizeof list - u, "%s%s", i ? ", " : "", rtc->cand_ip[i]);
-    }
+    char list[600];
+    candidate_list(rtc, list, sizeof list);
     ES_INFO("rtc", NULL, "WebRTC on udp %s (port %d), host candidates: %s; DTLS fingerprint "
             "sha-256 %s", cfg->webrtc.udp_listen.text, rtc->port, list,
             es_dtls_cert_fingerprint(rtc->cert));
@@ -481,11 +477,8 @@ void es_rtc_server_apply_config(es_rtc_server_t *rtc)
     if (!rtc || !rtc->udp) return;
     rtc->n_cand = 0;
     resolve_candidates(rtc);
-    char list[600] = "";
-    for (size_t i = 0; i < rtc->n_cand; i++) {
-        size_t u = strlen(list);
-        snprintf(list + u, sizeof list - u, "%s%s", i ? ", " : "", rtc->cand_ip[i]);
-    }
+    char list[600];
+    candidate_list(rtc, list, sizeof list);
     ES_INFO("rtc", NULL, "host candidates for new sessions: %s", list);
 }
 
@@ -493,12 +486,7 @@ void es_rtc_server_stop(es_rtc_server_t *rtc)
 {
     if (!rtc || rtc->stopping) return;
     rtc->stopping = true;
-    while (rtc->sessions) {
-        session_t *s = rtc->sessions;
-        session_close_later(s, "server shutting down");
-        es_peer_close(s->peer);
-        session_destroy(rtc, s);
-    }
+    while (rtc->sessions) session_end(rtc, rtc->sessions, "server shutting down");
     if (rtc->udp) es_udp_close(rtc->udp);
     rtc->udp = NULL;
     if (rtc->timer_open) uv_close((uv_handle_t *)&rtc->timer, NULL);
@@ -559,27 +547,6 @@ static es_track_info_t track_from_answer(const es_sdp_answer_media_t *m, const e
         t.rtx_ssrc = om->rtx_ssrc;
     }
     return t;
-}
-
-/* Within a BUNDLE group an extension id names one URI in every section (RFC 8843 §9.2, RFC 8285
- * §6). aiortc 1.4 offers id 2 for ssrc-audio-level in audio and abs-send-time in video, and then
- * parses every packet of the transport with one map: drop a later section's extmap whose id
- * already means something else, so that neither side uses it. */
-static void dedupe_extmaps(es_sdp_answer_t *ans)
-{
-    const char *uri_of[256] = {0};
-    for (size_t i = 0; i < ans->n_media; i++) {
-        es_sdp_answer_media_t *m = &ans->media[i];
-        if (m->rejected) continue;
-        size_t keep = 0;
-        for (size_t j = 0; j < m->n_extmaps; j++) {
-            es_sdp_extmap_t *e = &m->extmaps[j];
-            if (uri_of[e->id] && strcmp(uri_of[e->id], e->uri) != 0) continue;
-            uri_of[e->id] = e->uri;
-            m->extmaps[keep++] = *e;
-        }
-        m->n_extmaps = keep;
-    }
 }
 
 static void set_result(es_rtc_result_t *res, int status, const char *fmt, ...)
@@ -740,8 +707,8 @@ void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, con
             goto out;
         }
         memset(caps, 0, sizeof caps);
-        size_t n;
-        const es_track_info_t *tr = es_media_stream_source_tracks(ms, &n);
+        es_track_info_t tr[ES_STREAM_MAX_TRACKS];
+        size_t n = es_media_stream_source_tracks(ms, tr, ES_STREAM_MAX_TRACKS);
         for (size_t i = 0; i < n; i++) {
             es_sdp_caps_t *c = &caps[tr[i].kind == ES_MEDIA_AUDIO ? 0 : 1];
             if (c->n_codecs < 4) c->codecs[c->n_codecs++] = tr[i].codec;
@@ -754,11 +721,10 @@ void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, con
         set_result(res, 406, "%s", err[0] ? err : "no audio or video codec in common");
         goto out;
     }
-    dedupe_extmaps(ans);
     /* Identity and credentials. */
-    random_text(s->id, ES_RTC_ID_LEN, HEX);
-    random_text(s->ufrag, 8, ALNUM);
-    random_text(s->pwd, 24, ALNUM);
+    es_random_text(s->id, ES_RTC_ID_LEN, HEX);
+    es_random_text(s->ufrag, 8, ALNUM);
+    es_random_text(s->pwd, 24, ALNUM);
     snprintf(s->etag, sizeof s->etag, "\"%s\"", s->ufrag);
     int tidx = es_sdp_answer_transport(ans);
     if (tidx < 0 || (size_t)tidx >= offer->n_media) {
@@ -769,11 +735,10 @@ void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, con
      * aiortc gives each section its own credentials. */
     const es_sdp_media_t *first = &offer->media[tidx];
     snprintf(s->remote_ufrag, sizeof s->remote_ufrag, "%s", first->ice_ufrag);
-    ans->session_id = ((uint64_t)random32() << 20) ^ random32();
+    ans->session_id = ((uint64_t)es_random32() << 20) ^ es_random32();
     snprintf(ans->ice_ufrag, sizeof ans->ice_ufrag, "%s", s->ufrag);
     snprintf(ans->ice_pwd, sizeof ans->ice_pwd, "%s", s->pwd);
     snprintf(ans->fingerprint, sizeof ans->fingerprint, "%s", es_dtls_cert_fingerprint(rtc->cert));
-    ans->setup = first->setup == ES_SETUP_PASSIVE ? ES_SETUP_ACTIVE : ES_SETUP_PASSIVE;
     snprintf(ans->cname, sizeof ans->cname, "estuary-%s", s->id);
     snprintf(ans->msid_stream, sizeof ans->msid_stream, "%s", stream);
     fill_candidates(rtc, eip, ans);
@@ -783,7 +748,7 @@ void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, con
     for (size_t i = 0; i < ans->n_media && n_tracks < ES_STREAM_MAX_TRACKS; i++) {
         es_sdp_answer_media_t *m = &ans->media[i];
         if (m->rejected || !m->n_codecs || m->dir == ES_DIR_INACTIVE) continue;
-        if (role == ES_RTC_PLAY) m->ssrc = random32();
+        if (role == ES_RTC_PLAY) m->ssrc = es_random32();
         tracks[n_tracks] = track_from_answer(m, role == ES_RTC_PUBLISH ? &offer->media[i] : NULL);
         if (role == ES_RTC_PLAY) tracks[n_tracks].ssrc = m->ssrc;
         n_tracks++;
@@ -906,8 +871,8 @@ void es_rtc_patch(es_rtc_server_t *rtc, const char *id, const char *if_match, co
             return;
         }
         char nu[16], np[40];
-        random_text(nu, 8, ALNUM);
-        random_text(np, 24, ALNUM);
+        es_random_text(nu, 8, ALNUM);
+        es_random_text(np, 24, ALNUM);
         if (es_peer_restart_ice(s->peer, nu, np, ufrag) != 0) {
             set_result(res, 400, "bad ICE credentials in the fragment");
             free(frag);
@@ -951,9 +916,7 @@ int es_rtc_delete(es_rtc_server_t *rtc, const char *id, const char *why)
 {
     session_t *s = session_find(rtc, id);
     if (!s) return ES_ENOENT;
-    session_close_later(s, why);
-    es_peer_close(s->peer);
-    session_destroy(rtc, s);
+    session_end(rtc, s, why);
     return 0;
 }
 
@@ -1006,5 +969,5 @@ json_t *es_rtc_session_json(es_rtc_server_t *rtc, const char *id)
 json_t *es_rtc_stream_json(es_rtc_server_t *rtc, const es_stream_t *stream)
 {
     if (!stream->user) return NULL;
-    return es_media_stream_json(stream->user, es_clock_now_us());
+    return es_media_stream_json(stream->user);
 }

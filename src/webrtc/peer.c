@@ -23,7 +23,6 @@ struct es_peer {
     bool started;            /* DTLS started */
     es_peer_stats_t stats;
     int profile;
-    uint8_t scratch[ES_PEER_MAX_PACKET + ES_SRTP_MAX_TRAILER];
 };
 
 const char *es_peer_state_name(es_peer_state_t s)
@@ -119,15 +118,13 @@ static void handle_stun(es_peer_t *p, uint64_t now, const uint8_t *buf, size_t l
     p->stats.stun_requests++;
     p->last_seen_us = now;
     if (n > 0) p->params.cb.send(p->params.user, out, (size_t)n, addr);
+    /* Did this request nominate (USE-CANDIDATE) a pair other than the current one? Media then
+     * moves to it, from the local address this check came to. */
     struct sockaddr_storage nom;
-    socklen_t nom_len;
-    if (!es_ice_lite_nominated(p->ice, &nom, &nom_len)) return;
-    if (p->has_nominated &&
-        es_addr_equal((const struct sockaddr *)&nom, (const struct sockaddr *)&p->nominated.remote))
+    if (!es_ice_lite_nominated(p->ice, &nom, NULL) ||
+        !es_addr_equal((const struct sockaddr *)&nom, (const struct sockaddr *)&addr->remote) ||
+        (p->has_nominated && es_addr_pair_equal(addr, &p->nominated)))
         return;
-    /* A new nomination: media moves to it, from the local address this check came to. */
-    if (!es_addr_equal((const struct sockaddr *)&nom, (const struct sockaddr *)&addr->remote))
-        return; /* nominated earlier from another local address; keep what we have */
     p->nominated = *addr;
     p->has_nominated = true;
     if (p->params.cb.on_nominated) p->params.cb.on_nominated(p->params.user, &p->nominated);
@@ -141,7 +138,7 @@ static void handle_stun(es_peer_t *p, uint64_t now, const uint8_t *buf, size_t l
     }
 }
 
-void es_peer_handle_datagram(es_peer_t *p, uint64_t now, const uint8_t *buf, size_t len,
+void es_peer_handle_datagram(es_peer_t *p, uint64_t now, uint8_t *buf, size_t len,
                              const es_addr_pair_t *addr)
 {
     if (len == 0 || p->state == ES_PEER_CLOSED || p->state == ES_PEER_FAILED) return;
@@ -162,11 +159,10 @@ void es_peer_handle_datagram(es_peer_t *p, uint64_t now, const uint8_t *buf, siz
         after_dtls(p);
         return;
     }
-    if (b >= 128 && b <= 191 && p->srtp && len <= ES_PEER_MAX_PACKET) {
-        memcpy(p->scratch, buf, len);
+    if (b >= 128 && b <= 191 && p->srtp) {
         bool rtcp = es_rtp_is_rtcp(buf, len);
-        int n = rtcp ? es_srtp_unprotect_rtcp(p->srtp, p->scratch, len)
-                     : es_srtp_unprotect_rtp(p->srtp, p->scratch, len);
+        int n = rtcp ? es_srtp_unprotect_rtcp(p->srtp, buf, len)
+                     : es_srtp_unprotect_rtp(p->srtp, buf, len); /* in place: no copy */
         if (n < 0) {
             if (n != ES_EEXIST) p->stats.srtp_errors++;
             p->stats.dropped++;
@@ -174,9 +170,9 @@ void es_peer_handle_datagram(es_peer_t *p, uint64_t now, const uint8_t *buf, siz
         }
         p->last_seen_us = now;
         if (rtcp) {
-            if (p->params.cb.on_rtcp) p->params.cb.on_rtcp(p->params.user, now, p->scratch, (size_t)n);
+            if (p->params.cb.on_rtcp) p->params.cb.on_rtcp(p->params.user, now, buf, (size_t)n);
         } else {
-            if (p->params.cb.on_rtp) p->params.cb.on_rtp(p->params.user, now, p->scratch, (size_t)n);
+            if (p->params.cb.on_rtp) p->params.cb.on_rtp(p->params.user, now, buf, (size_t)n);
         }
         return;
     }

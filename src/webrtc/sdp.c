@@ -840,6 +840,7 @@ int es_sdp_answer_init(const es_sdp_t *offer, bool receive, const es_sdp_caps_t 
     if (!offer || !caps || !ans) return ES_EINVAL;
     memset(ans, 0, sizeof *ans);
     ans->n_media = offer->n_media < ES_SDP_MAX_MEDIA ? offer->n_media : ES_SDP_MAX_MEDIA;
+    const char *uri_of_id[256] = {0}; /* extmap id -> URI accepted so far, across sections */
     int active = 0;
     for (size_t i = 0; i < ans->n_media; i++) {
         const es_sdp_media_t *m = &offer->media[i];
@@ -885,11 +886,20 @@ int es_sdp_answer_init(const es_sdp_t *offer, bool receive, const es_sdp_caps_t 
                 break;
             }
         }
-        for (size_t e = 0; e < m->n_extmaps && e < ES_SDP_MAX_EXTMAPS; e++)
+        /* Within a BUNDLE group an id names one URI in every section (RFC 8843 §9.2, RFC 8285
+         * §6). aiortc 1.4 offers id 2 for ssrc-audio-level in audio and for abs-send-time in
+         * video, then parses the whole transport with one map: an extmap whose id an earlier
+         * section already gave another URI is not accepted, so neither side uses it. */
+        for (size_t e = 0; e < m->n_extmaps && e < ES_SDP_MAX_EXTMAPS; e++) {
+            const es_sdp_extmap_t *x = &m->extmaps[e];
+            if (uri_of_id[x->id] && strcmp(uri_of_id[x->id], x->uri) != 0) continue;
             for (size_t k = 0; k < sizeof kept_extmaps / sizeof kept_extmaps[0]; k++)
-                if (!strncmp(m->extmaps[e].uri, kept_extmaps[k], sizeof m->extmaps[e].uri) &&
-                    (k != TWCC_URI_INDEX || cap->transport_cc))
-                    a->extmaps[a->n_extmaps++] = m->extmaps[e];
+                if (!strncmp(x->uri, kept_extmaps[k], sizeof x->uri) &&
+                    (k != TWCC_URI_INDEX || cap->transport_cc)) {
+                    a->extmaps[a->n_extmaps++] = *x;
+                    uri_of_id[x->id] = x->uri;
+                }
+        }
         /* RFC 3264 §6.1: the answer's direction mirrors the offer's. */
         bool offer_sends = m->dir == ES_DIR_SENDRECV || m->dir == ES_DIR_SENDONLY;
         bool offer_receives = m->dir == ES_DIR_SENDRECV || m->dir == ES_DIR_RECVONLY;
@@ -900,13 +910,11 @@ int es_sdp_answer_init(const es_sdp_t *offer, bool receive, const es_sdp_caps_t 
             err_append(err, err_len, "%s section (mid %s) is offered %s: nothing to %s", m->kind_name, m->mid,
                        dir_name(m->dir), receive ? "receive" : "send");
     }
-    ans->setup = ES_SETUP_PASSIVE;
-    for (size_t i = 0; i < offer->n_media && i < ES_SDP_MAX_MEDIA; i++)
-        if (is_av(&offer->media[i])) {
-            /* RFC 5763 §5: actpass or active offered, we are passive (DTLS server). */
-            if (offer->media[i].setup == ES_SETUP_PASSIVE) ans->setup = ES_SETUP_ACTIVE;
-            break;
-        }
+    /* RFC 5763 §5: actpass or active offered, we are passive (DTLS server); passive offered,
+     * we are active. The setup that counts is the BUNDLE transport's. */
+    int t = es_sdp_answer_transport(ans);
+    ans->setup = t >= 0 && offer->media[t].setup == ES_SETUP_PASSIVE ? ES_SETUP_ACTIVE
+                                                                       : ES_SETUP_PASSIVE;
     if (active && err && err_len) err[0] = '\0';
     return active;
 }

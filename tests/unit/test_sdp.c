@@ -307,6 +307,13 @@ static void test_aiortc(void **state)
     int t = es_sdp_answer_transport(ans);
     assert_int_equal(t, 0);
     assert_string_equal(s->media[t].ice_ufrag, "vWN4"); /* aiortc uses its first mid's transport */
+    /* aiortc gives id 2 to audio-level (audio) and abs-send-time (video): only the first is
+     * accepted, so no id means two URIs in the bundle. */
+    assert_int_equal(ans->media[0].n_extmaps, 2);
+    assert_string_equal(ans->media[0].extmaps[1].uri, "urn:ietf:params:rtp-hdrext:ssrc-audio-level");
+    for (size_t e = 0; e < ans->media[1].n_extmaps; e++)
+        assert_int_not_equal(ans->media[1].extmaps[e].id, 2);
+    assert_int_equal(ans->media[1].n_extmaps, 1); /* sdes:mid, id 1 in both sections */
     free(ans);
     free(s);
 
