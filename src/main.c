@@ -154,8 +154,9 @@ static void print_urls(const es_server_t *srv)
     if (!strcmp(host, "0.0.0.0") || !strcmp(host, "::")) host = "localhost";
     bool v6 = strchr(host, ':') != NULL;
     if (c->http.listen.enabled) {
-        ES_INFO("main", NULL, "serving http://%s%s%s:%u/ (demo pages), /api/v1/version, "
-                "/api/v1/streams", v6 ? "[" : "", host, v6 ? "]" : "", c->http.listen.port);
+        ES_INFO("main", NULL, "serving http://%s%s%s:%u/ (publish.html, play.html), WHIP "
+                "/whip/{app}/{stream}, WHEP /whep/{app}/{stream}, API /api/v1/streams, "
+                "/api/v1/sessions", v6 ? "[" : "", host, v6 ? "]" : "", c->http.listen.port);
     }
     if (c->http.https_listen.enabled)
         ES_INFO("main", NULL, "serving https on %s", c->http.https_listen.text);
