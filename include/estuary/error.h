@@ -19,6 +19,7 @@ enum {
     ES_E2BIG = -9,   /* input larger than the configured limit */
     ES_EBUSY = -10,  /* at capacity */
     ES_ETIMEDOUT = -11, /* a timer expired: a handshake or a peer took too long */
+    ES_EACCES = -12, /* not authorized: a missing or wrong token */
 };
 
 /* es_strerror: a short English description of an ES_E* code; never NULL, static storage. */

@@ -16,6 +16,7 @@ const char *es_strerror(int err)
     case ES_E2BIG: return "too large";
     case ES_EBUSY: return "at capacity";
     case ES_ETIMEDOUT: return "timed out";
+    case ES_EACCES: return "not authorized";
     default: return "unknown error";
     }
 }

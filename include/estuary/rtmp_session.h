@@ -1,0 +1,134 @@
+/* RTMP server session: one TCP connection's protocol state, sans-IO. Bytes from the client go
+ * in (es_rtmp_session_handle_bytes); bytes for the client come out through the send callback;
+ * what the client asks for (connect, publish, play, media) comes out as callbacks the owner
+ * answers. No socket, loop or clock inside: the owner runs the handshake timeout.
+ *
+ * Implements the handshake (plain and the FP9 digest variant librtmp/FFmpeg clients send), the
+ * chunk stream (all four header formats, extended timestamps, Set Chunk Size, Abort,
+ * Acknowledgement, Window Acknowledgement Size, Set Peer Bandwidth, User Control StreamBegin and
+ * PingRequest/PingResponse) and the NetConnection/NetStream commands in AMF0 (connect,
+ * releaseStream, FCPublish, createStream, publish, play, deleteStream, FCUnpublish, closeStream,
+ * getStreamLength, _checkbw) with the _result/_error/onStatus answers OBS, FFmpeg and librtmp
+ * expect. Adobe RTMP specification 1.0 (2012), sections 5.2-5.4 and 7. */
+#ifndef ESTUARY_RTMP_SESSION_H
+#define ESTUARY_RTMP_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* RTMP message type ids (RTMP spec 5.4, 7.1). */
+enum {
+    ES_RTMP_MSG_SET_CHUNK_SIZE = 1,
+    ES_RTMP_MSG_ABORT = 2,
+    ES_RTMP_MSG_ACK = 3,
+    ES_RTMP_MSG_USER_CONTROL = 4,
+    ES_RTMP_MSG_WINDOW_ACK_SIZE = 5,
+    ES_RTMP_MSG_SET_PEER_BANDWIDTH = 6,
+    ES_RTMP_MSG_AUDIO = 8,
+    ES_RTMP_MSG_VIDEO = 9,
+    ES_RTMP_MSG_DATA_AMF3 = 15,
+    ES_RTMP_MSG_COMMAND_AMF3 = 17,
+    ES_RTMP_MSG_DATA_AMF0 = 18,
+    ES_RTMP_MSG_COMMAND_AMF0 = 20,
+    ES_RTMP_MSG_AGGREGATE = 22,
+};
+
+#define ES_RTMP_NAME_MAX 256   /* bytes of an app or stream name (without query), without NUL */
+#define ES_RTMP_QUERY_MAX 512  /* bytes of a query ("token=T&x=y"), without NUL */
+
+/* What the client sent in `connect` (strings borrowed for the callback). */
+typedef struct es_rtmp_connect_info {
+    const char *app;      /* "live" (a query after '?' in the app is split off into app_query) */
+    const char *app_query;/* "" when none */
+    const char *tc_url;   /* "rtmp://host/live", "" when absent */
+    const char *flash_ver;/* "FMLE/3.0 (compatible; obs-studio/30.0)", "" when absent */
+} es_rtmp_connect_info_t;
+
+typedef enum {
+    ES_RTMP_ROLE_NONE = 0,
+    ES_RTMP_ROLE_PUBLISHER,
+    ES_RTMP_ROLE_PLAYER,
+} es_rtmp_role_t;
+
+typedef struct es_rtmp_session_cb {
+    /* Bytes for the client, in order. The callee copies or queues them (borrowed for the call). */
+    void (*send)(void *user, const uint8_t *buf, size_t len);
+    /* connect: return 0 to accept (_result NetConnection.Connect.Success), or a negative ES_E*
+     * to refuse (_error NetConnection.Connect.Rejected carrying `reason`, which the callee may
+     * fill: `reason_len` bytes, NUL-terminated). The session then fails with that error. */
+    int (*on_connect)(void *user, const es_rtmp_connect_info_t *info, char *reason,
+                      size_t reason_len);
+    /* publish "name?query" (type "live"/"record"/"append"): name and query split at the first
+     * '?'. Return 0 (NetStream.Publish.Start), ES_EEXIST (NetStream.Publish.BadName: already
+     * published), ES_EACCES (NetStream.Publish.Unauthorized... then closed), or another
+     * negative ES_E* (NetStream.Publish.Failed, reason in `reason`). */
+    int (*on_publish)(void *user, const char *name, const char *query, char *reason,
+                      size_t reason_len);
+    /* play "name?query": return 0 (StreamBegin, NetStream.Play.Reset, NetStream.Play.Start,
+     * |RtmpSampleAccess, then the owner sends media with es_rtmp_session_send_media),
+     * ES_ENOENT (NetStream.Play.StreamNotFound), ES_EACCES, or another ES_E* (Play.Failed). */
+    int (*on_play)(void *user, const char *name, const char *query, char *reason,
+                   size_t reason_len);
+    /* A publisher's audio (8), video (9) or data (18) message, after publish was accepted.
+     * timestamp_ms: the message's absolute timestamp (RTMP 32-bit milliseconds, deltas summed,
+     * extended timestamps applied). For data messages "@setDataFrame" is stripped, so payload
+     * starts with the AMF0 string "onMetaData". Aggregate messages (22) are split into their
+     * sub-messages. Borrowed for the call. */
+    void (*on_media)(void *user, uint8_t type, uint32_t timestamp_ms, const uint8_t *payload,
+                     size_t len);
+    /* The client ended its publish or play (FCUnpublish, closeStream, deleteStream of the
+     * active stream). Not called when the connection just closes. */
+    void (*on_stop)(void *user);
+} es_rtmp_session_cb_t;
+
+typedef struct es_rtmp_session_params {
+    uint32_t chunk_size;        /* our outgoing chunk size, 128..65536 bytes (rtmp.chunk_size) */
+    uint32_t window_ack_size;   /* Window Acknowledgement Size we announce, bytes (2500000) */
+    es_rtmp_session_cb_t cb;
+    void *user;
+} es_rtmp_session_params_t;
+
+typedef struct es_rtmp_session es_rtmp_session_t;
+
+/* es_rtmp_session_new: a session awaiting C0+C1. NULL when out of memory or params are bad. */
+es_rtmp_session_t *es_rtmp_session_new(const es_rtmp_session_params_t *p);
+
+/* es_rtmp_session_free: NULL-safe; calls no callback. */
+void es_rtmp_session_free(es_rtmp_session_t *s);
+
+/* es_rtmp_session_handle_bytes: len bytes from the client (any split). Returns 0, or a negative
+ * ES_E* after which the session is dead and the owner closes the connection: ES_EPROTO for
+ * malformed input (bad C0 version, a chunk for an unknown chunk stream without a full header, a
+ * message over 16 MiB, bad AMF0 in a command, a chunk size of 0 or > 2^31-1), ES_E2BIG, or
+ * the error a callback returned for connect/publish/play refusals that end the connection. The
+ * reason in words is es_rtmp_session_error(s). Callbacks may be invoked during the call, but
+ * must not free the session. */
+int es_rtmp_session_handle_bytes(es_rtmp_session_t *s, const uint8_t *buf, size_t len);
+
+/* es_rtmp_session_error: what went wrong, for the log ("" while fine). Static or session-owned. */
+const char *es_rtmp_session_error(const es_rtmp_session_t *s);
+
+/* es_rtmp_session_handshake_done: true once C2 was received (the owner stops its timer). */
+bool es_rtmp_session_handshake_done(const es_rtmp_session_t *s);
+
+/* es_rtmp_session_role: publisher or player once publish/play was accepted, else NONE. */
+es_rtmp_role_t es_rtmp_session_role(const es_rtmp_session_t *s);
+
+/* es_rtmp_session_send_media: one audio (8), video (9) or data (18) message to a player, on the
+ * play stream's message stream id, chunked at our chunk size (one send callback call per
+ * message). timestamp_ms is absolute (extended timestamp used from 0xFFFFFF on). Returns 0, or
+ * ES_EINVAL when the session is not a player. The payload is borrowed for the call. */
+int es_rtmp_session_send_media(es_rtmp_session_t *s, uint8_t type, uint32_t timestamp_ms,
+                               const uint8_t *payload, size_t len);
+
+/* es_rtmp_session_send_status: an onStatus on the play/publish stream, e.g. ("status",
+ * "NetStream.Play.UnpublishNotify", "live/cam is unpublished") when a player's publisher leaves
+ * and ("status", "NetStream.Play.PublishNotify", ...) when one comes back. Returns 0 or ES_E*. */
+int es_rtmp_session_send_status(es_rtmp_session_t *s, const char *level, const char *code,
+                                const char *description);
+
+/* es_rtmp_session_bytes_in: bytes received so far (for the API and Acknowledgements). */
+uint64_t es_rtmp_session_bytes_in(const es_rtmp_session_t *s);
+
+#endif
