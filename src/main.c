@@ -10,6 +10,7 @@
 #include "estuary/registry.h"
 #include "estuary/server.h"
 #include "estuary/rtc_server.h"
+#include "estuary/rtmp_server.h"
 #include "version.h"
 
 #include <getopt.h>
@@ -85,6 +86,7 @@ static void reload(es_server_t *srv)
     if (log_file_changed) apply_logging(next);
     es_http_server_apply_config(srv->http);
     es_rtc_server_apply_config(srv->rtc);
+    es_rtmp_server_apply_config(srv->rtmp);
     if (n_changed)
         ES_INFO("main", NULL, "SIGHUP: reloaded %s; applied: %s", srv->config_path, changed);
     else
@@ -118,6 +120,7 @@ static void shutdown_server(es_server_t *srv, int signum)
     uv_timer_start(&force_exit, on_force_exit, SHUTDOWN_GRACE_MS, 0);
     uv_unref((uv_handle_t *)&force_exit);
     es_rtc_server_stop(srv->rtc);   /* DTLS close_notify to every peer, closes the UDP port */
+    es_rtmp_server_stop(srv->rtmp); /* closes every RTMP connection and the TCP port */
     es_http_server_stop(srv->http); /* stops accepting and closes every connection */
     close_handle((uv_handle_t *)&sig_hup);
     close_handle((uv_handle_t *)&sig_usr1);
@@ -160,6 +163,10 @@ static void print_urls(const es_server_t *srv)
     }
     if (c->http.https_listen.enabled)
         ES_INFO("main", NULL, "serving https on %s", c->http.https_listen.text);
+    if (c->rtmp.listen.enabled)
+        ES_INFO("main", NULL, "RTMP on %s: publish rtmp://%s%s%s:%u/{app}/{stream}, play the same "
+                "URL, http://.../{app}/{stream}.flv or WHEP", c->rtmp.listen.text, v6 ? "[" : "",
+                host, v6 ? "]" : "", c->rtmp.listen.port);
     if (es_http_server_web_root(srv->http))
         ES_INFO("main", NULL, "static files from %s", es_http_server_web_root(srv->http));
 }
@@ -225,7 +232,7 @@ int main(int argc, char **argv)
     ES_INFO("main", NULL, "estuary %s (%s) starting, configuration %s, pid %d", ES_VERSION,
             ES_GIT_REV, config_path ? config_path : "(embedded default)", (int)getpid());
     if (!srv.registry || es_http_server_start(&srv, &srv.http) < 0 ||
-        es_rtc_server_start(&srv, &srv.rtc) < 0) {
+        es_rtc_server_start(&srv, &srv.rtc) < 0 || es_rtmp_server_start(&srv, &srv.rtmp) < 0) {
         ES_ERROR("main", NULL, "startup failed; exiting");
         if (cfg->log.file) /* stderr is what systemd and a terminal show: say where to look */
             fprintf(stderr, "estuary: startup failed; see %s\n", cfg->log.file);
@@ -241,10 +248,13 @@ int main(int argc, char **argv)
     /* Close whatever is left (signal handles, lws leftovers after a failed start) and let the
      * close callbacks run, so that the loop closes cleanly and nothing leaks. */
     es_rtc_server_stop(srv.rtc);
+    es_rtmp_server_stop(srv.rtmp);
     es_http_server_stop(srv.http);
     uv_run(&loop, UV_RUN_DEFAULT); /* lws closes its handles */
     es_rtc_server_free(srv.rtc);
     srv.rtc = NULL;
+    es_rtmp_server_free(srv.rtmp);
+    srv.rtmp = NULL;
     es_http_server_free(srv.http);
     srv.http = NULL;
     uv_walk(&loop, walk_close, NULL);

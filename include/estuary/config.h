@@ -70,6 +70,10 @@ typedef struct es_config {
         uint32_t chunk_size;      /* outgoing chunk size, 128..65536 bytes */
         uint32_t handshake_timeout_ms;
         uint32_t player_queue_ms; /* a player further behind than this drops to the next key frame */
+        uint32_t player_queue_bytes; /* ... or with more than this many bytes queued */
+        uint32_t player_stall_ms; /* a player whose socket took nothing for this long is closed */
+        uint32_t gop_cache_bytes; /* GOP cache cap per stream, bytes; 0 turns the cache off */
+        uint32_t opus_bitrate;    /* AAC -> Opus for WebRTC players, bit/s */
     } rtmp;
     struct {
         char *directory;          /* segments and playlists, one folder per app/stream */
@@ -111,6 +115,10 @@ void es_config_free(es_config_t *cfg);
 /* es_config_find_app: the settings for `app`: its own entry, else the "*" entry, else NULL
  * (the app is refused). Borrowed from cfg. */
 const es_app_config_t *es_config_find_app(const es_config_t *cfg, const char *app);
+
+/* es_config_token_equal: true when `given` equals the app token `expected`, compared without an
+ * early exit so the time taken does not reveal a matching prefix. Both NUL-terminated. */
+bool es_config_token_equal(const char *expected, const char *given);
 
 /* es_config_diff: the key paths whose values differ between a and b ("log.level, apps"),
  * comma-separated into out (NUL-terminated, truncated to out_len; out may be NULL). With

@@ -1,6 +1,6 @@
 /* Stream registry: "app/stream" -> stream, O(1) lookup. One registry per server, owned by the
- * loop thread. Later layers attach the stream's source and sinks (media/stream); the registry
- * only names streams and keeps them findable and listable. */
+ * loop thread. The registry names streams and keeps them findable and listable; the media
+ * layer hangs a stream's fan-outs on it (include/estuary/live.h creates and releases them). */
 #ifndef ESTUARY_REGISTRY_H
 #define ESTUARY_REGISTRY_H
 
@@ -10,12 +10,25 @@
 #define ES_APP_NAME_MAX 64     /* bytes, without the NUL */
 #define ES_STREAM_NAME_MAX 128 /* bytes, without the NUL */
 
+struct es_media_stream;
+struct es_frame_hub;
+struct es_rtmp_bridge;
+
+/* Who publishes a stream now. */
+typedef enum { ES_SOURCE_NONE = 0, ES_SOURCE_WEBRTC, ES_SOURCE_RTMP } es_source_kind_t;
+
 typedef struct es_stream {
     char app[ES_APP_NAME_MAX + 1];
     char name[ES_STREAM_NAME_MAX + 1];
     char key[ES_APP_NAME_MAX + 1 + ES_STREAM_NAME_MAX + 1]; /* "app/name", for logs */
     uint64_t created_us;   /* monotonic µs, as given to es_registry_add */
-    void *user;            /* owned by whoever created the stream (the media layer) */
+    es_source_kind_t source;         /* set by whoever publishes (rtc_server, rtmp_server) */
+    struct es_media_stream *media;   /* RTP fan-out to WebRTC players; owned, never NULL once
+                                        made by es_live_open */
+    struct es_frame_hub *frames;     /* FLV-tag fan-out to RTMP/HTTP-FLV players; NULL until one
+                                        is needed (es_live_frames) */
+    struct es_rtmp_bridge *bridge;   /* RTMP source -> RTP for WebRTC players, while an RTMP
+                                        publisher with rtmp_to_rtc is on; owned by rtmp_server */
     struct es_stream *next_in_bucket; /* registry internal */
 } es_stream_t;
 
@@ -24,7 +37,7 @@ typedef struct es_registry es_registry_t;
 /* es_registry_new: an empty registry; NULL when out of memory. */
 es_registry_t *es_registry_new(void);
 
-/* es_registry_free: frees the registry and every stream still in it (not their `user`).
+/* es_registry_free: frees the registry and every stream still in it (not their fan-outs).
  * NULL-safe. */
 void es_registry_free(es_registry_t *reg);
 

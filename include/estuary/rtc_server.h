@@ -70,8 +70,4 @@ json_t *es_rtc_sessions_json(es_rtc_server_t *rtc);
 /* es_rtc_session_json: one session, or NULL when unknown. New reference. */
 json_t *es_rtc_session_json(es_rtc_server_t *rtc, const char *id);
 
-/* es_rtc_stream_json: media details of a registry stream (codecs, bitrate, players), or NULL
- * when it has no WebRTC media. New reference. */
-json_t *es_rtc_stream_json(es_rtc_server_t *rtc, const es_stream_t *stream);
-
 #endif

@@ -15,6 +15,7 @@
 
 typedef struct es_http_server es_http_server_t;
 struct es_rtc_server;
+struct es_rtmp_server;
 
 typedef struct es_server {
     uv_loop_t *loop;
@@ -23,6 +24,7 @@ typedef struct es_server {
     es_registry_t *registry;
     es_http_server_t *http;
     struct es_rtc_server *rtc;  /* WebRTC sessions and the UDP port */
+    struct es_rtmp_server *rtmp; /* RTMP connections and the TCP port; frame-hub timers */
     uint64_t started_us;       /* monotonic µs at start */
     uint64_t started_wall_us;  /* wall-clock µs at start */
     unsigned sessions;         /* WebRTC + RTMP sessions now (limits.max_sessions) */

@@ -67,6 +67,14 @@ static const key_spec_t rtmp_keys[] = {
      .min = 1000, .max = 120000},
     {.name = "player_queue_ms", .kind = KEY_U32, .offset = CFG(rtmp.player_queue_ms), .min = 500,
      .max = 60000},
+    {.name = "player_queue_bytes", .kind = KEY_U32, .offset = CFG(rtmp.player_queue_bytes),
+     .min = 65536, .max = 1073741824},
+    {.name = "player_stall_ms", .kind = KEY_U32, .offset = CFG(rtmp.player_stall_ms), .min = 1000,
+     .max = 600000},
+    {.name = "gop_cache_bytes", .kind = KEY_U32, .offset = CFG(rtmp.gop_cache_bytes), .min = 0,
+     .max = 1073741824},
+    {.name = "opus_bitrate", .kind = KEY_U32, .offset = CFG(rtmp.opus_bitrate), .min = 6000,
+     .max = 510000},
     {0},
 };
 static const key_spec_t hls_keys[] = {
@@ -178,6 +186,10 @@ es_config_t *es_config_new_default(void)
     c->rtmp.chunk_size = 4096;
     c->rtmp.handshake_timeout_ms = 10000;
     c->rtmp.player_queue_ms = 3000;
+    c->rtmp.player_queue_bytes = 8388608;
+    c->rtmp.player_stall_ms = 10000;
+    c->rtmp.gop_cache_bytes = 16777216;
+    c->rtmp.opus_bitrate = 64000;
     c->hls.directory = strdup("hls");
     if (!c->hls.directory) goto fail;
     c->hls.segment_ms = 2000;
@@ -232,6 +244,14 @@ void es_config_free(es_config_t *cfg)
     if (!cfg) return;
     free_fields(cfg, es_config_root_keys);
     free(cfg);
+}
+
+bool es_config_token_equal(const char *expected, const char *given)
+{
+    size_t el = strlen(expected), gl = strlen(given);
+    unsigned diff = (unsigned)(el ^ gl);
+    for (size_t i = 0; i < gl; i++) diff |= (unsigned)(given[i] ^ expected[i % (el ? el : 1)]);
+    return diff == 0;
 }
 
 const es_app_config_t *es_config_find_app(const es_config_t *cfg, const char *app)

@@ -4,6 +4,7 @@
 #include "estuary/server.h"
 
 #include "estuary/clock.h"
+#include "estuary/live.h"
 #include "estuary/rtc_server.h"
 #include "whip.h"
 #include "version.h"
@@ -31,7 +32,7 @@ static json_t *stream_json(const es_server_t *srv, const es_stream_t *s)
 {
     json_t *o = json_pack("{s:s, s:s, s:s, s:I}", "app", s->app, "stream", s->name, "name", s->key,
                           "age_ms", (json_int_t)((es_clock_now_us() - s->created_us) / 1000u));
-    json_t *media = srv->rtc ? es_rtc_stream_json(srv->rtc, s) : NULL;
+    json_t *media = es_live_json(s);
     if (o && media) json_object_update(o, media);
     json_decref(media);
     return o;

@@ -7,6 +7,8 @@
 #include "estuary/http.h"
 #include "estuary/server.h"
 
+#include "http_flv.h"
+
 #include "estuary/clock.h"
 #include "estuary/error.h"
 #include "estuary/log.h"
@@ -55,10 +57,13 @@ typedef struct conn {
     bool headers_sent;
     bool close_after;             /* close instead of keeping the connection alive */
     uint64_t start_us;
+    es_http_flv_t *flv;           /* an HTTP-FLV player: the body never ends */
+    struct lws *wsi;
 } conn_t;
 
 static void conn_reset(conn_t *c)
 {
+    if (c->flv) es_http_flv_close(c->flv, "connection closed");
     free(c->path);
     free(c->argbuf);
     free(c->body);
@@ -175,6 +180,57 @@ static int serve_file(es_http_server_t *h, struct lws *wsi, conn_t *c)
     return 0;
 }
 
+static void flv_wake(void *user)
+{
+    conn_t *c = user;
+    if (!c->flv || !c->wsi) return;
+    if (es_http_flv_stalled(c->flv)) lws_set_timeout(c->wsi, PENDING_TIMEOUT_HTTP_CONTENT,
+                                                     LWS_TO_KILL_ASYNC);
+    else lws_callback_on_writable(c->wsi);
+}
+
+/* GET /{app}/{stream}.flv: an HTTP-FLV player (src/http/http_flv.c). */
+static int open_flv(es_http_server_t *h, struct lws *wsi, conn_t *c, const es_http_request_t *req,
+                    const char *app, const char *stream)
+{
+    int status;
+    char why[256];
+    c->wsi = wsi;
+    c->flv = es_http_flv_open(h->srv, app, stream, es_http_arg(req, "token"), c->id, c->remote,
+                              flv_wake, c, &status, why, sizeof why);
+    if (!c->flv) es_http_respond_error(&c->resp, status, "%s", why);
+    else {
+        es_http_response_reset(&c->resp);
+        c->resp.status = 200;
+        snprintf(c->resp.content_type, sizeof c->resp.content_type, "video/x-flv");
+    }
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+/* Writes what the HTTP-FLV player has, as chunks of the chunked transfer coding (RFC 9112
+ * 7.1); lws buffers what the socket does not take and holds WRITEABLE back until it drained,
+ * so a slow player's backlog stays in its bounded hub queue. */
+static int write_flv(struct lws *wsi, conn_t *c)
+{
+    enum { CHUNK = 32768, HEAD = 8 };
+    unsigned char buf[LWS_PRE + HEAD + CHUNK + 2];
+    unsigned char *body = buf + LWS_PRE + HEAD;
+    int n = es_http_flv_read(c->flv, body, CHUNK);
+    if (n == ES_ETIMEDOUT) return -1;
+    if (n <= 0) return 0;
+    char head[HEAD + 1];
+    int hl = snprintf(head, sizeof head, "%x\r\n", (unsigned)n);
+    unsigned char *start = body - hl;
+    memcpy(start, head, (size_t)hl);
+    body[n] = '\r';
+    body[n + 1] = '\n';
+    size_t total = (size_t)hl + (size_t)n + 2;
+    if (lws_write(wsi, start, total, LWS_WRITE_HTTP) != (int)total) return -1;
+    if (n == CHUNK) lws_callback_on_writable(wsi); /* more may be waiting */
+    return 0;
+}
+
 static int dispatch(es_http_server_t *h, struct lws *wsi, conn_t *c)
 {
     c->dispatched = true;
@@ -203,6 +259,9 @@ static int dispatch(es_http_server_t *h, struct lws *wsi, conn_t *c)
             .conn_id = c->id,
         };
         memcpy(req.args, c->args, sizeof req.args);
+        char app[ES_APP_NAME_MAX + 1], stream[ES_STREAM_NAME_MAX + 1];
+        if (c->method == ES_HTTP_GET && es_http_flv_path(c->path, app, stream))
+            return open_flv(h, wsi, c, &req, app, stream);
         char scratch[512];
         bool known;
         unsigned allow;
@@ -235,15 +294,24 @@ static int on_writeable(es_http_server_t *h, struct lws *wsi, conn_t *c)
 {
     es_http_response_t *r = &c->resp;
     if (!c->dispatched) return 0;
+    if (c->flv && c->headers_sent) return write_flv(wsi, c);
     if (!c->headers_sent) {
         unsigned char buf[LWS_PRE + 2048], *start = buf + LWS_PRE, *p = start,
                                            *end = buf + sizeof buf - 1;
         bool head_only = c->method == ES_HTTP_HEAD || r->status == 204 || r->status == 304;
+        /* An HTTP-FLV body has no length: chunked, and lws adds "connection: close". */
         if (lws_add_http_common_headers(wsi, (unsigned)r->status,
                                         r->content_type[0] ? r->content_type : NULL,
-                                        head_only && !r->body_len ? 0 : r->body_len, &p, end))
+                                        c->flv ? LWS_ILLEGAL_HTTP_CONTENT_LEN
+                                        : head_only && !r->body_len ? 0 : r->body_len, &p, end))
             return -1;
         if (add_common_headers(h, wsi, r, &p, end)) return -1;
+        if (c->flv &&
+            (lws_add_http_header_by_name(wsi, (const unsigned char *)"transfer-encoding:",
+                                         (const unsigned char *)"chunked", 7, &p, end) ||
+             lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                         (const unsigned char *)"no-cache", 8, &p, end)))
+            return -1;
         if (c->method == ES_HTTP_OPTIONS) {
             static const char methods[] = "GET, POST, PATCH, DELETE, OPTIONS";
             static const char headers[] = "Content-Type, Authorization, If-Match";
@@ -261,6 +329,11 @@ static int on_writeable(es_http_server_t *h, struct lws *wsi, conn_t *c)
             return -1;
         if (lws_finalize_write_http_header(wsi, start, &p, end)) return -1;
         c->headers_sent = true;
+        if (c->flv) {
+            log_done(c, r->status, 0);
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
         if (head_only || !r->body_len) goto done;
         lws_callback_on_writable(wsi);
         return 0;

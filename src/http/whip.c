@@ -14,6 +14,7 @@
 #include "estuary/config.h"
 #include "estuary/error.h"
 #include "estuary/rtc_server.h"
+#include "estuary/rtmp_server.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,11 +44,7 @@ static int check_token(const es_http_request_t *req, const char *token, char *wh
     }
     const char *t = a + 7;
     while (*t == ' ') t++;
-    /* Compare without an early exit, so the time taken does not reveal the prefix. */
-    size_t tl = strlen(token), gl = strlen(t);
-    unsigned diff = (unsigned)(tl ^ gl);
-    for (size_t i = 0; i < gl; i++) diff |= (unsigned)(t[i] ^ token[i % (tl ? tl : 1)]);
-    if (diff) {
+    if (!es_config_token_equal(token, t)) {
         snprintf(why, len, "wrong token");
         return 403;
     }
@@ -169,6 +166,9 @@ int es_api_sessions(void *user, const es_http_request_t *req, es_http_response_t
 {
     es_server_t *srv = user;
     json_t *arr = es_rtc_sessions_json(srv->rtc);
+    json_t *rtmp = es_rtmp_sessions_json(srv->rtmp);
+    json_array_extend(arr, rtmp);
+    json_decref(rtmp);
     size_t n = json_array_size(arr);
     return es_http_respond_json(resp, 200, json_pack("{s:o, s:I}", "sessions", arr, "count",
                                                      (json_int_t)n));
@@ -179,11 +179,13 @@ int es_api_session(void *user, const es_http_request_t *req, es_http_response_t 
     es_server_t *srv = user;
     const char *id = req->params[0];
     if (req->method == ES_HTTP_DELETE) {
-        if (!srv->rtc || es_rtc_delete(srv->rtc, id, "kicked through the API") != 0)
+        if ((!srv->rtc || es_rtc_delete(srv->rtc, id, "kicked through the API") != 0) &&
+            es_rtmp_kick(srv->rtmp, id, "kicked through the API") != 0)
             return es_http_respond_error(resp, 404, "no session %s", id);
         return es_http_respond_json(resp, 200, json_pack("{s:s, s:b}", "id", id, "closed", 1));
     }
     json_t *o = es_rtc_session_json(srv->rtc, id);
+    if (!o) o = es_rtmp_session_json_by_id(srv->rtmp, id);
     if (!o) return es_http_respond_error(resp, 404, "no session %s", id);
     return es_http_respond_json(resp, 200, o);
 }

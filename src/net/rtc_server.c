@@ -9,6 +9,7 @@
 #include "estuary/dtls.h"
 #include "estuary/error.h"
 #include "estuary/ice.h"
+#include "estuary/live.h"
 #include "estuary/log.h"
 #include "estuary/peer.h"
 #include "estuary/random.h"
@@ -159,12 +160,9 @@ static const char HEX[] = "0123456789abcdef";
 static void stream_release(es_rtc_server_t *rtc, session_t *s)
 {
     es_stream_t *st = es_registry_find(rtc->srv->registry, s->app, s->stream_name);
-    if (!st || st->user != s->ms) return;
-    if (es_media_stream_has_source(s->ms) || es_media_stream_sink_count(s->ms)) return;
-    es_media_stream_free(s->ms);
-    es_registry_remove(rtc->srv->registry, st);
-    es_log_ctx_t lc = {.stream = s->key};
-    ES_INFO("rtc", &lc, "stream removed: no publisher and no players");
+    if (!st || st->media != s->ms) return;
+    if (s->role == ES_RTC_PUBLISH && st->source == ES_SOURCE_WEBRTC) st->source = ES_SOURCE_NONE;
+    es_live_release(rtc->srv->registry, st);
 }
 
 static void session_destroy(es_rtc_server_t *rtc, session_t *s)
@@ -693,17 +691,25 @@ void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, con
         goto out;
     }
     es_stream_t *st = es_registry_find(srv->registry, app, stream);
-    es_media_stream_t *ms = st ? st->user : NULL;
+    es_media_stream_t *ms = st ? st->media : NULL;
     es_sdp_caps_t caps[2];
     if (role == ES_RTC_PUBLISH) {
-        if (ms && es_media_stream_has_source(ms)) {
-            set_result(res, 409, "stream %s is already being published", key);
+        if (st && st->source != ES_SOURCE_NONE) {
+            set_result(res, 409, "stream %s is already being published (over %s)", key,
+                       st->source == ES_SOURCE_RTMP ? "RTMP" : "WebRTC");
             goto out;
         }
         publish_caps(offer, cfg, caps);
     } else {
         if (!ms || !es_media_stream_has_source(ms)) {
-            set_result(res, 404, "stream %s is not being published", key);
+            if (st && st->source == ES_SOURCE_RTMP)
+                set_result(res, 404, "stream %s is published over RTMP but not available to WebRTC "
+                           "players: %s", key, !es_config_find_app(cfg, app) ||
+                           !es_config_find_app(cfg, app)->rtmp_to_rtc
+                           ? "apps.<app>.rtmp_to_rtc is off"
+                           : "no H.264 video or AAC audio has arrived yet");
+            else
+                set_result(res, 404, "stream %s is not being published", key);
             goto out;
         }
         memset(caps, 0, sizeof caps);
@@ -767,13 +773,11 @@ void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, con
     /* The stream. */
     uint64_t now = es_clock_now_us();
     if (!st) {
-        if (es_registry_add(srv->registry, app, stream, now, &st) != 0 ||
-            !(ms = es_media_stream_new(key))) {
-            if (st) es_registry_remove(srv->registry, st);
+        if (es_live_open(srv->registry, app, stream, now, &st) != 0) {
             set_result(res, 503, "out of memory");
             goto out;
         }
-        st->user = ms;
+        ms = st->media;
     }
     s->rtc = rtc;
     s->role = role;
@@ -802,13 +806,11 @@ void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, con
     if (rc != 0) {
         es_peer_free(s->peer);
         s->ms = NULL;
-        if (!es_media_stream_has_source(ms) && !es_media_stream_sink_count(ms)) {
-            es_media_stream_free(ms);
-            es_registry_remove(srv->registry, st);
-        }
+        es_live_release(srv->registry, st);
         set_result(res, 503, "cannot create the session: %s", es_strerror(rc));
         goto out;
     }
+    if (role == ES_RTC_PUBLISH) st->source = ES_SOURCE_WEBRTC;
     s->next = rtc->sessions;
     if (rtc->sessions) rtc->sessions->prev = s;
     rtc->sessions = s;
@@ -964,10 +966,4 @@ json_t *es_rtc_session_json(es_rtc_server_t *rtc, const char *id)
 {
     session_t *s = rtc ? session_find(rtc, id) : NULL;
     return s && !s->closing ? session_json(s, es_clock_now_us()) : NULL;
-}
-
-json_t *es_rtc_stream_json(es_rtc_server_t *rtc, const es_stream_t *stream)
-{
-    if (!stream->user) return NULL;
-    return es_media_stream_json(stream->user);
 }

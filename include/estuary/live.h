@@ -1,0 +1,55 @@
+/* A live stream's lifetime across protocols: the registry entry with its RTP fan-out (WebRTC
+ * players, include/estuary/stream.h) and, once an RTMP publisher or a frame consumer needs it,
+ * its FLV-tag fan-out (RTMP/HTTP-FLV players, include/estuary/frame_hub.h). A stream exists
+ * while it has a source or any player of either kind; the last one to leave releases it. */
+#ifndef ESTUARY_LIVE_H
+#define ESTUARY_LIVE_H
+
+#include "estuary/config.h"
+#include "estuary/frame_hub.h"
+#include "estuary/registry.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* es_live_open: the stream app/name, created (with its RTP fan-out) when absent, at monotonic
+ * time now_us. Returns 0 and *out (owned by the registry), ES_EINVAL for a bad name, or
+ * ES_ENOMEM (nothing is left allocated). */
+int es_live_open(es_registry_t *reg, const char *app, const char *name, uint64_t now_us,
+                 es_stream_t **out);
+
+/* es_live_hub_limits: the frame hub limits the rtmp section of cfg asks for. */
+es_frame_hub_limits_t es_live_hub_limits(const es_config_t *cfg);
+
+/* es_live_frames: the stream's frame hub, created with `limits` on first use. Borrowed; NULL
+ * when out of memory. */
+es_frame_hub_t *es_live_frames(es_stream_t *st, const es_frame_hub_limits_t *limits);
+
+/* es_live_idle: true when the stream has no source, no WebRTC player and no frame subscriber. */
+bool es_live_idle(const es_stream_t *st);
+
+/* es_live_release: removes and frees the stream when it is idle; returns true then (st is
+ * gone). Logs the removal. */
+bool es_live_release(es_registry_t *reg, es_stream_t *st);
+
+/* es_live_json: the stream's source ("webrtc", "rtmp" or null) and the state of its fan-outs
+ * (codecs, bitrate, players), merged into one object. New reference, NULL on ENOMEM. */
+json_t *es_live_json(const es_stream_t *st);
+
+/* A player's output clock: tags keep their spacing, but the first tag a player gets is at 0 and a
+ * jump in the source's timestamps (a new publisher restarting at 0, a GOP cache far from the
+ * cached sequence headers) continues from the last output instead of going back or far ahead,
+ * as RTMP and FLV players expect. */
+typedef struct es_live_clock {
+    bool started;
+    uint32_t offset;   /* output = input - offset (mod 2^32) */
+    uint32_t last_out; /* ms */
+} es_live_clock_t;
+
+#define ES_LIVE_CLOCK_JUMP_MS 5000 /* a step larger than this (either way) is a discontinuity */
+
+/* es_live_clock_map: the output timestamp (ms) for a tag at ts_ms on the source's clock. */
+uint32_t es_live_clock_map(es_live_clock_t *c, uint32_t ts_ms);
+
+#endif

@@ -1,0 +1,96 @@
+/* A live stream's lifetime across protocols (include/estuary/live.h). */
+#include "estuary/live.h"
+
+#include "estuary/error.h"
+#include "estuary/log.h"
+#include "estuary/stream.h"
+
+#include <stdio.h>
+
+int es_live_open(es_registry_t *reg, const char *app, const char *name, uint64_t now_us,
+                 es_stream_t **out)
+{
+    es_stream_t *st = es_registry_find(reg, app, name);
+    if (st) {
+        *out = st;
+        return 0;
+    }
+    int rc = es_registry_add(reg, app, name, now_us, &st);
+    if (rc != 0) return rc;
+    st->media = es_media_stream_new(st->key);
+    if (!st->media) {
+        es_registry_remove(reg, st);
+        return ES_ENOMEM;
+    }
+    *out = st;
+    return 0;
+}
+
+es_frame_hub_limits_t es_live_hub_limits(const es_config_t *cfg)
+{
+    return (es_frame_hub_limits_t){
+        .queue_ms = cfg->rtmp.player_queue_ms,
+        .queue_bytes = (size_t)cfg->rtmp.player_queue_bytes,
+        .stall_ms = cfg->rtmp.player_stall_ms,
+        .gop_max_bytes = (size_t)cfg->rtmp.gop_cache_bytes,
+    };
+}
+
+es_frame_hub_t *es_live_frames(es_stream_t *st, const es_frame_hub_limits_t *limits)
+{
+    if (!st->frames) st->frames = es_frame_hub_new(st->key, limits);
+    return st->frames;
+}
+
+bool es_live_idle(const es_stream_t *st)
+{
+    if (st->source != ES_SOURCE_NONE) return false;
+    if (st->media && (es_media_stream_has_source(st->media) || es_media_stream_sink_count(st->media)))
+        return false;
+    return !st->frames || es_frame_hub_sub_count(st->frames) == 0;
+}
+
+bool es_live_release(es_registry_t *reg, es_stream_t *st)
+{
+    if (!st || !es_live_idle(st)) return false;
+    es_log_ctx_t lc = {.stream = st->key};
+    ES_INFO("media", &lc, "stream removed: no publisher and no players");
+    es_media_stream_free(st->media);
+    es_frame_hub_free(st->frames);
+    es_registry_remove(reg, st);
+    return true;
+}
+
+json_t *es_live_json(const es_stream_t *st)
+{
+    static const char *const names[] = {[ES_SOURCE_WEBRTC] = "webrtc", [ES_SOURCE_RTMP] = "rtmp"};
+    json_t *o = st->media ? es_media_stream_json(st->media) : json_object();
+    if (!o) return NULL;
+    json_object_set_new(o, "source", st->source ? json_string(names[st->source]) : json_null());
+    if (st->frames) {
+        json_t *f = es_frame_hub_json(st->frames);
+        if (f) json_object_set_new(o, "flv", f);
+    }
+    return o;
+}
+
+uint32_t es_live_clock_map(es_live_clock_t *c, uint32_t ts_ms)
+{
+    if (!c->started) {
+        c->started = true;
+        c->offset = ts_ms;
+        c->last_out = 0;
+        return 0;
+    }
+    uint32_t out = ts_ms - c->offset;
+    int32_t step = (int32_t)(out - c->last_out);
+    if (step > ES_LIVE_CLOCK_JUMP_MS || step < -ES_LIVE_CLOCK_JUMP_MS) {
+        /* Discontinuity: continue just after the last output. */
+        c->offset = ts_ms - (c->last_out + 1);
+        out = c->last_out + 1;
+    }
+    /* Interleaved audio may be a little behind video: pass small backward steps through, but
+     * remember only forward progress. */
+    if ((int32_t)(out - c->last_out) > 0) c->last_out = out;
+    return out;
+}
