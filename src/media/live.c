@@ -3,6 +3,7 @@
 
 #include "estuary/error.h"
 #include "estuary/log.h"
+#include "estuary/rtmp_bridge.h"
 #include "estuary/stream.h"
 
 #include <stdio.h>
@@ -70,6 +71,10 @@ json_t *es_live_json(const es_stream_t *st)
     if (st->frames) {
         json_t *f = es_frame_hub_json(st->frames);
         if (f) json_object_set_new(o, "flv", f);
+    }
+    if (st->bridge) {
+        json_t *b = es_rtmp_bridge_json(st->bridge);
+        if (b) json_object_set_new(o, "rtmp_to_rtc", b);
     }
     return o;
 }
