@@ -20,9 +20,13 @@
  * ES_AAC_OPUS_RESYNC_MS from where the sample count puts it (a gap, a lost frame run, a jump or
  * a restart of the source), the mapping restarts from that frame's pts * 48 and the samples
  * buffered but not yet encoded (under 20 ms) are dropped. Delays not compensated, all small and
- * constant: the Opus encoder's look-ahead (6.5 ms with OPUS_APPLICATION_AUDIO, which the decoder
- * on the other side reproduces) and the resampler's filter (under 1 ms). An undecodable frame
- * produces no samples, so later audio runs up to ES_AAC_OPUS_RESYNC_MS early until a resync.
+ * constant: the Opus encoder's look-ahead (312 samples = 6.5 ms with OPUS_APPLICATION_AUDIO,
+ * which a WebRTC receiver plays out as is: RTP carries no pre-skip) and the resampler's filter
+ * (under 1 ms); a tone onset is measured at +6.8 ms on the RTP clock (tests/unit). The mapping
+ * takes the resampler's buffered samples into account (es_opus_ts_map_frame's lag). An
+ * undecodable frame produces no samples, so later audio runs up to ES_AAC_OPUS_RESYNC_MS early
+ * until a resync; a source whose audio clock drifts from its pts resyncs (a glitch of under
+ * 20 ms) each time the drift reaches ES_AAC_OPUS_RESYNC_MS.
  *
  * Not thread-safe; one transcoder per stream, used from one thread. libav's logging is silenced
  * process-wide by the first es_aac_opus_new (it would write to stderr about network input). */

@@ -12,6 +12,7 @@
 #include <libavcodec/avcodec.h>
 #include <libavutil/channel_layout.h>
 #include <libavutil/log.h>
+#include <libavutil/opt.h>
 #include <libavutil/samplefmt.h>
 #include <libswresample/swresample.h>
 #include <opus.h>
@@ -312,6 +313,10 @@ static int ensure_swr(es_aac_opus_t *t, const AVFrame *f)
     int ret = swr_alloc_set_opts2(&t->swr, &t->out_layout, AV_SAMPLE_FMT_FLT, ES_OPUS_CLOCK_RATE,
                                   &t->swr_layout, (enum AVSampleFormat)f->format, f->sample_rate,
                                   0, NULL);
+    /* Float output is not clipped, and the default downmix matrix sums to more than 1 (5.1 to
+     * stereo: L = FL + 0.707 C + 0.707 SL): normalise it so that a full-scale source stays
+     * within full scale. */
+    if (ret >= 0) ret = av_opt_set_double(t->swr, "rematrix_maxval", 1.0, 0);
     if (ret >= 0) ret = swr_init(t->swr);
     if (ret < 0) {
         swr_free(&t->swr);
@@ -392,32 +397,41 @@ int es_aac_opus_push(es_aac_opus_t *t, const uint8_t *aac, size_t len, uint32_t 
     t->pkt->size = (int)len;
     t->pkt->pts = pts_ms;
     t->pkt->dts = pts_ms;
-    int ret = avcodec_send_packet(t->dec, t->pkt);
-    t->pkt->data = NULL;
-    t->pkt->size = 0;
-    if (ret < 0 && ret != AVERROR(EAGAIN))
-        return ret == AVERROR(ENOMEM) ? ES_ENOMEM : ES_EPROTO;
-
     int emitted = 0;
     int result = 0;
-    for (;;) {
-        ret = avcodec_receive_frame(t->dec, t->frame);
-        if (ret == AVERROR(EAGAIN) || ret == AVERROR_EOF) break;
-        if (ret < 0) {
+    /* Send, then drain the frames ready. EAGAIN on send (frames still waiting) cannot happen
+     * with AAC, which is drained after every packet; it is handled by a second attempt. */
+    for (int attempt = 0; attempt < 2 && result == 0; attempt++) {
+        int ret = avcodec_send_packet(t->dec, t->pkt);
+        if (ret < 0 && ret != AVERROR(EAGAIN)) {
+            /* The AAC decoder reports a damaged frame here (it decodes during send). */
             result = ret == AVERROR(ENOMEM) ? ES_ENOMEM : ES_EPROTO;
             break;
         }
-        /* The decoder passes the packet's pts through; AAC decodes without delay, so this is
-         * the pushed pts, but a frame carries its own when there is one. */
-        uint32_t fpts = t->frame->pts != AV_NOPTS_VALUE ? (uint32_t)t->frame->pts : pts_ms;
-        int n = consume_frame(t, t->frame, fpts, emit, user);
-        av_frame_unref(t->frame);
-        if (n < 0) {
-            result = n;
-            break;
+        for (;;) {
+            int r = avcodec_receive_frame(t->dec, t->frame);
+            if (r == AVERROR(EAGAIN) || r == AVERROR_EOF) break;
+            if (r < 0) {
+                result = r == AVERROR(ENOMEM) ? ES_ENOMEM : ES_EPROTO;
+                break;
+            }
+            /* The decoder passes the packet's pts through; AAC decodes without delay, so this
+             * is the pushed pts, but a frame carries its own when there is one. */
+            uint32_t fpts =
+                t->frame->pts != AV_NOPTS_VALUE ? (uint32_t)t->frame->pts : pts_ms;
+            int n = consume_frame(t, t->frame, fpts, emit, user);
+            av_frame_unref(t->frame);
+            if (n < 0) {
+                result = n;
+                break;
+            }
+            emitted += n;
         }
-        emitted += n;
+        if (ret == 0) break;
+        if (attempt == 1) result = ES_EIO;  /* still EAGAIN after draining: libav misbehaves */
     }
+    t->pkt->data = NULL;
+    t->pkt->size = 0;
     if (result < 0 && emitted == 0) return result;
     return emitted;
 }

@@ -225,8 +225,10 @@ static void collect_packets(AVCodecContext *enc, AVPacket *pkt, aac_stream_t *s,
     }
 }
 
-/* `seconds` of a 1 kHz sine at amplitude 0.5, AAC-LC at rate/channels; pts from base_ms. */
-static void make_aac(aac_stream_t *s, int rate, int channels, double seconds, uint32_t base_ms)
+/* `seconds` of a 1 kHz sine at amplitude 0.5 (silence for the first silent_s), AAC-LC at
+ * rate/channels; pts from base_ms. */
+static void make_aac(aac_stream_t *s, int rate, int channels, double seconds, double silent_s,
+                     uint32_t base_ms)
 {
     memset(s, 0, sizeof *s);
     s->rate = rate;
@@ -266,7 +268,9 @@ static void make_aac(aac_stream_t *s, int rate, int channels, double seconds, ui
         assert_int_equal(av_channel_layout_copy(&f->ch_layout, &enc->ch_layout), 0);
         assert_int_equal(av_frame_get_buffer(f, 0), 0);
         for (int k = 0; k < frame_size; k++) {
-            for (int c = 0; c < channels; c++) ((float *)f->extended_data[c])[k] = (float)(0.5 * re);
+            size_t n = i * (size_t)frame_size + (size_t)k;
+            float v = n < (size_t)(silent_s * rate) ? 0.0f : (float)(0.5 * re);
+            for (int c = 0; c < channels; c++) ((float *)f->extended_data[c])[k] = v;
             double nre = re * wc + im * ws, nim = im * wc - re * ws;
             re = nre;
             im = nim;
@@ -351,7 +355,7 @@ static void tone_stats(const sink_t *k, size_t from, double *rms, double *freq)
 static void check_tone_stream(int rate, int channels, uint32_t base_ms)
 {
     aac_stream_t s;
-    make_aac(&s, rate, channels, 2.0, base_ms);
+    make_aac(&s, rate, channels, 2.0, 0, base_ms);
     char err[256];
     es_aac_opus_t *t = es_aac_opus_new(s.asc, s.asc_len, 0, err, sizeof err);
     if (!t) print_message("es_aac_opus_new: %s\n", err);
@@ -365,13 +369,13 @@ static void check_tone_stream(int rate, int channels, uint32_t base_ms)
     sink_init(&k);
     int total = 0;
     struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
     for (size_t i = 0; i < s.n; i++) {
         int n = es_aac_opus_push(t, s.pkts[i].data, s.pkts[i].len, s.pkts[i].pts_ms, on_opus, &k);
         assert_true(n >= 0);
         total += n;
     }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     double audio = (double)s.n * 1024 / rate;
     print_message("  %d Hz x%d: %zu AAC frames -> %d Opus packets, %.1f ms CPU per s of audio\n",
@@ -412,13 +416,60 @@ static void test_transcode_48k_mono(void **state)
     check_tone_stream(48000, 1, 3000);
 }
 
+/* Rarer formats: 8 kHz mono (one AAC frame becomes 6144 samples at 48 kHz: the buffer grows),
+ * 22.05 kHz stereo, and 5.1 downmixed to stereo. */
+static void test_transcode_other_formats(void **state)
+{
+    (void)state;
+    check_tone_stream(8000, 1, 0);
+    check_tone_stream(22050, 2, 500);
+    check_tone_stream(48000, 6, 100);
+}
+
+/* Lip sync: a tone that starts 500 ms into the source must start, on the RTP clock, where its
+ * pts says, late by the Opus encoder's look-ahead (312 samples = 6.5 ms, not compensated; see
+ * transcode.h) and a fraction of a millisecond of filtering. */
+static void check_onset(int rate, int channels)
+{
+    aac_stream_t s;
+    const uint32_t base_ms = 2000;
+    make_aac(&s, rate, channels, 1.5, 0.5, base_ms);
+    es_aac_opus_t *t = es_aac_opus_new(s.asc, s.asc_len, 0, NULL, 0);
+    assert_non_null(t);
+    sink_t k;
+    sink_init(&k);
+    for (size_t i = 0; i < s.n; i++)
+        assert_true(es_aac_opus_push(t, s.pkts[i].data, s.pkts[i].len, s.pkts[i].pts_ms,
+                                     on_opus, &k) >= 0);
+    size_t j = 0;
+    while (j < k.pcm_len && k.pcm[j * 2] < 0.25 && k.pcm[j * 2] > -0.25) j++;
+    assert_true(j < k.pcm_len);
+    int64_t at = (int64_t)k.ts[0] + (int64_t)j;
+    int64_t onset = (int64_t)(base_ms + 500) * 48;
+    print_message("  %d Hz x%d: tone onset at %+.2f ms on the RTP clock\n", rate, channels,
+                  (double)(at - onset) / 48.0);
+    /* Late by the encoder's look-ahead, plus up to 2 ms: the first sample over half the
+     * amplitude is up to a quarter period (0.25 ms) in, the filters add a fraction of 1 ms. */
+    assert_true(at - onset >= 312 && at - onset <= 312 + 96);
+    sink_deinit(&k);
+    es_aac_opus_free(t);
+    free_aac(&s);
+}
+
+static void test_transcode_onset_in_sync(void **state)
+{
+    (void)state;
+    check_onset(44100, 2);
+    check_onset(48000, 1);
+}
+
 /* A 500 ms hole in the source: one resync, and the first packet after it is stamped with the
  * new frame's pts (less the resampler's few samples of lag). */
 static void test_transcode_gap_resyncs(void **state)
 {
     (void)state;
     aac_stream_t s;
-    make_aac(&s, 44100, 2, 2.0, 1000);
+    make_aac(&s, 44100, 2, 2.0, 0, 1000);
     es_aac_opus_t *t = es_aac_opus_new(s.asc, s.asc_len, 32000, NULL, 0);
     assert_non_null(t);
     sink_t k;
@@ -447,7 +498,7 @@ static void test_transcode_garbage_frame(void **state)
 {
     (void)state;
     aac_stream_t s;
-    make_aac(&s, 48000, 1, 1.0, 0);
+    make_aac(&s, 48000, 1, 1.0, 0, 0);
     es_aac_opus_t *t = es_aac_opus_new(s.asc, s.asc_len, 0, NULL, 0);
     assert_non_null(t);
     sink_t k;
@@ -542,6 +593,8 @@ int main(void)
         cmocka_unit_test(test_map_wraps),
         cmocka_unit_test(test_transcode_44k_stereo),
         cmocka_unit_test(test_transcode_48k_mono),
+        cmocka_unit_test(test_transcode_other_formats),
+        cmocka_unit_test(test_transcode_onset_in_sync),
         cmocka_unit_test(test_transcode_gap_resyncs),
         cmocka_unit_test(test_transcode_garbage_frame),
         cmocka_unit_test(test_bad_config),
