@@ -1,14 +1,16 @@
-# Sourced by the WebRTC end-to-end scripts: starts the estuary of BUILD_DIR ($1) inside the
-# caller's network namespace on free ports (HTTP on 127.0.0.1, WebRTC UDP on 0.0.0.0 with the
-# discovered candidates, which is loopback only here), runs `node MJS BASE_URL UDP_PORT`, stops the
-# server with SIGTERM and fails on a non-zero exit or a sanitizer report. Usage from a script:
+# Sourced by the end-to-end scripts: starts the estuary of BUILD_DIR ($1) inside the caller's
+# network namespace on free ports (HTTP and RTMP on 127.0.0.1, WebRTC UDP on 0.0.0.0 with the
+# discovered candidates, which is loopback only here), runs `node MJS BASE_URL UDP_PORT RTMP_PORT`,
+# stops the server with SIGTERM and fails on a non-zero exit or a sanitizer report. ES_EXTRA_YAML,
+# when set, is appended to the configuration (e.g. an apps section). Usage from a script:
 #   . "$here/lib/with_server.sh"; es_run_with_server "$1" "$here/test_x.mjs"
 es_run_with_server() {
-  local bin work port udp pid rc src
+  local bin work port udp rtmp pid rc src
   bin=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)/estuary
   work=$(mktemp -d)
   port=$(es_free_port)
   udp=$(es_free_port)
+  rtmp=$(es_free_port)
   cat > "$work/estuary.yaml" <<YAML
 log:
   level: debug
@@ -18,7 +20,9 @@ webrtc:
   udp_listen: "0.0.0.0:$udp"
   candidates: ["*"]
 rtmp:
-  listen: ""
+  listen: "127.0.0.1:$rtmp"
+  handshake_timeout_ms: 2000
+${ES_EXTRA_YAML:-}
 YAML
   "$bin" -c "$work/estuary.yaml" 2> "$work/estuary.log" &
   pid=$!
@@ -26,7 +30,7 @@ YAML
     echo "estuary did not start"; cat "$work/estuary.log"; kill -9 $pid 2>/dev/null; rm -rf "$work"
     return 1
   fi
-  timeout 240 node "$2" "http://127.0.0.1:$port" "$udp"
+  timeout 240 node "$2" "http://127.0.0.1:$port" "$udp" "$rtmp"
   rc=$?
   kill -TERM $pid; wait $pid; src=$?
   if [ $src -ne 0 ] || grep -qE 'Sanitizer|runtime error' "$work/estuary.log"; then
