@@ -56,18 +56,25 @@ typedef struct es_rtmp_session_cb {
     void (*send)(void *user, const uint8_t *buf, size_t len);
     /* connect: return 0 to accept (_result NetConnection.Connect.Success), or a negative ES_E*
      * to refuse (_error NetConnection.Connect.Rejected carrying `reason`, which the callee may
-     * fill: `reason_len` bytes, NUL-terminated). The session then fails with that error. */
+     * fill: `reason_len` bytes, NUL-terminated). The session then fails with that error.
+     * NULL: every connect is accepted. */
     int (*on_connect)(void *user, const es_rtmp_connect_info_t *info, char *reason,
                       size_t reason_len);
     /* publish "name?query" (type "live"/"record"/"append"): name and query split at the first
      * '?'. Return 0 (NetStream.Publish.Start), ES_EEXIST (NetStream.Publish.BadName: already
-     * published), ES_EACCES (NetStream.Publish.Unauthorized... then closed), or another
-     * negative ES_E* (NetStream.Publish.Failed, reason in `reason`). */
+     * published), ES_EACCES (NetStream.Publish.Unauthorized, then handle_bytes returns
+     * ES_EACCES and the owner closes), or another negative ES_E* (NetStream.Publish.Failed,
+     * reason in `reason`). Refusals other than ES_EACCES leave the connection open: clients
+     * close it themselves on an error status. NULL: every publish fails (ES_ENOENT). */
     int (*on_publish)(void *user, const char *name, const char *query, char *reason,
                       size_t reason_len);
     /* play "name?query": return 0 (StreamBegin, NetStream.Play.Reset, NetStream.Play.Start,
      * |RtmpSampleAccess, then the owner sends media with es_rtmp_session_send_media),
-     * ES_ENOENT (NetStream.Play.StreamNotFound), ES_EACCES, or another ES_E* (Play.Failed). */
+     * ES_ENOENT (NetStream.Play.StreamNotFound), ES_EACCES (NetStream.Play.Failed, then the
+     * session ends with ES_EACCES), or another ES_E* (NetStream.Play.Failed, connection left
+     * open). The status sequence goes out after this returns: media sent from inside the
+     * callback is refused (ES_EINVAL); send cached media once handle_bytes returned. NULL:
+     * every play is StreamNotFound. */
     int (*on_play)(void *user, const char *name, const char *query, char *reason,
                    size_t reason_len);
     /* A publisher's audio (8), video (9) or data (18) message, after publish was accepted.
@@ -78,7 +85,8 @@ typedef struct es_rtmp_session_cb {
     void (*on_media)(void *user, uint8_t type, uint32_t timestamp_ms, const uint8_t *payload,
                      size_t len);
     /* The client ended its publish or play (FCUnpublish, closeStream, deleteStream of the
-     * active stream). Not called when the connection just closes. */
+     * active stream): once per accepted publish/play, after which the role is NONE again (the
+     * client may publish or play anew). Not called when the connection just closes. */
     void (*on_stop)(void *user);
 } es_rtmp_session_cb_t;
 
@@ -91,7 +99,9 @@ typedef struct es_rtmp_session_params {
 
 typedef struct es_rtmp_session es_rtmp_session_t;
 
-/* es_rtmp_session_new: a session awaiting C0+C1. NULL when out of memory or params are bad. */
+/* es_rtmp_session_new: a session awaiting C0+C1. NULL when out of memory or params are bad
+ * (no send callback, chunk_size outside 128..65536, window_ack_size 0). The params, callbacks
+ * and user pointer are copied. */
 es_rtmp_session_t *es_rtmp_session_new(const es_rtmp_session_params_t *p);
 
 /* es_rtmp_session_free: NULL-safe; calls no callback. */
@@ -99,9 +109,13 @@ void es_rtmp_session_free(es_rtmp_session_t *s);
 
 /* es_rtmp_session_handle_bytes: len bytes from the client (any split). Returns 0, or a negative
  * ES_E* after which the session is dead and the owner closes the connection: ES_EPROTO for
- * malformed input (bad C0 version, a chunk for an unknown chunk stream without a full header, a
- * message over 16 MiB, bad AMF0 in a command, a chunk size of 0 or > 2^31-1), ES_E2BIG, or
- * the error a callback returned for connect/publish/play refusals that end the connection. The
+ * malformed input (bad C0 version, a chunk for an unknown chunk stream without a full header,
+ * bad AMF0 in a command, a command without name and transaction id, publish/play before
+ * connect, a chunk size of 0 or > 2^31-1, a NUL byte in a name), ES_E2BIG (more than 64 chunk
+ * streams, over 32 MiB of partial messages, an app/name/query/tcUrl longer than its bound:
+ * those are answered with _error or an error onStatus first), ES_ENOMEM, or the error a
+ * callback returned for connect/publish/play refusals that end the connection. Later calls
+ * return the same error. (A message cannot exceed 16 MiB: its length field has 24 bits.) The
  * reason in words is es_rtmp_session_error(s). Callbacks may be invoked during the call, but
  * must not free the session. */
 int es_rtmp_session_handle_bytes(es_rtmp_session_t *s, const uint8_t *buf, size_t len);
@@ -118,17 +132,34 @@ es_rtmp_role_t es_rtmp_session_role(const es_rtmp_session_t *s);
 /* es_rtmp_session_send_media: one audio (8), video (9) or data (18) message to a player, on the
  * play stream's message stream id, chunked at our chunk size (one send callback call per
  * message). timestamp_ms is absolute (extended timestamp used from 0xFFFFFF on). Returns 0, or
- * ES_EINVAL when the session is not a player. The payload is borrowed for the call. */
+ * ES_EINVAL when the session is not a player (or is dead) or the type is none of those,
+ * ES_E2BIG above 0xffffff bytes, ES_ENOMEM. The payload is borrowed for the call. Audio goes
+ * on chunk stream 4, video on 6, data on 5. */
 int es_rtmp_session_send_media(es_rtmp_session_t *s, uint8_t type, uint32_t timestamp_ms,
                                const uint8_t *payload, size_t len);
 
 /* es_rtmp_session_send_status: an onStatus on the play/publish stream, e.g. ("status",
  * "NetStream.Play.UnpublishNotify", "live/cam is unpublished") when a player's publisher leaves
- * and ("status", "NetStream.Play.PublishNotify", ...) when one comes back. Returns 0 or ES_E*. */
+ * and ("status", "NetStream.Play.PublishNotify", ...) when one comes back. Returns 0, ES_EINVAL
+ * when no publish/play is active, or ES_E2BIG when the strings exceed about 4 KB. */
 int es_rtmp_session_send_status(es_rtmp_session_t *s, const char *level, const char *code,
                                 const char *description);
 
 /* es_rtmp_session_bytes_in: bytes received so far (for the API and Acknowledgements). */
 uint64_t es_rtmp_session_bytes_in(const es_rtmp_session_t *s);
+
+/* Counters for the API and the rate-limited log: the core itself never logs. */
+typedef struct es_rtmp_session_stats {
+    uint64_t messages_in;      /* whole messages received */
+    uint64_t messages_out;     /* messages sent (one send callback each) */
+    uint64_t commands;         /* AMF0/AMF3 commands received */
+    uint64_t ignored_commands; /* unknown commands, or ones out of place (a second connect) */
+    uint64_t ignored_messages; /* media before publish, unknown types, AMF3 data, bad tails */
+    uint64_t media_in;         /* on_media calls */
+    uint64_t acks_sent;        /* Acknowledgements (5.4.3) sent */
+} es_rtmp_session_stats_t;
+
+/* es_rtmp_session_stats: the counters since es_rtmp_session_new. */
+es_rtmp_session_stats_t es_rtmp_session_stats(const es_rtmp_session_t *s);
 
 #endif
