@@ -361,7 +361,9 @@ static int consume_frame(es_aac_opus_t *t, const AVFrame *f, uint32_t pts_ms, es
     t->fifo_len += (size_t)n;
     es_opus_ts_map_add(&t->map, (size_t)n);
 
-    int emitted = 0;
+    /* The mapping's buffered count and fifo_len move together: a failed encode still consumes
+     * its 20 ms so that they stay equal. */
+    int emitted = 0, failed = 0;
     size_t off = 0;  /* samples per channel consumed from the front */
     uint32_t rtp_ts;
     while (es_opus_ts_map_take(&t->map, ES_OPUS_FRAME_SAMPLES, &rtp_ts)) {
@@ -370,8 +372,8 @@ static int consume_frame(es_aac_opus_t *t, const AVFrame *f, uint32_t pts_ms, es
                                            (opus_int32)sizeof t->out);
         off += ES_OPUS_FRAME_SAMPLES;
         if (len < 0) {
-            emitted = ES_EIO;
-            break;
+            failed = ES_EIO;
+            continue;
         }
         emit(user, t->out, (size_t)len, rtp_ts);
         emitted++;
@@ -381,7 +383,7 @@ static int consume_frame(es_aac_opus_t *t, const AVFrame *f, uint32_t pts_ms, es
                 (t->fifo_len - off) * (size_t)t->channels * sizeof *t->fifo);
         t->fifo_len -= off;
     }
-    return emitted;
+    return emitted || !failed ? emitted : failed;
 }
 
 int es_aac_opus_push(es_aac_opus_t *t, const uint8_t *aac, size_t len, uint32_t pts_ms,

@@ -510,8 +510,8 @@ static void test_transcode_garbage_frame(void **state)
     size_t before = k.n;
     assert_true(before > 0);
 
-    /* A syntax element the decoder cannot parse (channel pair element with an impossible
-     * window sequence, then junk). */
+    /* Deterministic junk the decoder rejects (AAC has no checksum: junk that happens to parse
+     * decodes to noise, which no one can tell from audio). */
     uint8_t junk[64];
     for (size_t i = 0; i < sizeof junk; i++) junk[i] = (uint8_t)(0xA5 ^ (i * 37));
     uint32_t pts = s.pkts[half].pts_ms;
