@@ -104,10 +104,11 @@ void es_frame_hub_set_limits(es_frame_hub_t *hub, const es_frame_hub_limits_t *l
  * be called from inside a wake callback. */
 void es_frame_hub_publish(es_frame_hub_t *hub, es_tag_t *tag, uint64_t now_us);
 
-/* es_frame_hub_reset: the source left: forget metadata, sequence headers and the GOP cache (and
- * whether the stream had video). Subscribers stay with their queues; each waits for the next
- * source's first video key frame for video (audio flows until that source shows video), and
- * gets that source's metadata and sequence headers live, before its first frame. */
+/* es_frame_hub_reset: the source left: forget metadata, sequence headers and the GOP cache, and
+ * whether the stream had video, its codecs, size and bitrate (tags_in/bytes_in stay).
+ * Subscribers stay with their queues; each waits for the next source's first video key frame
+ * for video (audio flows until that source shows video), and gets that source's metadata and
+ * sequence headers live, before its first frame. */
 void es_frame_hub_reset(es_frame_hub_t *hub);
 
 /* es_frame_hub_tick: at monotonic time now_us, marks stalled every subscriber whose queue is

@@ -490,7 +490,7 @@ static bool sub_would_overflow(const es_frame_hub_t *hub, const es_frame_sub_t *
     if (hub->lim.queue_bytes && s->st.queued_bytes + t->len > hub->lim.queue_bytes) return true;
     if (hub->lim.queue_ms && s->n_media && !tag_is_header(t)) {
         int32_t span = (int32_t)(t->timestamp_ms - sub_oldest_media_ts(s));
-        if (span > (int32_t)hub->lim.queue_ms) return true;
+        if ((int64_t)span > (int64_t)hub->lim.queue_ms) return true;
     }
     return false;
 }
@@ -614,6 +614,9 @@ void es_frame_hub_reset(es_frame_hub_t *hub)
     hub->gop_open = false;
     hub->has_video = false;
     hub->meta_w = hub->meta_h = hub->set_w = hub->set_h = 0;
+    hub->vcodec[0] = hub->acodec[0] = 0;
+    hub->any_in = false; /* no stale bitrate for a stream without a source */
+    for (size_t i = 0; i < RATE_BUCKETS; i++) hub->rate_sec[i] = UINT64_MAX;
     for (es_frame_sub_t *s = hub->subs; s; s = s->next) s->synced = false;
 }
 

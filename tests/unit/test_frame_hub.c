@@ -20,7 +20,8 @@
 
 /* ---- tag bodies ------------------------------------------------------------------------------ */
 
-static const uint8_t ON_META[] = {0x02, 0x00, 0x0A, 'o', 'n', 'M', 'e', 't', 'a', 'D', 'a', 't', 'a'};
+static const uint8_t ON_META[] = {0x02, 0x00, 0x0A, 'o', 'n', 'M', 'e', 't',
+                                  'a',  'D',  'a',  't', 'a'};
 
 /* A tag of `size` bytes (at least the header) starting with the given header bytes, filled. */
 static es_tag_t *body(uint8_t type, uint32_t ts, const uint8_t *hdr, size_t hlen, size_t size)
@@ -78,7 +79,8 @@ static es_tag_t *metadata(uint32_t ts, double width, double height)
     const uint8_t ecma[] = {0x08, 0, 0, 0, 4};
     memcpy(b + n, ecma, sizeof ecma);
     n += sizeof ecma;
-    const uint8_t enc[] = {0x00, 0x07, 'e', 'n', 'c', 'o', 'd', 'e', 'r', 0x02, 0x00, 0x03, 'o', 'b', 's'};
+    const uint8_t enc[] = {0x00, 0x07, 'e',  'n',  'c',  'o', 'd', 'e',
+                           'r',  0x02, 0x00, 0x03, 'o', 'b', 's'};
     memcpy(b + n, enc, sizeof enc);
     n += sizeof enc;
     const uint8_t stereo[] = {0x00, 0x06, 's', 't', 'e', 'r', 'e', 'o', 0x01, 0x01};
@@ -125,15 +127,24 @@ static void test_classify_each_kind_of_body(void **state)
         {"HEVC legacy seq", ES_TAG_VIDEO, {0x1C, 0x00, 0, 0, 0}, 5, false, true, false},
         {"HEVC legacy inter", ES_TAG_VIDEO, {0x2C, 0x01, 0, 0, 0}, 5, false, false, false},
         {"VP6 key (no packet type)", ES_TAG_VIDEO, {0x14, 0x00, 0x00}, 3, true, false, false},
-        {"E-RTMP hvc1 SequenceStart", ES_TAG_VIDEO, {0x90, 'h', 'v', 'c', '1', 1}, 6, false, true, false},
-        {"E-RTMP hvc1 CodedFrames key", ES_TAG_VIDEO, {0x91, 'h', 'v', 'c', '1', 0, 0, 0, 9}, 9, true, false, false},
-        {"E-RTMP hvc1 CodedFramesX inter", ES_TAG_VIDEO, {0xA3, 'h', 'v', 'c', '1', 9}, 6, false, false, false},
-        {"E-RTMP av01 SequenceStart", ES_TAG_VIDEO, {0x90, 'a', 'v', '0', '1', 0x81}, 6, false, true, false},
-        {"E-RTMP av01 CodedFramesX key", ES_TAG_VIDEO, {0x93, 'a', 'v', '0', '1', 0x12}, 6, true, false, false},
-        {"E-RTMP av01 MPEG2TSSequenceStart", ES_TAG_VIDEO, {0x95, 'a', 'v', '0', '1', 0}, 6, false, true, false},
-        {"E-RTMP av01 inter", ES_TAG_VIDEO, {0xA1, 'a', 'v', '0', '1', 0x12}, 6, false, false, false},
-        {"E-RTMP command frame", ES_TAG_VIDEO, {0xD1, 'a', 'v', '0', '1', 0}, 6, false, false, false},
-        {"E-RTMP command SequenceStart", ES_TAG_VIDEO, {0xD0, 'h', 'v', 'c', '1'}, 5, false, false, false},
+        {"E-RTMP hvc1 SequenceStart", ES_TAG_VIDEO, {0x90, 'h', 'v', 'c', '1', 1},
+          6, false, true, false},
+        {"E-RTMP hvc1 CodedFrames key", ES_TAG_VIDEO, {0x91, 'h', 'v', 'c', '1', 0, 0, 0, 9},
+          9, true, false, false},
+        {"E-RTMP hvc1 CodedFramesX inter", ES_TAG_VIDEO, {0xA3, 'h', 'v', 'c', '1', 9},
+          6, false, false, false},
+        {"E-RTMP av01 SequenceStart", ES_TAG_VIDEO, {0x90, 'a', 'v', '0', '1', 0x81},
+          6, false, true, false},
+        {"E-RTMP av01 CodedFramesX key", ES_TAG_VIDEO, {0x93, 'a', 'v', '0', '1', 0x12},
+          6, true, false, false},
+        {"E-RTMP av01 MPEG2TSSequenceStart", ES_TAG_VIDEO, {0x95, 'a', 'v', '0', '1', 0},
+          6, false, true, false},
+        {"E-RTMP av01 inter", ES_TAG_VIDEO, {0xA1, 'a', 'v', '0', '1', 0x12},
+          6, false, false, false},
+        {"E-RTMP command frame", ES_TAG_VIDEO, {0xD1, 'a', 'v', '0', '1', 0},
+          6, false, false, false},
+        {"E-RTMP command SequenceStart", ES_TAG_VIDEO, {0xD0, 'h', 'v', 'c', '1'},
+          5, false, false, false},
         {"E-RTMP SequenceEnd", ES_TAG_VIDEO, {0x92, 'h', 'v', 'c', '1'}, 5, false, false, false},
         {"E-RTMP without FourCC", ES_TAG_VIDEO, {0x91, 'h', 'v'}, 3, false, false, false},
         {"video 1 byte", ES_TAG_VIDEO, {0x17}, 1, false, false, false},
@@ -142,15 +153,18 @@ static void test_classify_each_kind_of_body(void **state)
         {"AAC raw", ES_TAG_AUDIO, {0xAF, 0x01, 0x21, 0x10}, 4, false, false, false},
         {"AAC 1 byte", ES_TAG_AUDIO, {0xAF}, 1, false, false, false},
         {"MP3", ES_TAG_AUDIO, {0x2F, 0x00, 0xff, 0xfb}, 4, false, false, false},
-        {"E-RTMP Opus SequenceStart", ES_TAG_AUDIO, {0x90, 'O', 'p', 'u', 's', 'O'}, 6, false, true, false},
-        {"E-RTMP Opus CodedFrames", ES_TAG_AUDIO, {0x91, 'O', 'p', 'u', 's', 0xfc}, 6, false, false, false},
+        {"E-RTMP Opus SequenceStart", ES_TAG_AUDIO, {0x90, 'O', 'p', 'u', 's', 'O'},
+          6, false, true, false},
+        {"E-RTMP Opus CodedFrames", ES_TAG_AUDIO, {0x91, 'O', 'p', 'u', 's', 0xfc},
+          6, false, false, false},
         {"E-RTMP audio without FourCC", ES_TAG_AUDIO, {0x90, 'O'}, 2, false, false, false},
         {"audio 0 bytes", ES_TAG_AUDIO, {0}, 0, false, false, false},
-        {"onMetaData", ES_TAG_DATA, {0x02, 0x00, 0x0A, 'o', 'n', 'M', 'e', 't', 'a', 'D', 'a', 't', 'a', 0x08}, 14, false, false, true},
-        {"onMetaData, nothing after", ES_TAG_DATA, {0x02, 0x00, 0x0A, 'o', 'n', 'M', 'e', 't', 'a', 'D', 'a', 't', 'a'}, 13, false, false, true},
-        {"onMetaData truncated", ES_TAG_DATA, {0x02, 0x00, 0x0A, 'o', 'n', 'M', 'e', 't'}, 8, false, false, false},
-        {"onTextData", ES_TAG_DATA, {0x02, 0x00, 0x0A, 'o', 'n', 'T', 'e', 'x', 't', 'D', 'a', 't', 'a'}, 13, false, false, false},
-        {"@setDataFrame", ES_TAG_DATA, {0x02, 0x00, 0x0D, '@', 's', 'e', 't', 'D', 'a', 't', 'a', 'F', 'r'}, 13, false, false, false},
+        {"onMetaData", ES_TAG_DATA, "\x02\x00\x0AonMetaData\x08", 14, false, false, true},
+        {"onMetaData, nothing after", ES_TAG_DATA, "\x02\x00\x0AonMetaData", 13,
+         false, false, true},
+        {"onMetaData truncated", ES_TAG_DATA, "\x02\x00\x0AonMet", 8, false, false, false},
+        {"onTextData", ES_TAG_DATA, "\x02\x00\x0AonTextData", 13, false, false, false},
+        {"@setDataFrame", ES_TAG_DATA, "\x02\x00\x0D@setDataFr", 13, false, false, false},
         {"data 1 byte", ES_TAG_DATA, {0x02}, 1, false, false, false},
         {"garbage video", ES_TAG_VIDEO, {0xff, 0xff, 0xff}, 3, false, false, false},
         {"garbage type", 77, {0x17, 0x00, 0x00}, 3, false, false, false},
@@ -715,6 +729,9 @@ static void test_reset_keeps_subscribers(void **state)
     assert_int_equal(json_int(hub, "gop_tags"), 0);
     json_t *o = es_frame_hub_json(hub);
     assert_null(json_object_get(o, "width"));
+    assert_null(json_object_get(o, "video_codec"));
+    assert_int_equal(json_integer_value(json_object_get(o, "bitrate_bps")), 0);
+    assert_int_equal(json_integer_value(json_object_get(o, "tags_in")), 7);
     json_decref(o);
     sub_ctx_t late = {0};
     es_frame_sub_t *l = subscribe(hub, &late, &now);
@@ -861,6 +878,43 @@ static void test_json_codecs_size_and_bitrate(void **state)
     es_frame_hub_free(hub);
 }
 
+/* Every prefix of a metadata tag and pseudo-random bodies of every type go through
+ * classification, codec naming and the onMetaData walk (ASan/UBSan check the bounds). */
+static void test_hostile_bodies_are_safe(void **state)
+{
+    (void)state;
+    uint64_t now = 0;
+    es_frame_hub_t *hub = es_frame_hub_new(NULL, &ROOMY);
+    sub_ctx_t c = {.pop_in_wake = true};
+    subscribe(hub, &c, &now);
+    es_tag_t *m = metadata(0, 1280, 720);
+    for (size_t n = 0; n <= m->len; n++) {
+        es_tag_t *t = es_tag_new(ES_TAG_DATA, 0, m->data, n);
+        assert_non_null(t);
+        pub(hub, t, now);
+        json_decref(es_frame_hub_json(hub));
+    }
+    assert_int_equal(json_int(hub, "width"), 1280); /* the whole tag came last */
+    es_tag_unref(m);
+    uint32_t x = 12345;
+    for (int i = 0; i < 3000; i++) {
+        uint8_t b[24];
+        size_t n = (size_t)(i % 25) < sizeof b ? (size_t)(i % 25) : sizeof b;
+        for (size_t k = 0; k < n; k++) {
+            x = x * 1103515245u + 12345u;
+            b[k] = (uint8_t)(x >> 16);
+        }
+        static const uint8_t types[] = {ES_TAG_AUDIO, ES_TAG_VIDEO, ES_TAG_DATA, 0};
+        es_tag_t *t = es_tag_new(types[i % 4], (uint32_t)i, n ? b : NULL, n);
+        assert_non_null(t);
+        assert_false(t->keyframe && t->config);
+        pub(hub, t, now += MS);
+    }
+    json_decref(es_frame_hub_json(hub));
+    ctx_release(&c);
+    es_frame_hub_free(hub);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -879,6 +933,7 @@ int main(void)
         cmocka_unit_test(test_refcounts_and_unsubscribe_with_full_queue),
         cmocka_unit_test(test_unsubscribe_inside_wake),
         cmocka_unit_test(test_json_codecs_size_and_bitrate),
+        cmocka_unit_test(test_hostile_bodies_are_safe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
