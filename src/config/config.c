@@ -185,10 +185,10 @@ es_config_t *es_config_new_default(void)
     if (set_listen_default(&c->rtmp.listen, "0.0.0.0:1935") < 0) goto fail;
     c->rtmp.chunk_size = 4096;
     c->rtmp.handshake_timeout_ms = 10000;
-    c->rtmp.player_queue_ms = 3000;
-    c->rtmp.player_queue_bytes = 8388608;
+    c->rtmp.player_queue_ms = 10000;
+    c->rtmp.player_queue_bytes = 16777216;
     c->rtmp.player_stall_ms = 10000;
-    c->rtmp.gop_cache_bytes = 16777216;
+    c->rtmp.gop_cache_bytes = 8388608;
     c->rtmp.opus_bitrate = 64000;
     c->hls.directory = strdup("hls");
     if (!c->hls.directory) goto fail;
