@@ -56,7 +56,7 @@ int es_h264_config_parse(const uint8_t *rec, size_t len, es_h264_config_t *out);
  * and for the high profiles (100, 110, 122, 144) the chroma format and bit depths from the SPS
  * with no SPS extensions. Returns the record's length; ES_EPROTO when `sps` is not an SPS NAL of
  * at least 4 bytes, `pps` is not a PPS NAL, or either exceeds 65535 bytes; ES_E2BIG when `cap`
- * is too small (nothing meaningful written); ES_EINVAL for NULL arguments. */
+ * is too small (nothing written); ES_EINVAL for NULL arguments. */
 int es_h264_config_write(const uint8_t *sps, size_t sps_len, const uint8_t *pps, size_t pps_len,
                          uint8_t *out, size_t cap);
 

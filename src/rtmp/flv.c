@@ -319,6 +319,7 @@ int es_flv_read_tag(const uint8_t *buf, size_t len, es_flv_tag_t *tag)
 
 bool es_flv_is_metadata(const uint8_t *body, size_t len)
 {
-    static const uint8_t name[] = {0x02, 0x00, 0x0a, 'o', 'n', 'M', 'e', 't', 'a', 'D', 'a', 't', 'a'};
+    static const uint8_t name[] = {0x02, 0x00, 0x0a, 'o', 'n', 'M', 'e',
+                                   't',  'a',  'D',  'a', 't', 'a'};
     return body && len >= sizeof name && memcmp(body, name, sizeof name) == 0;
 }

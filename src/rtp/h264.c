@@ -380,7 +380,8 @@ static bool stap_add(packetizer_t *p, const uint8_t *nal, size_t len)
     }
     /* STAP-A header: F is the OR of the units' F bits, NRI their maximum. */
     uint8_t f = (uint8_t)((p->buf[0] | nal[0]) & 0x80);
-    uint8_t nri = (uint8_t)((p->buf[0] & 0x60) > (nal[0] & 0x60) ? p->buf[0] & 0x60 : nal[0] & 0x60);
+    uint8_t nri_a = p->buf[0] & 0x60, nri_b = nal[0] & 0x60;
+    uint8_t nri = nri_a > nri_b ? nri_a : nri_b;
     p->buf[0] = (uint8_t)(f | nri | ES_H264_NAL_STAP_A);
     es_wr16(p->buf + p->stap_len, (uint16_t)len);
     memcpy(p->buf + p->stap_len + 2, nal, len);

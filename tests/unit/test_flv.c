@@ -445,7 +445,8 @@ static void test_reader_errors(void **state)
 
 static void test_metadata(void **state)
 {
-    const uint8_t meta[] = {0x02, 0x00, 0x0a, 'o', 'n', 'M', 'e', 't', 'a', 'D', 'a', 't', 'a', 0x08};
+    const uint8_t meta[] = {0x02, 0x00, 0x0a, 'o', 'n', 'M', 'e',
+                            't',  'a',  'D',  'a', 't', 'a', 0x08};
     assert_true(es_flv_is_metadata(meta, sizeof meta));
     assert_true(es_flv_is_metadata(meta, 13));
     assert_false(es_flv_is_metadata(meta, 12));

@@ -220,7 +220,8 @@ static void test_config_round_trip(void **state)
     assert_memory_equal(c.sps, sps_base240, sizeof sps_base240);
     assert_int_equal(c.pps_len, sizeof pps_base240);
     assert_memory_equal(c.pps, pps_base240, sizeof pps_base240);
-    for (int i = 0; i < n; i++) assert_int_equal(es_h264_config_parse(rec, (size_t)i, &c), ES_EPROTO);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(es_h264_config_parse(rec, (size_t)i, &c), ES_EPROTO);
 
     /* High profile: the trailer (4:2:0, 8-bit, no SPS extensions), which the parser skips. */
     n = es_h264_config_write(sps_high1080, sizeof sps_high1080, pps_high, sizeof pps_high, rec,
