@@ -926,7 +926,8 @@ static json_t *session_json(const session_t *s, uint64_t now)
 {
     es_peer_stats_t ps = es_peer_stats(s->peer);
     json_t *o = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "id", s->id, "role",
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "id", s->id,
+        "protocol", "webrtc", "role",
         role_name(s->role), "app", s->app, "stream", s->stream_name, "state",
         s->closing ? "closing" : es_peer_state_name(es_peer_state(s->peer)), "remote",
         s->media_remote[0] ? s->media_remote : "", "http_remote", s->http_remote, "codecs",

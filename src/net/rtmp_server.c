@@ -38,6 +38,7 @@ typedef struct conn {
     char id[24];
     char remote[64];
     char app[ES_RTMP_NAME_MAX + 1];
+    char name[ES_RTMP_NAME_MAX + 1];  /* stream name once publishing or playing */
     char key[ES_RTMP_NAME_MAX * 2 + 2]; /* "app/stream" once publishing or playing */
     es_stream_t *st;              /* the stream published or played; NULL before */
     es_frame_sub_t *sub;          /* player: its queue in st->frames */
@@ -325,6 +326,7 @@ static int stream_check(conn_t *c, const char *name, char *reason, size_t len)
         return ES_EINVAL;
     }
     snprintf(c->key, sizeof c->key, "%s/%s", c->app, name);
+    snprintf(c->name, sizeof c->name, "%s", name);
     return 0;
 }
 
@@ -670,18 +672,23 @@ void es_rtmp_server_apply_config(es_rtmp_server_t *rs)
 
 static json_t *conn_json(const conn_t *c, uint64_t now)
 {
-        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "id", c->id,
-                              "protocol", "rtmp", "role", role_name(c->role), "remote", c->remote,
-                              "stream", c->key, "age_ms", (json_int_t)((now - c->created_us) / 1000),
-                              "bytes_in", (json_int_t)c->bytes_in, "bytes_out",
-                              (json_int_t)c->bytes_out, "tags", (json_int_t)c->tags);
-        if (o && c->sub) {
-            es_frame_sub_stats_t fs = es_frame_sub_stats(c->sub);
-            json_object_set_new(o, "overflows", json_integer(fs.overflows));
-            json_object_set_new(o, "dropped_tags", json_integer((json_int_t)fs.dropped_tags));
-            json_object_set_new(o, "queued_bytes", json_integer((json_int_t)fs.queued_bytes));
-        }
-        return o;
+    const char *state = !es_rtmp_session_handshake_done(c->sess) ? "handshake"
+                        : c->role == ES_RTMP_ROLE_PUBLISHER       ? "publishing"
+                        : c->role == ES_RTMP_ROLE_PLAYER          ? "playing"
+                                                                  : "connected";
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "id", c->id,
+                          "protocol", "rtmp", "role", role_name(c->role), "app", c->app,
+                          "stream", c->st ? c->name : "", "state", state, "remote", c->remote,
+                          "age_ms", (json_int_t)((now - c->created_us) / 1000), "bytes_in",
+                          (json_int_t)c->bytes_in, "bytes_out", (json_int_t)c->bytes_out, "tags",
+                          (json_int_t)c->tags);
+    if (o && c->sub) {
+        es_frame_sub_stats_t fs = es_frame_sub_stats(c->sub);
+        json_object_set_new(o, "overflows", json_integer(fs.overflows));
+        json_object_set_new(o, "dropped_tags", json_integer((json_int_t)fs.dropped_tags));
+        json_object_set_new(o, "queued_bytes", json_integer((json_int_t)fs.queued_bytes));
+    }
+    return o;
 }
 
 json_t *es_rtmp_sessions_json(const es_rtmp_server_t *rs)
