@@ -2,7 +2,8 @@
 # network namespace on free ports (HTTP and RTMP on 127.0.0.1, WebRTC UDP on 0.0.0.0 with the
 # discovered candidates, which is loopback only here), runs `node MJS BASE_URL UDP_PORT RTMP_PORT`,
 # stops the server with SIGTERM and fails on a non-zero exit or a sanitizer report. ES_EXTRA_YAML,
-# when set, is appended to the configuration (e.g. an apps section). Usage from a script:
+# when set, is appended to the configuration (e.g. an apps section); ES_RTMP_YAML adds keys to its
+# rtmp section (each line indented by two spaces). Usage from a script:
 #   . "$here/lib/with_server.sh"; es_run_with_server "$1" "$here/test_x.mjs"
 es_run_with_server() {
   local bin work port udp rtmp pid rc src
@@ -22,6 +23,7 @@ webrtc:
 rtmp:
   listen: "127.0.0.1:$rtmp"
   handshake_timeout_ms: 2000
+${ES_RTMP_YAML:-}
 ${ES_EXTRA_YAML:-}
 YAML
   "$bin" -c "$work/estuary.yaml" 2> "$work/estuary.log" &
