@@ -95,7 +95,10 @@ uint32_t es_live_clock_map(es_live_clock_t *c, uint32_t ts_ms)
         out = c->last_out + 1;
     }
     /* Interleaved audio may be a little behind video: pass small backward steps through, but
-     * remember only forward progress. */
-    if ((int32_t)(out - c->last_out) > 0) c->last_out = out;
+     * remember only forward progress, and never go back past 0 (a tag just behind the first
+     * one, or just behind the one after a discontinuity, would come out near 2^32 ms). */
+    int32_t back = (int32_t)(out - c->last_out);
+    if (back > 0) c->last_out = out;
+    else if ((uint32_t)-back > c->last_out) out = 0;
     return out;
 }
