@@ -46,6 +46,7 @@ typedef struct src_track {
     uint64_t sr_arrival_us;
     bool have_key, have_last;
     uint16_t key_seq, last_seq;
+    uint32_t key_ts;          /* RTP timestamp of the cached key frame */
     uint64_t last_pli_us;
     bool pli_sent;            /* a PLI went out (last_pli_us is valid) */
     int pli_tries;            /* PLIs still to send until a key frame arrives; 0: none wanted */
@@ -390,11 +391,17 @@ void es_media_stream_source_rtp(es_media_stream_t *ms, uint64_t now, uint8_t *bu
     if (t->info.kind == ES_MEDIA_VIDEO && p.payload_len &&
         es_rtp_keyframe_start(t->info.codec.codec, p.payload, p.payload_len)) {
         key = true;
-        /* A retransmitted key-frame start older than the cached one does not restart the GOP. */
-        if (!t->have_key || !t->have_last || es_rtp_seq_newer(p.sequence, t->last_seq) ||
-            p.sequence == t->last_seq) {
+        /* A retransmitted key-frame start older than the cached one does not restart the GOP,
+         * and neither does a second start inside the same key frame: H.264 senders put SPS/PPS
+         * in a STAP-A before the IDR's own packets, and the cache must keep that STAP-A. */
+        bool same_frame = t->have_key && p.timestamp == t->key_ts &&
+                          es_rtp_seq_newer(p.sequence, t->key_seq);
+        if (!same_frame && (!t->have_key || !t->have_last ||
+                            es_rtp_seq_newer(p.sequence, t->last_seq) ||
+                            p.sequence == t->last_seq)) {
             t->have_key = true;
             t->key_seq = p.sequence;
+            t->key_ts = p.timestamp;
             t->keyframes++;
             t->pli_tries = 0;
             if (t->info.codec.codec == ES_CODEC_VP8) vp8_size(t, p.payload, p.payload_len);

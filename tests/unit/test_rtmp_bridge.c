@@ -10,9 +10,8 @@
  * are sinks of the media stream whose send callbacks capture what they would get; Opus packets
  * are decoded with libopus, and lip sync is checked through the sender reports players get.
  *
- * test_gop_replay_carries_sps_pps reports SKIPPED while src/media/stream.c restarts its GOP cache
- * at the IDR slice that follows the key frame's STAP-A (see replay_offset); it passes once the
- * cache stays at the first key-frame start of an access unit. */
+ * test_gop_replay_carries_sps_pps guards a fixed bug: src/media/stream.c restarted its GOP cache
+ * at the IDR slice that follows the key frame's STAP-A, so a late player got no SPS/PPS. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -797,11 +796,9 @@ static void test_gop_replay_carries_sps_pps(void **state)
     check_single(&lb, P_SLICE, sizeof P_SLICE);
     assert_int_equal(la.timestamp - k.timestamp, 200 * 90);
     assert_int_equal(lb.timestamp - b0.timestamp, 80 * 90);
-    if (!oa || !ob) {
-        print_message("  KNOWN BUG (src/media/stream.c): the GOP replay starts at the IDR slice, "
-                      "without the STAP-A (SPS, PPS) sent before it\n");
-        skip();
-    }
+    /* The replay starts with the key frame's STAP-A (SPS, PPS), not at the IDR slice. */
+    assert_true(oa > 0);
+    assert_true(ob > 0);
 }
 
 /* ---- Audio: AAC -> Opus only for players; lip sync through the sender reports ---- */
