@@ -5,6 +5,7 @@
  * onMetaData test for data tags. Every read is bounds-checked against the caller's length. */
 #include "estuary/flv.h"
 
+#include "estuary/bits.h"
 #include "estuary/bytes.h"
 #include "estuary/error.h"
 
@@ -202,40 +203,21 @@ int es_flv_audio_parse(const uint8_t *body, size_t len, es_flv_audio_t *out)
 static const uint32_t aac_rates[13] = {96000, 88200, 64000, 48000, 44100, 32000, 24000,
                                        22050, 16000, 12000, 11025, 8000,  7350};
 
-/* MSB-first bit reader over a byte buffer; a read past the end sets `bad` and yields 0. */
-typedef struct bits {
-    const uint8_t *p;
-    size_t len, pos; /* pos in bits */
-    bool bad;
-} bits_t;
-
-static uint32_t bits_get(bits_t *b, unsigned n)
-{
-    uint32_t v = 0;
-    if (b->bad || n > b->len * 8 - b->pos) {
-        b->bad = true;
-        return 0;
-    }
-    for (unsigned i = 0; i < n; i++, b->pos++)
-        v = v << 1 | ((b->p[b->pos >> 3] >> (7 - (b->pos & 7))) & 1u);
-    return v;
-}
-
 int es_aac_config_parse(const uint8_t *asc, size_t len, es_aac_config_t *out)
 {
     if (!out || (!asc && len)) return ES_EINVAL;
-    bits_t b = {asc, len, 0, false};
+    es_bits_t b = es_bits_init(asc, len);
     es_aac_config_t c;
     memset(&c, 0, sizeof c);
-    uint32_t aot = bits_get(&b, 5);
-    if (aot == 31) aot = 32 + bits_get(&b, 6); /* GetAudioObjectType() escape */
+    uint32_t aot = es_bits_u(&b, 5);
+    if (aot == 31) aot = 32 + es_bits_u(&b, 6); /* GetAudioObjectType() escape */
     c.object_type = (uint8_t)aot;
-    c.freq_index = (uint8_t)bits_get(&b, 4);
+    c.freq_index = (uint8_t)es_bits_u(&b, 4);
     if (c.freq_index == 15)
-        c.sample_rate = bits_get(&b, 24);
+        c.sample_rate = es_bits_u(&b, 24);
     else if (c.freq_index < 13)
         c.sample_rate = aac_rates[c.freq_index];
-    c.channel_config = (uint8_t)bits_get(&b, 4);
+    c.channel_config = (uint8_t)es_bits_u(&b, 4);
     if (b.bad || c.sample_rate == 0) return ES_EPROTO;
     /* Table 1.19: configurations 1..6 have that many channels, 7 is 7.1 (8); 8..15 reserved
      * (0 = the program_config_element says, in-stream). */

@@ -6,6 +6,7 @@
  * it, so a receiver never sees half of a malformed one. */
 #include "estuary/h264.h"
 
+#include "estuary/bits.h"
 #include "estuary/bytes.h"
 #include "estuary/error.h"
 
@@ -110,50 +111,28 @@ int es_h264_config_write(const uint8_t *sps, size_t sps_len, const uint8_t *pps,
 
 /* ---- SPS ------------------------------------------------------------------------------------ */
 
-/* MSB-first bit reader; any read past the end sets `bad` and yields 0, so a parser checks once
- * at the end (or before using a value as a loop bound). */
-typedef struct bits {
-    const uint8_t *p;
-    size_t len, pos; /* pos in bits */
-    bool bad;
-} bits_t;
-
-static uint32_t bits_u(bits_t *b, unsigned n)
-{
-    uint32_t v = 0;
-    if (b->bad || n > b->len * 8 - b->pos) {
-        b->bad = true;
-        return 0;
-    }
-    for (unsigned i = 0; i < n; i++, b->pos++)
-        v = v << 1 | ((b->p[b->pos >> 3] >> (7 - (b->pos & 7))) & 1u);
-    return v;
-}
-
-/* ue(v), §9.1: leadingZeroBits zeros, a one, then leadingZeroBits bits. Values past 32 bits
- * are not valid in any field read here. */
-static uint32_t bits_ue(bits_t *b)
+static uint32_t bits_ue(es_bits_t *b)
 {
     unsigned zeros = 0;
-    while (!b->bad && bits_u(b, 1) == 0) {
+    while (!b->bad && es_bits_u(b, 1) == 0) {
         if (++zeros > 31) {
             b->bad = true;
             return 0;
         }
     }
     if (b->bad) return 0;
-    return (uint32_t)(((uint64_t)1 << zeros) - 1 + bits_u(b, zeros));
+    return (uint32_t)(((uint64_t)1 << zeros) - 1 + es_bits_u(b, zeros));
 }
 
 /* se(v), §9.1.1: 1 -> 1, 2 -> -1, 3 -> 2, ... */
-static int32_t bits_se(bits_t *b)
+static int32_t bits_se(es_bits_t *b)
 {
     uint32_t k = bits_ue(b);
     return (k & 1) ? (int32_t)((k + 1) / 2) : -(int32_t)(k / 2);
 }
 
 /* scaling_list(), §7.3.2.1.1.1: only the syntax is walked; the values are not needed. */
-static void skip_scaling_list(bits_t *b, unsigned size)
+static void skip_scaling_list(es_bits_t *b, unsigned size)
 {
     int last = 8, next = 8;
     for (unsigned j = 0; j < size && !b->bad; j++) {
@@ -188,12 +167,12 @@ int es_h264_sps_parse(const uint8_t *nal, size_t len, es_h264_sps_t *out)
         zeros = nal[i] == 0 ? zeros + 1 : 0;
         rbsp[n++] = nal[i];
     }
-    bits_t b = {rbsp, n, 0, false};
+    es_bits_t b = es_bits_init(rbsp, n);
     es_h264_sps_t s;
     memset(&s, 0, sizeof s);
-    s.profile_idc = (uint8_t)bits_u(&b, 8);
-    s.constraints = (uint8_t)bits_u(&b, 8);
-    s.level_idc = (uint8_t)bits_u(&b, 8);
+    s.profile_idc = (uint8_t)es_bits_u(&b, 8);
+    s.constraints = (uint8_t)es_bits_u(&b, 8);
+    s.level_idc = (uint8_t)es_bits_u(&b, 8);
     s.sps_id = bits_ue(&b);
     if (s.sps_id > 31) return ES_EPROTO;
     s.chroma_format_idc = 1; /* inferred when absent */
@@ -203,16 +182,16 @@ int es_h264_sps_parse(const uint8_t *nal, size_t len, es_h264_sps_t *out)
         uint32_t chroma = bits_ue(&b);
         if (chroma > 3) return ES_EPROTO;
         s.chroma_format_idc = (uint8_t)chroma;
-        if (chroma == 3) separate_planes = bits_u(&b, 1);
+        if (chroma == 3) separate_planes = es_bits_u(&b, 1);
         uint32_t luma = bits_ue(&b), chr = bits_ue(&b);
         if (luma > 6 || chr > 6) return ES_EPROTO;
         s.bit_depth_luma = (uint8_t)(8 + luma);
         s.bit_depth_chroma = (uint8_t)(8 + chr);
-        bits_u(&b, 1); /* qpprime_y_zero_transform_bypass_flag */
-        if (bits_u(&b, 1)) { /* seq_scaling_matrix_present_flag */
+        es_bits_u(&b, 1); /* qpprime_y_zero_transform_bypass_flag */
+        if (es_bits_u(&b, 1)) { /* seq_scaling_matrix_present_flag */
             unsigned lists = chroma != 3 ? 8 : 12;
             for (unsigned i = 0; i < lists && !b.bad; i++)
-                if (bits_u(&b, 1)) skip_scaling_list(&b, i < 6 ? 16 : 64);
+                if (es_bits_u(&b, 1)) skip_scaling_list(&b, i < 6 ? 16 : 64);
         }
     }
     bits_ue(&b); /* log2_max_frame_num_minus4 */
@@ -220,7 +199,7 @@ int es_h264_sps_parse(const uint8_t *nal, size_t len, es_h264_sps_t *out)
     if (poc_type == 0) {
         bits_ue(&b); /* log2_max_pic_order_cnt_lsb_minus4 */
     } else if (poc_type == 1) {
-        bits_u(&b, 1); /* delta_pic_order_always_zero_flag */
+        es_bits_u(&b, 1); /* delta_pic_order_always_zero_flag */
         bits_se(&b);   /* offset_for_non_ref_pic */
         bits_se(&b);   /* offset_for_top_to_bottom_field */
         uint32_t cycle = bits_ue(&b);
@@ -230,13 +209,13 @@ int es_h264_sps_parse(const uint8_t *nal, size_t len, es_h264_sps_t *out)
         return ES_EPROTO;
     }
     bits_ue(&b);   /* max_num_ref_frames */
-    bits_u(&b, 1); /* gaps_in_frame_num_value_allowed_flag */
+    es_bits_u(&b, 1); /* gaps_in_frame_num_value_allowed_flag */
     uint32_t w_mbs = bits_ue(&b) + 1u, h_units = bits_ue(&b) + 1u;
-    s.frame_mbs_only = bits_u(&b, 1);
-    if (!s.frame_mbs_only) bits_u(&b, 1); /* mb_adaptive_frame_field_flag */
-    bits_u(&b, 1);                        /* direct_8x8_inference_flag */
+    s.frame_mbs_only = es_bits_u(&b, 1);
+    if (!s.frame_mbs_only) es_bits_u(&b, 1); /* mb_adaptive_frame_field_flag */
+    es_bits_u(&b, 1);                        /* direct_8x8_inference_flag */
     uint32_t crop_l = 0, crop_r = 0, crop_t = 0, crop_b = 0;
-    if (bits_u(&b, 1)) {
+    if (es_bits_u(&b, 1)) {
         crop_l = bits_ue(&b);
         crop_r = bits_ue(&b);
         crop_t = bits_ue(&b);
