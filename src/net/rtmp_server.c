@@ -330,38 +330,48 @@ static int stream_check(conn_t *c, const char *name, char *reason, size_t len)
     return 0;
 }
 
+/* What publish and play share: the stream name, the app and its token (publish_token or
+ * play_token), no other publisher (publish), and the stream with its frame hub, made when
+ * absent. Returns 0 with *st and *ac, or the error for the session with the reason filled. */
+static int open_stream(conn_t *c, const char *name, const char *query, bool publish, char *reason,
+                       size_t len, es_stream_t **st, const es_app_config_t **ac)
+{
+    es_rtmp_server_t *rs = c->rs;
+    const es_config_t *cfg = rs->srv->cfg;
+    int rc = stream_check(c, name, reason, len);
+    if (rc != 0) return rc;
+    if (!(*ac = es_config_find_app(cfg, c->app))) {
+        snprintf(reason, len, "unknown app '%s'", c->app);
+        return ES_ENOENT;
+    }
+    rc = check_token(c, publish ? (*ac)->publish_token : (*ac)->play_token, query, reason, len);
+    if (rc != 0) return rc;
+    *st = es_registry_find(rs->srv->registry, c->app, name);
+    if (publish && *st && (*st)->source != ES_SOURCE_NONE) {
+        snprintf(reason, len, "stream %s is already being published (over %s)", c->key,
+                 (*st)->source == ES_SOURCE_RTMP ? "RTMP" : "WebRTC");
+        return ES_EEXIST;
+    }
+    if ((rc = es_live_open(rs->srv->registry, c->app, name, es_clock_now_us(), st)) != 0) {
+        snprintf(reason, len, "cannot open stream %s: %s", c->key, es_strerror(rc));
+        return rc;
+    }
+    es_frame_hub_limits_t lim = es_live_hub_limits(cfg);
+    if (!es_live_frames(*st, &lim)) {
+        snprintf(reason, len, "out of memory");
+        es_live_release(rs->srv->registry, *st);
+        return ES_ENOMEM;
+    }
+    return 0;
+}
+
 static int on_publish(void *user, const char *name, const char *query, char *reason, size_t len)
 {
     conn_t *c = user;
     es_rtmp_server_t *rs = c->rs;
-    const es_config_t *cfg = rs->srv->cfg;
-    const es_app_config_t *ac = es_config_find_app(cfg, c->app);
-    int rc = stream_check(c, name, reason, len);
-    if (rc == 0 && !ac) {
-        snprintf(reason, len, "unknown app '%s'", c->app);
-        rc = ES_ENOENT;
-    }
-    if (rc == 0) rc = check_token(c, ac->publish_token, query, reason, len);
     es_stream_t *st = NULL;
-    uint64_t now = es_clock_now_us();
-    if (rc == 0) {
-        st = es_registry_find(rs->srv->registry, c->app, name);
-        if (st && st->source != ES_SOURCE_NONE) {
-            snprintf(reason, len, "stream %s is already being published (over %s)", c->key,
-                     st->source == ES_SOURCE_RTMP ? "RTMP" : "WebRTC");
-            rc = ES_EEXIST;
-        }
-    }
-    if (rc == 0 && (rc = es_live_open(rs->srv->registry, c->app, name, now, &st)) != 0)
-        snprintf(reason, len, "cannot create stream %s: %s", c->key, es_strerror(rc));
-    if (rc == 0) {
-        es_frame_hub_limits_t lim = es_live_hub_limits(cfg);
-        if (!es_live_frames(st, &lim)) {
-            snprintf(reason, len, "out of memory");
-            rc = ES_ENOMEM;
-            es_live_release(rs->srv->registry, st);
-        }
-    }
+    const es_app_config_t *ac = NULL;
+    int rc = open_stream(c, name, query, true, reason, len, &st, &ac);
     es_log_ctx_t lc = clog_ctx(c);
     if (rc != 0) {
         ES_INFO("rtmp", &lc, "publish refused: %s", reason);
@@ -370,10 +380,11 @@ static int on_publish(void *user, const char *name, const char *query, char *rea
     }
     es_frame_hub_reset(st->frames);
     st->source = ES_SOURCE_RTMP;
-    if (ac->rtmp_to_rtc) st->bridge = es_rtmp_bridge_new(st->media, st->key, cfg->rtmp.opus_bitrate);
+    if (ac->rtmp_to_rtc)
+        st->bridge = es_rtmp_bridge_new(st->media, st->key, rs->srv->cfg->rtmp.opus_bitrate);
     c->st = st;
     c->role = ES_RTMP_ROLE_PUBLISHER;
-    c->role_since_us = now;
+    c->role_since_us = es_clock_now_us();
     ES_INFO("rtmp", &lc, "publish started%s", ac->rtmp_to_rtc ? "" : " (rtmp_to_rtc off: "
             "WebRTC players cannot watch)");
     notify_players(rs, st, true);
@@ -383,28 +394,15 @@ static int on_publish(void *user, const char *name, const char *query, char *rea
 static int on_play(void *user, const char *name, const char *query, char *reason, size_t len)
 {
     conn_t *c = user;
-    es_rtmp_server_t *rs = c->rs;
-    const es_config_t *cfg = rs->srv->cfg;
-    const es_app_config_t *ac = es_config_find_app(cfg, c->app);
-    int rc = stream_check(c, name, reason, len);
-    if (rc == 0 && !ac) {
-        snprintf(reason, len, "unknown app '%s'", c->app);
-        rc = ES_ENOENT;
-    }
-    if (rc == 0) rc = check_token(c, ac->play_token, query, reason, len);
     es_stream_t *st = NULL;
+    const es_app_config_t *ac = NULL;
     uint64_t now = es_clock_now_us();
-    if (rc == 0 && (rc = es_live_open(rs->srv->registry, c->app, name, now, &st)) != 0)
-        snprintf(reason, len, "cannot open stream %s: %s", c->key, es_strerror(rc));
+    int rc = open_stream(c, name, query, false, reason, len, &st, &ac);
     es_frame_sub_t *sub = NULL;
-    if (rc == 0) {
-        es_frame_hub_limits_t lim = es_live_hub_limits(cfg);
-        es_frame_hub_t *hub = es_live_frames(st, &lim);
-        if (!hub || !(sub = es_frame_hub_subscribe(hub, player_wake, c, now))) {
-            snprintf(reason, len, "out of memory");
-            rc = ES_ENOMEM;
-            es_live_release(rs->srv->registry, st);
-        }
+    if (rc == 0 && !(sub = es_frame_hub_subscribe(st->frames, player_wake, c, now))) {
+        snprintf(reason, len, "out of memory");
+        rc = ES_ENOMEM;
+        es_live_release(c->rs->srv->registry, st);
     }
     es_log_ctx_t lc = clog_ctx(c);
     if (rc != 0) {
