@@ -12,9 +12,10 @@ build_pkgs=(build-essential cmake pkg-config
   libnice-dev libsrtp2-dev libavcodec-dev libswresample-dev libavutil-dev libopus-dev)
 # Tests: cmocka unit tests, clang's libFuzzer for the fuzz harnesses, curl and iproute2 for the
 # process tests (unshare --net + ip link), Node for the browser tests, Chromium as the browser,
-# aiortc as an independent WebRTC stack and ffmpeg/ffprobe to decode what clients receive.
+# aiortc as an independent WebRTC stack, ffmpeg/ffprobe to decode what clients receive, and
+# rtmpdump as a librtmp client (the FP9 handshake OBS uses).
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev curl openssl iproute2 util-linux procps python3
-  chromium python3-aiortc python3-numpy ffmpeg)
+  chromium python3-aiortc python3-numpy ffmpeg rtmpdump)
 # Node: Debian's nodejs and npm, unless a node with npm is already on the PATH (some images ship
 # NodeSource's nodejs, which bundles npm and conflicts with Debian's npm package).
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
