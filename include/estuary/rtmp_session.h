@@ -72,9 +72,10 @@ typedef struct es_rtmp_session_cb {
      * |RtmpSampleAccess, then the owner sends media with es_rtmp_session_send_media),
      * ES_ENOENT (NetStream.Play.StreamNotFound), ES_EACCES (NetStream.Play.Failed, then the
      * session ends with ES_EACCES), or another ES_E* (NetStream.Play.Failed, connection left
-     * open). The status sequence goes out after this returns: media sent from inside the
-     * callback is refused (ES_EINVAL); send cached media once handle_bytes returned. NULL:
-     * every play is StreamNotFound. */
+     * open). The callee may already send media (a GOP cache) with es_rtmp_session_send_media
+     * from inside this callback: it is held back and goes out, in one send call, right after
+     * the status sequence when 0 is returned, and is dropped on a refusal. NULL: every play
+     * is StreamNotFound. */
     int (*on_play)(void *user, const char *name, const char *query, char *reason,
                    size_t reason_len);
     /* A publisher's audio (8), video (9) or data (18) message, after publish was accepted.
@@ -131,10 +132,10 @@ es_rtmp_role_t es_rtmp_session_role(const es_rtmp_session_t *s);
 
 /* es_rtmp_session_send_media: one audio (8), video (9) or data (18) message to a player, on the
  * play stream's message stream id, chunked at our chunk size (one send callback call per
- * message). timestamp_ms is absolute (extended timestamp used from 0xFFFFFF on). Returns 0, or
- * ES_EINVAL when the session is not a player (or is dead) or the type is none of those,
- * ES_E2BIG above 0xffffff bytes, ES_ENOMEM. The payload is borrowed for the call. Audio goes
- * on chunk stream 4, video on 6, data on 5. */
+ * message; from inside on_play, see there). timestamp_ms is absolute (extended timestamp used from 0xFFFFFF on). Returns 0, or
+ * ES_EINVAL when the session is not a player (nor inside on_play), is dead, or the type is
+ * none of those, ES_E2BIG above 0xffffff bytes, ES_ENOMEM. The payload is borrowed for the
+ * call. Audio goes on chunk stream 4, video on 6, data on 5. */
 int es_rtmp_session_send_media(es_rtmp_session_t *s, uint8_t type, uint32_t timestamp_ms,
                                const uint8_t *payload, size_t len);
 

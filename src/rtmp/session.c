@@ -53,6 +53,9 @@ struct es_rtmp_session {
     uint8_t cmd[4096];          /* an AMF0 body being built */
     uint8_t *wbuf;              /* chunked output */
     size_t wcap;
+    uint32_t in_play;           /* during on_play: the stream being asked for, else 0 */
+    uint8_t *deferred;          /* media the owner sent from inside on_play */
+    size_t deferred_len, deferred_cap;
 };
 
 #if defined(__GNUC__)
@@ -92,6 +95,7 @@ void es_rtmp_session_free(es_rtmp_session_t *s)
     if (!s) return;
     es_rtmp_chunk_reader_free(s->rd);
     free(s->wbuf);
+    free(s->deferred);
     free(s);
 }
 
@@ -126,6 +130,19 @@ static int send_msg(es_rtmp_session_t *s, uint32_t csid, uint8_t type, uint32_t 
     int n = es_rtmp_chunk_write(&m, s->out_chunk_size, s->wbuf, s->wcap);
     if (n < 0) return n;
     s->stats.messages_out++;
+    if (s->in_play) {
+        /* Media from inside on_play waits for the status sequence. */
+        if (s->deferred_len + (size_t)n > s->deferred_cap) {
+            size_t cap = (s->deferred_len + (size_t)n) * 2;
+            uint8_t *nb = realloc(s->deferred, cap);
+            if (!nb) return ES_ENOMEM;
+            s->deferred = nb;
+            s->deferred_cap = cap;
+        }
+        memcpy(s->deferred + s->deferred_len, s->wbuf, (size_t)n);
+        s->deferred_len += (size_t)n;
+        return 0;
+    }
     s->p.cb.send(s->p.user, s->wbuf, (size_t)n);
     return 0;
 }
@@ -348,10 +365,14 @@ static int cmd_play(es_rtmp_session_t *s, uint32_t msid)
     int rc = stream_name(s, msid, "NetStream.Play.StreamNotFound");
     if (rc < 0) return rc;
     char reason[REASON_MAX] = "", desc[REASON_MAX + ES_RTMP_NAME_MAX + 32];
+    s->in_play = msid;
+    s->deferred_len = 0;
     rc = s->p.cb.on_play ? s->p.cb.on_play(s->p.user, s->name, s->query, reason, sizeof reason)
                          : ES_ENOENT;
+    s->in_play = 0;
     reason[sizeof reason - 1] = 0;
     if (rc < 0) {
+        s->deferred_len = 0;
         snprintf(desc, sizeof desc, "%s: %s", s->name, reason[0] ? reason : es_strerror(rc));
         const char *code = rc == ES_ENOENT ? "NetStream.Play.StreamNotFound"
                                            : "NetStream.Play.Failed";
@@ -374,7 +395,12 @@ static int cmd_play(es_rtmp_session_t *s, uint32_t msid)
     es_amf0_put_string(&w, "|RtmpSampleAccess");
     es_amf0_put_bool(&w, true);
     es_amf0_put_bool(&w, true);
-    return send_amf(s, &w, CSID_DATA, ES_RTMP_MSG_DATA_AMF0, msid);
+    if ((rc = send_amf(s, &w, CSID_DATA, ES_RTMP_MSG_DATA_AMF0, msid)) < 0) return rc;
+    if (s->deferred_len) {
+        s->p.cb.send(s->p.user, s->deferred, s->deferred_len);
+        s->deferred_len = 0;
+    }
+    return 0;
 }
 
 static int handle_command(es_rtmp_session_t *s, const es_rtmp_msg_t *m, const uint8_t *body,
@@ -576,12 +602,13 @@ int es_rtmp_session_handle_bytes(es_rtmp_session_t *s, const uint8_t *buf, size_
 int es_rtmp_session_send_media(es_rtmp_session_t *s, uint8_t type, uint32_t timestamp_ms,
                                const uint8_t *payload, size_t len)
 {
-    if (s->dead || s->role != ES_RTMP_ROLE_PLAYER) return ES_EINVAL;
+    if (s->dead || (s->role != ES_RTMP_ROLE_PLAYER && !s->in_play)) return ES_EINVAL;
     uint32_t csid = type == ES_RTMP_MSG_AUDIO ? CSID_AUDIO
                   : type == ES_RTMP_MSG_VIDEO ? CSID_VIDEO
                   : type == ES_RTMP_MSG_DATA_AMF0 ? CSID_DATA : 0;
     if (!csid) return ES_EINVAL;
-    return send_msg(s, csid, type, s->active_stream, timestamp_ms, payload, len);
+    return send_msg(s, csid, type, s->in_play ? s->in_play : s->active_stream, timestamp_ms,
+                    payload, len);
 }
 
 int es_rtmp_session_send_status(es_rtmp_session_t *s, const char *level, const char *code,

@@ -3,7 +3,8 @@
  * callbacks answer. Invariants: whatever the session sends parses as a chunk stream whose
  * commands are valid AMF0; once an error is returned every later call returns it; the role
  * matches what the callbacks accepted; on_stop comes at most once per accepted publish/play;
- * media only reaches on_media from an accepted publisher; a player accepts media. */
+ * media only reaches on_media from an accepted publisher; a player accepts media, also from
+ * inside on_play. */
 #include "estuary/amf0.h"
 #include "estuary/error.h"
 #include "estuary/rtmp_chunk.h"
@@ -84,6 +85,9 @@ static int on_play(void *user, const char *name, const char *query, char *reason
 {
     state_t *st = user;
     if (es_rtmp_session_role(st->s) != ES_RTMP_ROLE_NONE) abort();
+    /* A GOP cache sent from inside the callback is held back (or dropped on refusal). */
+    static const uint8_t key[200] = {0x17, 0x01};
+    if (es_rtmp_session_send_media(st->s, ES_RTMP_MSG_VIDEO, 0, key, sizeof key) != 0) abort();
     return answer(st, name, query, 3);
 }
 

@@ -418,7 +418,7 @@ static void test_play(void **state)
     assert_int_equal(p->plays, 1);
     assert_string_equal(p->name, "cam");
     assert_string_equal(p->query, "token=t");
-    assert_int_equal(p->send_in_play, ES_EINVAL); /* not a player until on_play returned */
+    assert_int_equal(p->send_in_play, 0); /* held back until the status sequence is out */
     assert_true(next_msg(p));
     assert_int_equal(p->msg.type, ES_RTMP_MSG_USER_CONTROL);
     assert_memory_equal(p->msg.payload, "\x00\x00\x00\x00\x00\x01", 6); /* StreamBegin 1 */
@@ -426,6 +426,12 @@ static void test_play(void **state)
     assert_int_equal(p->msg.stream_id, 1);
     expect_cmd(p, ES_RTMP_MSG_COMMAND_AMF0, "onStatus", "NetStream.Play.Start");
     expect_cmd(p, ES_RTMP_MSG_DATA_AMF0, "|RtmpSampleAccess", NULL);
+    /* Then what the owner sent from inside on_play. */
+    assert_true(next_msg(p));
+    assert_int_equal(p->msg.type, ES_RTMP_MSG_VIDEO);
+    assert_int_equal(p->msg.stream_id, 1);
+    assert_int_equal(p->msg.len, 1);
+    assert_int_equal(p->msg.payload[0], 'x');
     assert_false(next_msg(p));
     assert_int_equal(es_rtmp_session_role(p->s), ES_RTMP_ROLE_PLAYER);
     /* Media out, at our chunk size 4096, extended timestamps included. */
@@ -528,6 +534,7 @@ static void test_refusals(void **state)
     connect_ok(p, "live");
     assert_int_equal(send_cmd(p, 1, "play", 3, "nothing", NULL), 0);
     expect_cmd(p, ES_RTMP_MSG_COMMAND_AMF0, "onStatus", "NetStream.Play.StreamNotFound");
+    assert_false(next_msg(p)); /* the media sent from inside on_play was dropped */
     assert_int_equal(es_rtmp_session_role(p->s), ES_RTMP_ROLE_NONE);
     p->play_rc = ES_EACCES;
     assert_int_equal(send_cmd(p, 1, "play", 4, "cam", NULL), ES_EACCES);
