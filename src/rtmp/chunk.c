@@ -8,6 +8,7 @@
 #include "estuary/error.h"
 #include "estuary/rtmp_session.h"
 
+#include <assert.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,6 +194,9 @@ static int header_byte(es_rtmp_chunk_reader_t *r, es_rtmp_msg_t *out)
          * not it, the sender omitted it and they are payload: read them again as such. */
         if (ext && es_rd32(m) != cs->ext_value) {
             size_t rest = r->re_len - r->re_off;
+            /* Replayed bytes feed the body first (at least one) and a header needs five more
+             * before it peeks again, so nothing is left to replay here. */
+            assert(rest + 4 <= sizeof r->re);
             memmove(r->re + 4, r->re + r->re_off, rest);
             memcpy(r->re, m, 4);
             r->re_off = 0;
