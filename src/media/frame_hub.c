@@ -173,7 +173,8 @@ struct es_frame_sub {
     bool synced;       /* has had a video key frame since subscribing, an overflow or a reset */
     bool stalled;
     bool dead;         /* unsubscribed inside a callback; freed when the hub is idle */
-    uint64_t since_us; /* last pop, or when the queue last became non-empty */
+    bool pending;      /* tags were offered since the last pop (queued, or dropped by an overflow) */
+    uint64_t since_us; /* the last pop, or the first tag offered after it: stall clock start */
     es_frame_sub_stats_t st;
     es_frame_sub_t *prev, *next;
 };
@@ -560,10 +561,14 @@ static void sub_offer(es_frame_hub_t *hub, es_frame_sub_t *s, es_tag_t *t, uint6
         return;
     }
     if (media && t->type == ES_TAG_VIDEO && t->keyframe) s->synced = true;
-    if (was_empty) {
+    /* The stall clock runs from the first tag offered after the last pop and is not restarted
+     * by an overflow emptying the queue: a player that takes nothing is stalled however often
+     * its queue was dropped meanwhile. */
+    if (!s->pending) {
+        s->pending = true;
         s->since_us = now_us;
-        if (s->wake) s->wake(s->user);
     }
+    if (was_empty && s->wake) s->wake(s->user);
 }
 
 void es_frame_hub_publish(es_frame_hub_t *hub, es_tag_t *t, uint64_t now_us)
@@ -626,7 +631,7 @@ void es_frame_hub_tick(es_frame_hub_t *hub, uint64_t now_us)
     uint64_t stall_us = (uint64_t)hub->lim.stall_ms * 1000;
     hub_enter(hub);
     for (es_frame_sub_t *s = hub->subs; s; s = s->next) {
-        if (s->dead || s->stalled || !s->q.n) continue;
+        if (s->dead || s->stalled || !s->pending) continue;
         if (now_us < s->since_us || now_us - s->since_us < stall_us) continue;
         s->stalled = true;
         ES_DEBUG("frame_hub", &hub->log,
@@ -652,6 +657,7 @@ es_frame_sub_t *es_frame_hub_subscribe(es_frame_hub_t *hub, void (*wake)(void *u
     for (size_t i = 0; i < 3 && ok; i++)
         if (head[i]) ok = sub_push(s, head[i]);
     for (size_t i = 0; i < hub->gop.n && ok; i++) ok = sub_push(s, *ring_slot(&hub->gop, i));
+    s->pending = s->q.n > 0;
     if (!ok) {
         ring_free(&s->q);
         free(s);
@@ -690,6 +696,7 @@ es_tag_t *es_frame_sub_pop(es_frame_sub_t *sub, uint64_t now_us)
     sub->st.tags++;
     sub->st.bytes += t->len;
     sub->since_us = now_us;
+    sub->pending = sub->q.n > 0;
     return t;
 }
 

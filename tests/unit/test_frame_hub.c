@@ -705,6 +705,38 @@ static void test_stall_detected_by_tick(void **state)
     es_frame_hub_free(hub);
 }
 
+/* A subscriber that takes nothing overflows again and again (each overflow empties its queue,
+ * which then refills from the next key frame); that must not restart its stall clock. */
+static void test_stall_across_overflows(void **state)
+{
+    (void)state;
+    uint64_t now = 0;
+    es_frame_hub_limits_t lim = ROOMY;
+    lim.queue_ms = 500;
+    lim.stall_ms = 3000;
+    es_frame_hub_t *hub = es_frame_hub_new("live/test", &lim);
+    sub_ctx_t stuck = {0};
+    es_frame_sub_t *ss = subscribe(hub, &stuck, &now);
+    pub(hub, avc_seq(0), now);
+    es_tag_t *first = es_frame_sub_pop(ss, now); /* it took the header once, then stopped */
+    assert_non_null(first);
+    es_tag_unref(first);
+    /* 25 fps, a key frame every 400 ms; the first tag it is offered is the key frame at 400 ms
+     * (inter frames before it are skipped: it has no key frame yet). */
+    for (uint32_t t = 40; t <= 3360; t += 40) {
+        pub(hub, t % 400 == 0 ? avc_key(t, 100) : avc_inter(t, 100), now = t * MS);
+        es_frame_hub_tick(hub, now);
+    }
+    assert_true(es_frame_sub_stats(ss).overflows >= 3);
+    assert_false(es_frame_sub_stalled(ss));
+    for (uint32_t t = 3400; t <= 3440; t += 40) {
+        pub(hub, t % 400 == 0 ? avc_key(t, 100) : avc_inter(t, 100), now = t * MS);
+        es_frame_hub_tick(hub, now);
+    }
+    assert_true(es_frame_sub_stalled(ss)); /* 3 s after the first tag it did not take */
+    es_frame_hub_free(hub);
+}
+
 /* ---- reset, refcounts, unsubscribe ---------------------------------------------------------- */
 
 static void test_reset_keeps_subscribers(void **state)
@@ -929,6 +961,7 @@ int main(void)
         cmocka_unit_test(test_overflow_keeps_latest_headers),
         cmocka_unit_test(test_wake_exactly_on_empty_to_non_empty),
         cmocka_unit_test(test_stall_detected_by_tick),
+        cmocka_unit_test(test_stall_across_overflows),
         cmocka_unit_test(test_reset_keeps_subscribers),
         cmocka_unit_test(test_refcounts_and_unsubscribe_with_full_queue),
         cmocka_unit_test(test_unsubscribe_inside_wake),

@@ -40,7 +40,7 @@ YAML
     grep -A30 -E 'Sanitizer|runtime error' "$work/estuary.log" | head -60
     rc=1
   fi
-  if [ $rc -ne 0 ]; then echo "# server log (last 60 lines):"; tail -60 "$work/estuary.log"; fi
+  if [ $rc -ne 0 ]; then echo "# server log (last 60 lines):"; grep -v " DEBUG http: " "$work/estuary.log" | tail -60; fi
   rm -rf "$work"
   return $rc
 }
