@@ -23,8 +23,8 @@
  * subscriber skips audio and video until the next video key frame (audio-only streams restart
  * at once); sequence headers and metadata are kept (only ones superseded by a later one of the
  * same kind in the same queue go, since no frame between them remains). A subscriber that has
- * taken nothing from its non-empty queue for `stall_ms` is marked stalled; its owner
- * disconnects it. Other subscribers are never affected by a slow one. */
+ * taken nothing for `stall_ms` since tags were first offered to it after its last pop (however
+ * often its queue overflowed meanwhile) is marked stalled; its owner disconnects it. Other subscribers are never affected by a slow one. */
 #ifndef ESTUARY_FRAME_HUB_H
 #define ESTUARY_FRAME_HUB_H
 
@@ -111,9 +111,10 @@ void es_frame_hub_publish(es_frame_hub_t *hub, es_tag_t *tag, uint64_t now_us);
  * sequence headers live, before its first frame. */
 void es_frame_hub_reset(es_frame_hub_t *hub);
 
-/* es_frame_hub_tick: at monotonic time now_us, marks stalled every subscriber whose queue is
- * non-empty and that has popped nothing for stall_ms (counted from its last pop, or from when its
- * queue last became non-empty if later), and calls its wake callback once so the owner notices.
+/* es_frame_hub_tick: at monotonic time now_us, marks stalled every subscriber that has been
+ * offered tags since its last pop and has popped nothing for stall_ms (counted from its last pop,
+ * or from the first tag offered after it if later; an overflow emptying its queue does not
+ * restart the count), and calls its wake callback once so the owner notices.
  * Call every few hundred ms at most. */
 void es_frame_hub_tick(es_frame_hub_t *hub, uint64_t now_us);
 
