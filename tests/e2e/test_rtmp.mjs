@@ -6,7 +6,7 @@
 // Usage: node test_rtmp.mjs BASE_URL UDP_PORT RTMP_PORT
 import { launchBrowser, reporter } from './lib/browser.mjs';
 import { playAndTimeFirstFrame, observeMedia } from './lib/media.mjs';
-import { spawn } from 'node:child_process';
+import { run } from './lib/proc.mjs';
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,17 +18,6 @@ const rtmp = `rtmp://127.0.0.1:${rtmpPort}`;
 const r = reporter();
 const sleep = (ms) => new Promise(res => setTimeout(res, ms));
 const work = mkdtempSync(join(tmpdir(), 'estuary-rtmp-'));
-
-// Runs a command, killed after timeoutMs; resolves with its exit code and output.
-function run(cmd, args, timeoutMs) {
-  const p = spawn(cmd, args);
-  let out = '', err = '';
-  p.stdout.on('data', d => { out += d; });
-  p.stderr.on('data', d => { err += d; });
-  const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-  const done = new Promise(res => p.on('close', (code, sig) => { clearTimeout(timer); res({ code, sig, out, err }); }));
-  return { proc: p, done };
-}
 
 // ffmpeg publishing a 640x360 25 fps pattern (x264, no B-frames, a 3 s GOP: players must start
 // from the GOP cache, as an RTMP encoder cannot be asked for a key frame) and a 1 kHz sine (AAC)

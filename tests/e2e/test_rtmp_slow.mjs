@@ -1,22 +1,13 @@
 // Slow players never slow the others (see test_rtmp_slow.sh). Usage: node test_rtmp_slow.mjs
 // BASE_URL UDP_PORT RTMP_PORT
 import { reporter } from './lib/browser.mjs';
-import { spawn } from 'node:child_process';
+import { run } from './lib/proc.mjs';
 
 const [base, , rtmpPort] = process.argv.slice(2);
 const rtmp = `rtmp://127.0.0.1:${rtmpPort}`;
 const r = reporter();
 const sleep = (ms) => new Promise(res => setTimeout(res, ms));
 
-function run(cmd, args, timeoutMs) {
-  const p = spawn(cmd, args);
-  let out = '', err = '';
-  p.stdout.on('data', d => { out += d; });
-  p.stderr.on('data', d => { err += d; });
-  const timer = setTimeout(() => { p.kill('SIGCONT'); p.kill('SIGKILL'); }, timeoutMs);
-  const done = new Promise(res => p.on('close', code => { clearTimeout(timer); res({ code, out, err }); }));
-  return { proc: p, done };
-}
 const api = (path) => fetch(base + path).then(x => x.ok ? x.json() : null).catch(() => null);
 
 const procs = [];
