@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 # Build: compiler, CMake, pkg-config and the -dev packages found by CMakeLists.txt.
 build_pkgs=(build-essential cmake pkg-config
   libuv1-dev libwebsockets-dev libwebsockets-evlib-uv libssl-dev libyaml-dev libjansson-dev
-  libnice-dev libsrtp2-dev libavcodec-dev libswresample-dev libavutil-dev libopus-dev)
+  libnice-dev libsrtp2-dev libavcodec-dev libswresample-dev libavutil-dev libopus-dev
+  libavformat-dev)
 # Tests: cmocka unit tests, clang's libFuzzer for the fuzz harnesses, curl and iproute2 for the
 # process tests (unshare --net + ip link), Node for the browser tests, Chromium as the browser,
 # aiortc as an independent WebRTC stack, ffmpeg/ffprobe to decode what clients receive, and
