@@ -16,6 +16,7 @@
 #ifndef ESTUARY_STREAM_H
 #define ESTUARY_STREAM_H
 
+#include "estuary/rtp.h"
 #include "estuary/sdp.h"
 
 #include <jansson.h>
@@ -55,6 +56,17 @@ typedef struct es_media_io {
 
 typedef struct es_media_stream es_media_stream_t;
 typedef struct es_media_sink es_media_sink_t;
+
+/* A frame consumer's view of the publisher (the depacketizer that feeds RTMP, HTTP-FLV and HLS):
+ * every media packet after RTX unwrapping, including retransmissions that fill gaps, and every
+ * sender report, in arrival order. `track` indexes es_media_stream_source_tracks. The packet
+ * (plain RTP, parsed) is borrowed for the call. */
+typedef struct es_media_tap {
+    void (*on_rtp)(void *user, size_t track, const es_rtp_packet_t *p, uint64_t now_us);
+    void (*on_sr)(void *user, size_t track, uint64_t ntp, uint32_t rtp_timestamp,
+                  uint64_t now_us);
+    void *user;
+} es_media_tap_t;
 
 /* es_media_stream_new: an empty stream named `key` ("app/stream", copied, for logs). */
 es_media_stream_t *es_media_stream_new(const char *key);
@@ -106,6 +118,14 @@ void es_media_sink_rtcp(es_media_sink_t *sink, uint64_t now_us, const uint8_t *b
  * feedback (every 50 ms) and receiver reports (every second) to the source, sender reports
  * (every second) to the sinks. */
 void es_media_stream_tick(es_media_stream_t *ms, uint64_t now_us);
+
+/* es_media_stream_set_tap: attaches (or with NULL detaches) the one frame consumer; copied. */
+void es_media_stream_set_tap(es_media_stream_t *ms, const es_media_tap_t *tap);
+
+/* es_media_stream_request_keyframe: asks the publisher for a key frame on its video track(s):
+ * a PLI (RFC 4585 §6.3.1) now if none went out in the last ES_PLI_INTERVAL_US, and again every
+ * interval until a key frame arrives (a few tries). For frame consumers that lost packets. */
+void es_media_stream_request_keyframe(es_media_stream_t *ms, uint64_t now_us);
 
 /* es_media_stream_sink_count: players attached. */
 size_t es_media_stream_sink_count(const es_media_stream_t *ms);

@@ -92,6 +92,7 @@ struct es_media_stream {
     uint64_t last_rr_us, last_twcc_us;
     es_media_sink_t *sinks;
     size_t n_sinks;
+    es_media_tap_t tap;       /* the frame consumer, when set */
     uint8_t scratch[SCRATCH_CAP];
 };
 
@@ -413,6 +414,7 @@ void es_media_stream_source_rtp(es_media_stream_t *ms, uint64_t now, uint8_t *bu
         t->have_last = true;
     }
     fan_out(ms, idx, &p, now, key);
+    if (ms->tap.on_rtp) ms->tap.on_rtp(ms->tap.user, (size_t)idx, &p, now);
 }
 
 void es_media_stream_source_rtcp(es_media_stream_t *ms, uint64_t now, const uint8_t *buf,
@@ -433,6 +435,7 @@ void es_media_stream_source_rtcp(es_media_stream_t *ms, uint64_t now, const uint
             t->sr_rtp = r.rtp_timestamp;
             t->sr_arrival_us = now;
             es_rtp_recv_stats_on_sr(&t->rs, r.ntp, now);
+            if (ms->tap.on_sr) ms->tap.on_sr(ms->tap.user, i, r.ntp, r.rtp_timestamp, now);
         }
     }
 }
@@ -468,6 +471,12 @@ static void want_keyframe(es_media_stream_t *ms, int idx)
     if (ms->src[idx].pli_tries == 0) ms->src[idx].pli_tries = MAX_PLI_TRIES;
 }
 
+void es_media_stream_set_tap(es_media_stream_t *ms, const es_media_tap_t *tap)
+{
+    if (tap) ms->tap = *tap;
+    else memset(&ms->tap, 0, sizeof ms->tap);
+}
+
 /* A PLI may go out now: none sent yet, or the last one ES_PLI_INTERVAL_US ago. */
 static bool pli_due(const src_track_t *t, uint64_t now)
 {
@@ -483,6 +492,16 @@ static void send_pli_now(es_media_stream_t *ms, src_track_t *t, uint64_t now)
     t->last_pli_us = now;
     t->pli_sent = true;
     t->pli_tries--;
+}
+
+void es_media_stream_request_keyframe(es_media_stream_t *ms, uint64_t now_us)
+{
+    for (size_t i = 0; i < ms->n_src; i++) {
+        src_track_t *t = &ms->src[i];
+        if (t->info.kind != ES_MEDIA_VIDEO) continue;
+        want_keyframe(ms, (int)i);
+        if (pli_due(t, now_us)) send_pli_now(ms, t, now_us);
+    }
 }
 
 void es_media_sink_start(es_media_sink_t *s, uint64_t now)

@@ -286,6 +286,67 @@ static void test_numbering_continues_when_the_publisher_returns(void **state)
     assert_true(dt > 80000 && dt < 95000);
 }
 
+typedef struct tap_log {
+    size_t n_rtp, n_sr;
+    size_t track[8];
+    uint16_t seq[8];
+    uint32_t sr_rtp;
+} tap_log_t;
+
+static void tap_rtp(void *user, size_t track_idx, const es_rtp_packet_t *p, uint64_t now)
+{
+    tap_log_t *l = user;
+    if (l->n_rtp < 8) {
+        l->track[l->n_rtp] = track_idx;
+        l->seq[l->n_rtp] = p->sequence;
+    }
+    l->n_rtp++;
+}
+
+static void tap_sr(void *user, size_t track_idx, uint64_t ntp, uint32_t rtp_ts, uint64_t now)
+{
+    tap_log_t *l = user;
+    l->n_sr++;
+    l->sr_rtp = rtp_ts;
+}
+
+/* The frame consumer's tap sees media after RTX unwrapping (a retransmission too), the sender
+ * reports, and keyframe requests become PLIs to the publisher. */
+static void test_tap_and_keyframe_request(void **state)
+{
+    fixture_t *f = *state;
+    es_media_stream_remove_source(f->ms, 0);
+    f->src_tracks[1].rtx_pt = 97;
+    assert_int_equal(es_media_stream_set_source(f->ms, f->src_tracks, 2, io_of(&f->src), 0), 0);
+    tap_log_t log = {0};
+    es_media_tap_t tap = {.on_rtp = tap_rtp, .on_sr = tap_sr, .user = &log};
+    es_media_stream_set_tap(f->ms, &tap);
+    feed(f, 0, 96, 60, 0, 0x2222, VP8_KEY, sizeof VP8_KEY);
+    feed(f, 100, 111, 7, 960, 0x1111, OPUS, sizeof OPUS);
+    uint8_t rtx_payload[2 + sizeof VP8_CONT] = {0x00, 61};
+    memcpy(rtx_payload + 2, VP8_CONT, sizeof VP8_CONT);
+    feed(f, 1000, 97, 9000, 0, 0x3333, rtx_payload, sizeof rtx_payload);
+    assert_int_equal(log.n_rtp, 3);
+    assert_int_equal(log.track[0], 1);
+    assert_int_equal(log.seq[0], 60);
+    assert_int_equal(log.track[1], 0);
+    assert_int_equal(log.track[2], 1);
+    assert_int_equal(log.seq[2], 61); /* the original sequence number, not the RTX one */
+    es_rtcp_report_t sr = {.ssrc = 0x2222, .ntp = 1ull << 32, .rtp_timestamp = 4242};
+    uint8_t b[64];
+    int n = es_rtcp_write_sr(&sr, b, sizeof b);
+    es_media_stream_source_rtcp(f->ms, 2000, b, (size_t)n);
+    assert_int_equal(log.n_sr, 1);
+    assert_int_equal(log.sr_rtp, 4242);
+    size_t before = f->src.n_rtcp;
+    es_media_stream_request_keyframe(f->ms, 3000);
+    assert_true(f->src.n_rtcp > before);
+    assert_true(has_pli(&f->src, 0x2222));
+    es_media_stream_set_tap(f->ms, NULL);
+    feed(f, 4000, 96, 62, 3000, 0x2222, VP8_DELTA, sizeof VP8_DELTA);
+    assert_int_equal(log.n_rtp, 3);
+}
+
 static bool find_nack(const capture_t *c, uint16_t want)
 {
     for (size_t i = 0; i < c->n_rtcp; i++) {
@@ -349,6 +410,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rtx_is_unwrapped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_numbering_continues_when_the_publisher_returns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gaps_are_nacked_and_reports_flow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tap_and_keyframe_request, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
