@@ -124,4 +124,119 @@ int es_aac_opus_channels(const es_aac_opus_t *t);
 /* es_aac_opus_resyncs: how many times the timestamp mapping restarted after the first frame. */
 uint32_t es_aac_opus_resyncs(const es_aac_opus_t *t);
 
+/* ---- Opus -> AAC transcoder (WebRTC publishers to RTMP, HTTP-FLV and HLS players) ----
+ *
+ * libopus decodes Opus packets (RFC 7587 payloads) at 48 kHz, and libavcodec's native AAC
+ * encoder makes AAC-LC (ISO/IEC 14496-3) at 48 kHz, so no resampling is needed: FLV's
+ * SoundRate field says 44 kHz for any AAC, and players take the rate from the
+ * AudioSpecificConfig; 48 kHz AAC-LC plays in RTMP, FLV and HLS players alike.
+ *
+ * Channels: always stereo. The AAC configuration (the FLV AAC sequence header) is fixed before
+ * the first packet, while an Opus sender may switch between mono and stereo packets at any time
+ * (RFC 7587 §7: `stereo`/`sprop-stereo` are hints; browsers send mono unless asked). libopus
+ * decodes a mono packet into two identical channels, which AAC's mid/side coding carries for
+ * little more than mono.
+ *
+ * Input timing: each packet comes with its presentation time in ms on the stream's common ms
+ * timeline (wrapping uint32; the integrator maps the 48 kHz RTP clock to it). The transcoder
+ * keeps a 48 kHz sample clock: the first packet's first sample is at pts_ms * 48 ticks, and every
+ * decoded sample advances it by one. Each packet's pts is compared with where the count puts it
+ * (diff = pts_ms * 48 - next):
+ * - |diff| < 2.5 ms (the smallest Opus frame): follow the count (rounding of the ms timeline and
+ *   slow clock drift are absorbed);
+ * - 2.5 ms <= diff <= ES_OPUS_AAC_PLC_MAX_MS: packets were lost; the missing time (in whole
+ *   2.5 ms units) is filled by libopus's concealment, with the in-band FEC (LBRR) data of this
+ *   packet for its last part when the sender put some there (opus_decode with decode_fec = 1);
+ * - the packet lies in the past (it ends at most 1.25 ms after `next`: a duplicate, or a packet
+ *   whose time was already concealed) but no more than ES_OPUS_AAC_PLC_MAX_MS back: dropped, 0
+ *   is returned; one that overlaps the past only in part follows the count;
+ * - beyond either limit (a long loss, a publisher's restart, a jump of the timeline):
+ *   resynchronise. The samples waiting for a full AAC frame are completed with silence and
+ *   encoded at their own times, the Opus decoder is reset, and the count restarts at this
+ *   packet's pts. The output's times then jump by as much as the input's.
+ * Gaps are inferred from the pts alone: there is no separate "lost" call, a lost packet is a pts
+ * that never comes.
+ *
+ * Output timing: an AAC frame carries 1024 samples (21.33 ms). The encoder delays its output by
+ * its priming (AVCodecContext.initial_padding, 1024 samples for FFmpeg's encoder): a decoder's
+ * output for the frame is the audio of the encoder's input 1024 samples earlier, and players
+ * of FLV (which has no edit list, unlike MP4) play it as it is. Each frame is therefore stamped
+ * with the input time of the first sample its *decoded* output represents, i.e. with the
+ * priming subtracted, so that audio stays in sync with video: the first frame (priming, nearly
+ * silent) is stamped 1024 samples (21.33 ms, rounded to 21) before the first packet's pts, the
+ * second at the first packet's pts, and within a run without resync frame n is at
+ * round(first_pts * 48 + (n - 1) * 1024) / 48 ms: no drift, since times come from the sample
+ * count, and each step is 21 or 22 ms. Times are modulo 2^32 like the input's: a first pts under
+ * 22 ms makes the first frame's time wrap to just below 2^32; compare times by signed 32-bit
+ * difference (es_live_clock_map does). Latency: the encoder holds two frames (its look-ahead and
+ * the frame being windowed), so a frame is emitted when the input has reached about 43 to 64 ms
+ * past its start; the last of those samples are not emitted when the stream ends (no flush). */
+
+#define ES_OPUS_AAC_SAMPLE_RATE 48000      /* Hz, of the AAC output (no resampling) */
+#define ES_OPUS_AAC_CHANNELS 2             /* AAC output channels, whatever the Opus input */
+#define ES_OPUS_AAC_DEFAULT_BITRATE 128000 /* bit/s, for the stereo AAC-LC output */
+#define ES_OPUS_AAC_MIN_BITRATE 16000      /* bit/s */
+#define ES_OPUS_AAC_MAX_BITRATE 320000     /* bit/s */
+#define ES_AAC_FRAME_SAMPLES 1024          /* samples per channel in one AAC-LC frame */
+#define ES_OPUS_AAC_PLC_MAX_MS 100         /* longest gap concealed; beyond it, resync */
+#define ES_OPUS_MAX_FRAME_SAMPLES 5760     /* 120 ms at 48 kHz: the longest Opus packet */
+
+typedef struct es_opus_aac es_opus_aac_t;
+
+/* One raw AAC frame: `len` bytes at `aac` (a raw_data_block, ISO/IEC 14496-3 §4.4.2.1, without
+ * ADTS header: what an FLV AACPacketType 1 tag carries), borrowed for the call only, presented
+ * at pts_ms (the input's ms timeline, priming subtracted; see above). The callback must not call
+ * back into the transcoder that is emitting. */
+typedef void (*es_aac_emit_fn)(void *user, const uint8_t *aac, size_t len, uint32_t pts_ms);
+
+/* Counters for the session layer's statistics. */
+typedef struct es_opus_aac_stats {
+    uint64_t packets;          /* Opus packets decoded */
+    uint64_t frames;           /* AAC frames emitted */
+    uint64_t concealed;        /* samples (per channel, 48 kHz) made by concealment or FEC */
+    uint32_t concealments;     /* gaps concealed */
+    uint32_t resyncs;          /* restarts of the sample clock, not counting the first packet */
+    uint32_t late;             /* packets dropped as duplicates or too late */
+    uint32_t bad;              /* packets refused with ES_EPROTO */
+} es_opus_aac_stats_t;
+
+/* es_opus_aac_new: a transcoder to stereo 48 kHz AAC-LC at aac_bitrate_bps bit/s (0 for
+ * ES_OPUS_AAC_DEFAULT_BITRATE; ES_OPUS_AAC_MIN_BITRATE..ES_OPUS_AAC_MAX_BITRATE), encoded by
+ * libavcodec's native "aac" encoder (constant bitrate target, its default "twoloop" coder).
+ * Returns NULL and writes a reason to err (err_len bytes, NUL-terminated; err may be NULL) when
+ * the bitrate is out of range or a library fails. Silences libav's logging process-wide, as
+ * es_aac_opus_new does. */
+es_opus_aac_t *es_opus_aac_new(uint32_t aac_bitrate_bps, char *err, size_t err_len);
+
+/* es_opus_aac_free: releases everything; NULL-safe. Samples not yet emitted are lost. */
+void es_opus_aac_free(es_opus_aac_t *t);
+
+/* es_opus_aac_push: decodes one Opus packet (len bytes at `opus`, borrowed for the call; an RTP
+ * payload as RFC 7587 §4.2 defines it, 2.5 to 120 ms) presented at pts_ms (ms on the stream's
+ * timeline, wrapping at 2^32), conceals or resynchronises first as described above, and calls
+ * emit once per completed AAC frame, in order. Returns the number of frames emitted (0 is
+ * normal: samples wait until a frame is full, and the encoder's delay holds two), ES_EPROTO when
+ * the packet is empty or malformed (opus_packet_parse refuses it, or it is longer than 120 ms)
+ * -- nothing changes and the transcoder stays usable: the time it covered is concealed when the
+ * next packet comes --, ES_EINVAL for a NULL argument, ES_ENOMEM when libav's allocation fails,
+ * ES_EIO when libopus or libavcodec fails otherwise (frames already emitted by the same call are
+ * counted instead when there are some). Allocates nothing per packet beyond libav's own (the
+ * frame, packet and sample buffers are reused). */
+int es_opus_aac_push(es_opus_aac_t *t, const uint8_t *opus, size_t len, uint32_t pts_ms,
+                     es_aac_emit_fn emit, void *user);
+
+/* es_opus_aac_config: the AudioSpecificConfig of the output (ISO/IEC 14496-3 §1.6.2.1: AAC-LC,
+ * 48000 Hz, 2 channels; 2 bytes from the encoder's extradata), what the FLV AAC sequence header
+ * (AACPacketType 0) carries. *asc is borrowed until es_opus_aac_free. Returns 0, or ES_EINVAL
+ * for a NULL argument. */
+int es_opus_aac_config(const es_opus_aac_t *t, const uint8_t **asc, size_t *len);
+
+/* es_opus_aac_sample_rate / _channels: of the AAC output, ES_OPUS_AAC_SAMPLE_RATE and
+ * ES_OPUS_AAC_CHANNELS (for the FLV audio tag header and HLS stream parameters). */
+int es_opus_aac_sample_rate(const es_opus_aac_t *t);
+int es_opus_aac_channels(const es_opus_aac_t *t);
+
+/* es_opus_aac_stats: the counters since es_opus_aac_new. */
+es_opus_aac_stats_t es_opus_aac_stats(const es_opus_aac_t *t);
+
 #endif
