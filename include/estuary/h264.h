@@ -2,8 +2,9 @@
  * §5.3.3.1), the sequence parameter set fields an SDP and a player need (ITU-T H.264
  * §7.3.2.1.1), the SDP profile-level-id (RFC 6184 §8.1), NAL unit iteration over AVCC and
  * Annex B streams, and the RFC 6184 packetizer for packetization-mode 1 (single NAL unit,
- * STAP-A, FU-A). Sans-IO, bounds-checked: any bytes are safe input.
- * (Issue 5 adds the depacketizer here.) */
+ * STAP-A, FU-A) and its depacketizer (RTP packets -> AVCC access units with a reorder window,
+ * loss handling and in-band SPS/PPS tracking). Sans-IO, bounds-checked: any bytes are safe
+ * input. */
 #ifndef ESTUARY_H264_H
 #define ESTUARY_H264_H
 
@@ -134,5 +135,114 @@ typedef void (*es_h264_emit_fn)(void *user, const uint8_t *payload, size_t len, 
 int es_h264_packetize(const uint8_t *au, size_t len, unsigned length_size, bool key,
                       const es_h264_config_t *cfg, size_t max_payload, es_h264_emit_fn emit,
                       void *user);
+
+/* ---- Depacketizer (RFC 6184 receiver, packetization-mode 1) ---------------------------------- */
+
+enum {
+    ES_H264_AU_MAX = 4 << 20,          /* bytes: a larger access unit is dropped as broken */
+    ES_H264_DEPACK_WINDOW = 128,       /* packets held while waiting for a missing one */
+    ES_H264_DEPACK_PAYLOAD_MAX = 65535,/* bytes: the largest RTP payload accepted */
+};
+#define ES_H264_DEPACK_DELAY_US 100000 /* default time a gap is waited for: 100 ms */
+
+/* One reassembled access unit, handed to the callback. */
+typedef struct es_h264_au {
+    const uint8_t *data;  /* AVCC: NAL units with 4-byte big-endian lengths; borrowed for the
+                           * duration of the callback only */
+    size_t len;           /* bytes, 1..ES_H264_AU_MAX */
+    uint32_t rtp_ts;      /* RTP timestamp, 90 kHz ticks */
+    bool key;             /* contains an IDR slice (nal_unit_type 5) */
+    bool has_params;      /* contains an SPS or a PPS */
+    bool params_changed;  /* the stored SPS or PPS (es_h264_depack_params) changed since the
+                           * previous emitted access unit (true for the first one that has
+                           * both): rebuild the AVC sequence header before this one */
+} es_h264_au_t;
+
+/* Receives one access unit. It must not call es_h264_depack_push, _handle_timeout, _reset or
+ * _free on the depacketizer that calls it; the getters are allowed. */
+typedef void (*es_h264_au_fn)(void *user, const es_h264_au_t *au);
+
+/* Counters, from creation (es_h264_depack_reset keeps them). */
+typedef struct es_h264_depack_stats {
+    uint64_t packets;      /* accepted into the reorder window */
+    uint64_t duplicates;   /* dropped: that sequence number was already held */
+    uint64_t late;         /* dropped: that sequence number was processed or given up (late or
+                            * a duplicate of a processed one) */
+    uint64_t lost;         /* sequence numbers given up as lost */
+    uint64_t malformed;    /* payloads rejected with ES_EPROTO or ES_E2BIG */
+    uint64_t aus;          /* access units emitted */
+    uint64_t aus_broken;   /* access units dropped: loss, malformed packet, FU-A without its
+                            * start or end, larger than ES_H264_AU_MAX */
+    uint64_t aus_skipped;  /* whole access units dropped while waiting for a key frame, or
+                            * without any slice */
+    uint64_t key_requests; /* times es_h264_depack_key_needed turned true */
+} es_h264_depack_stats_t;
+
+typedef struct es_h264_depack es_h264_depack_t;
+
+/* es_h264_depack_new: a depacketizer for one H.264 RTP stream (one SSRC) delivering access
+ * units to `fn` (with `user`). `max_delay_us` is how long a sequence gap is waited for (µs of
+ * now_us) before the packets behind it are processed without it; 0 means
+ * ES_H264_DEPACK_DELAY_US. At most ES_H264_DEPACK_WINDOW packets are held behind a gap: one
+ * further ahead gives the oldest missing ones up at once. Output starts at the first key frame
+ * (es_h264_depack_key_needed is true from the start). Returns NULL when out of memory or `fn`
+ * is NULL. */
+es_h264_depack_t *es_h264_depack_new(uint64_t max_delay_us, es_h264_au_fn fn, void *user);
+
+/* es_h264_depack_free: frees the depacketizer and everything it holds; NULL-safe. */
+void es_h264_depack_free(es_h264_depack_t *d);
+
+/* es_h264_depack_push: one RTP packet of the stream: sequence number `seq`, RTP timestamp `ts`
+ * (90 kHz ticks), marker bit, and its payload (after the RTP header, extensions and padding;
+ * borrowed for the call: the depacketizer copies it only when it has to be held), arriving at
+ * `now_us` (monotonic µs). Packets are put back in sequence order (RFC 6184 §5.1: a receiver
+ * reorders by sequence number) within the window; duplicates and packets older than the ones
+ * already processed are dropped. In order, payloads are reassembled (§5.6 single NAL unit,
+ * §5.7.1 STAP-A, §5.8 FU-A) into access units, which end at the marker bit or when the
+ * timestamp changes (a padding-only packet, with an empty payload, neither starts nor ends one).
+ * Access unit delimiters (type 9) and filler data (type 12) are dropped, as es_h264_packetize
+ * does; everything else is kept in order, F and NRI bits untouched.
+ * An access unit touched by a lost or malformed packet, with an FU-A missing its start or end,
+ * or larger than ES_H264_AU_MAX is dropped whole, never emitted in part; after that, output
+ * resumes only at an access unit with an IDR slice, and es_h264_depack_key_needed says so.
+ * Access units without any slice (NAL types 1..5) are not emitted, but their SPS/PPS are kept.
+ * Returns the number of access units emitted during the call; ES_EPROTO for a payload that is
+ * not a valid packetization-mode 1 payload (an empty NAL, types 0, 25..27, 29..31, a STAP-A whose
+ * sizes do not add up or that holds one of those types, an FU-A shorter than 2 bytes or
+ * fragmenting one of those types) and ES_E2BIG for one over ES_H264_DEPACK_PAYLOAD_MAX bytes:
+ * either still takes its sequence number and breaks its access unit; ES_ENOMEM when a buffer
+ * could not grow (the packet counts as lost); ES_EINVAL for NULL arguments. Access units may
+ * have been emitted even when an error is returned. */
+int es_h264_depack_push(es_h264_depack_t *d, uint16_t seq, uint32_t ts, bool marker,
+                        const uint8_t *payload, size_t len, uint64_t now_us);
+
+/* es_h264_depack_handle_timeout: gives up gaps that have been waited for `max_delay_us` by
+ * now_us and processes the packets behind them. Returns the number of access units emitted. */
+int es_h264_depack_handle_timeout(es_h264_depack_t *d, uint64_t now_us);
+
+/* es_h264_depack_next_timeout: when es_h264_depack_handle_timeout next has work (monotonic µs),
+ * or UINT64_MAX when no packet is held behind a gap. */
+uint64_t es_h264_depack_next_timeout(const es_h264_depack_t *d);
+
+/* es_h264_depack_key_needed: true while output waits for a key frame: from creation or reset,
+ * and from a loss or broken access unit until the next access unit with an IDR slice is emitted.
+ * The caller sends a PLI (RFC 4585 §6.3.1) while this holds, rate-limited. */
+bool es_h264_depack_key_needed(const es_h264_depack_t *d);
+
+/* es_h264_depack_params: the latest SPS and PPS seen in band (from access units that arrived
+ * whole; the latest of each type, whatever its id; ones longer than ES_H264_PARAM_MAX are not
+ * kept), NAL header included, ready for es_h264_config_write. Pointers borrow from the
+ * depacketizer until its next push, handle_timeout, reset or free. Returns 0, or ES_ENOENT
+ * while either is still unknown (the pointers are then untouched). */
+int es_h264_depack_params(const es_h264_depack_t *d, const uint8_t **sps, size_t *sps_len,
+                          const uint8_t **pps, size_t *pps_len);
+
+/* es_h264_depack_stats: the counters (see es_h264_depack_stats_t). */
+es_h264_depack_stats_t es_h264_depack_stats(const es_h264_depack_t *d);
+
+/* es_h264_depack_reset: for a new publisher or SSRC: drops held packets and any partial access
+ * unit, forgets the sequence numbers and the stored SPS/PPS, and waits for a key frame again.
+ * Buffers stay allocated; counters are kept. */
+void es_h264_depack_reset(es_h264_depack_t *d);
 
 #endif

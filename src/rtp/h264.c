@@ -1,16 +1,20 @@
 /* H.264 for RTP: AVCDecoderConfigurationRecord (ISO/IEC 14496-15 §5.3.3.1), SPS fields
  * (ITU-T H.264 §7.3.2.1.1, §7.4.2.1.1, emulation prevention §7.4.1), profile-level-id
  * (RFC 6184 §8.1), AVCC and Annex B NAL unit iteration, and the packetization-mode 1
- * packetizer (RFC 6184 §5.6 single NAL unit, §5.7.1 STAP-A, §5.8 FU-A).
+ * packetizer (RFC 6184 §5.6 single NAL unit, §5.7.1 STAP-A, §5.8 FU-A), and the matching
+ * depacketizer (reorder window by sequence number, §5.1; access units in AVCC form).
  * Every read is bounds-checked; the packetizer validates an access unit before emitting any of
- * it, so a receiver never sees half of a malformed one. */
+ * it, so a receiver never sees half of a malformed one, and the depacketizer never emits half
+ * of a broken one. */
 #include "estuary/h264.h"
 
 #include "estuary/bits.h"
 #include "estuary/bytes.h"
 #include "estuary/error.h"
+#include "estuary/rtp.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- AVCDecoderConfigurationRecord ---------------------------------------------------------- */
@@ -460,4 +464,485 @@ int es_h264_packetize(const uint8_t *au, size_t len, unsigned length_size, bool 
         send_unit(&p, nal, nal_len, sent == sendable);
     }
     return p.count;
+}
+
+/* ---- Depacketizer --------------------------------------------------------------------------- */
+
+/* A packet held in the reorder window, at slot seq % ES_H264_DEPACK_WINDOW. */
+typedef struct slot {
+    bool used;
+    bool bad;            /* malformed: takes its sequence number, breaks its access unit */
+    bool marker;
+    uint16_t seq;
+    uint32_t ts;
+    uint64_t arrival_us;
+    uint8_t *buf;        /* grows to the largest payload held here, then stays */
+    size_t cap, len;
+} slot_t;
+
+struct es_h264_depack {
+    es_h264_au_fn fn;
+    void *user;
+    uint64_t max_delay_us;
+
+    /* Reorder window. */
+    bool seq_started;
+    uint16_t next_seq;   /* the next sequence number to process */
+    size_t held;         /* slots in use */
+    uint64_t wait_since; /* arrival of the oldest held packet (valid when held > 0) */
+    bool jump_pending;   /* a packet far behind was seen: a second in a row restarts */
+    uint16_t jump_seq;
+    slot_t slots[ES_H264_DEPACK_WINDOW];
+
+    /* Access unit being assembled (in sequence order). */
+    bool au_active;      /* packets of au_ts are being collected */
+    bool au_broken;
+    bool lost_pending;   /* a gap just before the next packet processed */
+    uint32_t au_ts;
+    uint8_t *au;         /* AVCC, 4-byte lengths; grows up to ES_H264_AU_MAX, then stays */
+    size_t au_len, au_cap;
+    bool in_fu;          /* an FU-A is open: its NAL length field is at fu_off */
+    size_t fu_off;
+    uint8_t fu_type;
+
+    bool waiting_key;
+    int emitted;         /* during the current call */
+
+    /* In-band parameter sets. */
+    uint8_t sps[ES_H264_PARAM_MAX], pps[ES_H264_PARAM_MAX];
+    size_t sps_len, pps_len;
+    bool params_dirty;
+
+    es_h264_depack_stats_t st;
+};
+
+/* Packets further behind than this are not late but maybe a sender that restarted its
+ * sequence numbers (RFC 3550 A.1 MAX_MISORDER is 100; browsers restart with a new SSRC, which
+ * the caller handles with reset, so be generous). */
+enum { DEPACK_MISORDER = 1000 };
+
+static void want_key(es_h264_depack_t *d)
+{
+    if (!d->waiting_key) d->st.key_requests++;
+    d->waiting_key = true;
+}
+
+/* Checks a payload's structure (RFC 6184 §5.2, §5.7.1, §5.8) before it is held or used, so that
+ * assembly never meets a malformed one. */
+static int payload_check(const uint8_t *p, size_t len)
+{
+    if (len > ES_H264_DEPACK_PAYLOAD_MAX) return ES_E2BIG;
+    uint8_t type = p[0] & 0x1f;
+    if (type >= 1 && type <= 23) return 0;
+    if (type == ES_H264_NAL_STAP_A) {
+        size_t off = 1;
+        if (off == len) return ES_EPROTO; /* no unit at all */
+        while (off < len) {
+            if (len - off < 2) return ES_EPROTO;
+            size_t n = es_rd16(p + off);
+            off += 2;
+            if (n == 0 || n > len - off) return ES_EPROTO;
+            uint8_t t = p[off] & 0x1f;
+            if (t == 0 || t >= 24) return ES_EPROTO;
+            off += n;
+        }
+        return 0;
+    }
+    if (type == ES_H264_NAL_FU_A) {
+        if (len < 2) return ES_EPROTO;
+        uint8_t t = p[1] & 0x1f;
+        if (t == 0 || t >= 24) return ES_EPROTO;
+        return 0;
+    }
+    return ES_EPROTO; /* 0, STAP-B, MTAP16, MTAP24, FU-B (interleaved mode only), 30, 31 */
+}
+
+static bool au_reserve(es_h264_depack_t *d, size_t n)
+{
+    if (n > ES_H264_AU_MAX - d->au_len) return false;
+    size_t need = d->au_len + n;
+    if (need <= d->au_cap) return true;
+    size_t cap = d->au_cap ? d->au_cap : 16384;
+    while (cap < need) cap *= 2;
+    if (cap > ES_H264_AU_MAX) cap = ES_H264_AU_MAX;
+    uint8_t *b = realloc(d->au, cap);
+    if (!b) return false;
+    d->au = b;
+    d->au_cap = cap;
+    return true;
+}
+
+/* Appends bytes to the access unit; too large or out of memory breaks it. */
+static void au_put(es_h264_depack_t *d, const uint8_t *p, size_t n)
+{
+    if (d->au_broken) return;
+    if (!au_reserve(d, n)) {
+        d->au_broken = true;
+        return;
+    }
+    memcpy(d->au + d->au_len, p, n);
+    d->au_len += n;
+}
+
+/* Delimiters and filler are not kept (FLV/RTMP do not carry them; the packetizer drops them). */
+static bool kept(uint8_t type) { return type != ES_H264_NAL_AUD && type != ES_H264_NAL_FILLER; }
+
+static void au_nal(es_h264_depack_t *d, const uint8_t *nal, size_t n)
+{
+    if (!kept(nal[0] & 0x1f)) return;
+    uint8_t len[4];
+    es_wr32(len, (uint32_t)n);
+    au_put(d, len, 4);
+    au_put(d, nal, n);
+}
+
+static void keep_param(uint8_t *dst, size_t *dst_len, bool *dirty, const uint8_t *nal, size_t n)
+{
+    if (n > ES_H264_PARAM_MAX) return;
+    if (*dst_len == n && memcmp(dst, nal, n) == 0) return;
+    memcpy(dst, nal, n);
+    *dst_len = n;
+    *dirty = true;
+}
+
+/* The access unit being assembled is complete: emit it or drop it. */
+static void au_finish(es_h264_depack_t *d)
+{
+    if (!d->au_active) return;
+    d->au_active = false;
+    if (d->in_fu) d->au_broken = true; /* an FU-A without its end */
+    d->in_fu = false;
+    if (d->au_broken) {
+        d->st.aus_broken++;
+        want_key(d);
+        return;
+    }
+    bool key = false, params = false, slice = false;
+    size_t off = 0, n;
+    const uint8_t *nal;
+    while (es_h264_avcc_next(d->au, d->au_len, 4, &off, &nal, &n) == 1) {
+        uint8_t type = nal[0] & 0x1f; /* n >= 1: assembly never appends an empty NAL */
+        key = key || type == ES_H264_NAL_IDR;
+        slice = slice || (type >= ES_H264_NAL_SLICE && type <= ES_H264_NAL_IDR);
+        if (type == ES_H264_NAL_SPS) {
+            params = true;
+            keep_param(d->sps, &d->sps_len, &d->params_dirty, nal, n);
+        } else if (type == ES_H264_NAL_PPS) {
+            params = true;
+            keep_param(d->pps, &d->pps_len, &d->params_dirty, nal, n);
+        }
+    }
+    if (!slice || (d->waiting_key && !key)) {
+        d->st.aus_skipped++;
+        if (slice) want_key(d);
+        return;
+    }
+    d->waiting_key = false;
+    es_h264_au_t au = {
+        .data = d->au,
+        .len = d->au_len,
+        .rtp_ts = d->au_ts,
+        .key = key,
+        .has_params = params,
+        .params_changed = d->params_dirty && d->sps_len && d->pps_len,
+    };
+    if (au.params_changed) d->params_dirty = false;
+    d->st.aus++;
+    d->emitted++;
+    d->fn(d->user, &au);
+}
+
+/* The next packet in sequence order. `bad` packets only break their access unit. */
+static void assemble(es_h264_depack_t *d, uint32_t ts, bool marker, const uint8_t *p, size_t len,
+                     bool bad)
+{
+    if (bad) {
+        d->lost_pending = true; /* as if lost: the packet's content is unknown */
+        return;
+    }
+    if (len == 0) return; /* padding only (RFC 3550 §5.1): belongs to no access unit */
+    if (d->au_active && ts != d->au_ts) {
+        if (d->lost_pending) d->au_broken = true; /* its tail may be what was lost */
+        au_finish(d);
+    }
+    if (!d->au_active) {
+        d->au_active = true;
+        d->au_ts = ts;
+        d->au_len = 0;
+        d->au_broken = false;
+        d->in_fu = false;
+    }
+    /* Lost packets may have belonged to this access unit (its beginning, when it is new). */
+    if (d->lost_pending) d->au_broken = true;
+    d->lost_pending = false;
+
+    uint8_t type = p[0] & 0x1f;
+    if (type == ES_H264_NAL_FU_A) {
+        bool start = p[1] & 0x80, end = p[1] & 0x40;
+        uint8_t ntype = p[1] & 0x1f;
+        if (start) {
+            if (d->in_fu) d->au_broken = true; /* the previous one lost its end */
+            d->in_fu = true;
+            d->fu_type = ntype;
+            d->fu_off = d->au_len;
+            /* §5.8: the NAL header is the FU indicator's F and NRI with the FU header's type. */
+            uint8_t hdr[5] = {0, 0, 0, 0, (uint8_t)((p[0] & 0xe0) | ntype)};
+            au_put(d, hdr, sizeof hdr);
+        } else if (!d->in_fu || d->fu_type != ntype) {
+            d->au_broken = true; /* its start is missing */
+            d->in_fu = false;
+        }
+        if (d->in_fu) au_put(d, p + 2, len - 2);
+        if (end && d->in_fu) {
+            d->in_fu = false;
+            if (!d->au_broken) {
+                size_t n = d->au_len - d->fu_off - 4;
+                if (kept(ntype))
+                    es_wr32(d->au + d->fu_off, (uint32_t)n);
+                else
+                    d->au_len = d->fu_off;
+            }
+        }
+    } else {
+        if (d->in_fu) { /* the open FU-A lost its end */
+            d->au_broken = true;
+            d->in_fu = false;
+        }
+        if (type == ES_H264_NAL_STAP_A) {
+            for (size_t off = 1; off < len;) { /* sizes checked by payload_check */
+                size_t n = es_rd16(p + off);
+                au_nal(d, p + off + 2, n);
+                off += 2 + n;
+            }
+        } else {
+            au_nal(d, p, len);
+        }
+    }
+    if (marker) au_finish(d);
+}
+
+static slot_t *slot_of(es_h264_depack_t *d, uint16_t seq)
+{
+    return &d->slots[seq % ES_H264_DEPACK_WINDOW];
+}
+
+/* Processes held packets from next_seq on while there is no gap. */
+static void drain(es_h264_depack_t *d)
+{
+    while (d->held) {
+        slot_t *s = slot_of(d, d->next_seq);
+        if (!s->used || s->seq != d->next_seq) break;
+        s->used = false;
+        d->held--;
+        d->next_seq++;
+        assemble(d, s->ts, s->marker, s->buf, s->len, s->bad);
+    }
+}
+
+/* Gives up the missing sequence numbers before the first held packet. */
+static void skip_gap(es_h264_depack_t *d)
+{
+    for (unsigned i = 0; i < ES_H264_DEPACK_WINDOW && d->held; i++) {
+        slot_t *s = slot_of(d, d->next_seq);
+        if (s->used && s->seq == d->next_seq) break;
+        d->st.lost++;
+        d->lost_pending = true;
+        d->next_seq++;
+    }
+}
+
+static void update_wait(es_h264_depack_t *d)
+{
+    uint64_t oldest = UINT64_MAX;
+    for (unsigned i = 0; i < ES_H264_DEPACK_WINDOW; i++)
+        if (d->slots[i].used && d->slots[i].arrival_us < oldest) oldest = d->slots[i].arrival_us;
+    d->wait_since = oldest;
+}
+
+/* Gives up the gaps in front of packets held for max_delay_us or more. */
+static void expire(es_h264_depack_t *d, uint64_t now_us)
+{
+    while (d->held && now_us >= d->wait_since && now_us - d->wait_since >= d->max_delay_us) {
+        skip_gap(d);
+        drain(d);
+        update_wait(d);
+    }
+}
+
+es_h264_depack_t *es_h264_depack_new(uint64_t max_delay_us, es_h264_au_fn fn, void *user)
+{
+    if (!fn) return NULL;
+    es_h264_depack_t *d = calloc(1, sizeof *d);
+    if (!d) return NULL;
+    d->fn = fn;
+    d->user = user;
+    d->max_delay_us = max_delay_us ? max_delay_us : ES_H264_DEPACK_DELAY_US;
+    d->waiting_key = true;
+    d->st.key_requests = 1;
+    return d;
+}
+
+void es_h264_depack_free(es_h264_depack_t *d)
+{
+    if (!d) return;
+    for (unsigned i = 0; i < ES_H264_DEPACK_WINDOW; i++) free(d->slots[i].buf);
+    free(d->au);
+    free(d);
+}
+
+void es_h264_depack_reset(es_h264_depack_t *d)
+{
+    if (!d) return;
+    for (unsigned i = 0; i < ES_H264_DEPACK_WINDOW; i++) d->slots[i].used = false;
+    d->held = 0;
+    d->seq_started = false;
+    d->jump_pending = false;
+    d->au_active = false;
+    d->au_broken = false;
+    d->lost_pending = false;
+    d->au_len = 0;
+    d->in_fu = false;
+    d->sps_len = d->pps_len = 0;
+    d->params_dirty = false;
+    want_key(d);
+}
+
+/* Holds a packet in its slot (copying the payload). */
+static int hold(es_h264_depack_t *d, uint16_t seq, uint32_t ts, bool marker, const uint8_t *p,
+                size_t len, bool bad, uint64_t now_us)
+{
+    slot_t *s = slot_of(d, seq);
+    if (!bad && len > s->cap) {
+        uint8_t *b = realloc(s->buf, len);
+        if (!b) return ES_ENOMEM;
+        s->buf = b;
+        s->cap = len;
+    }
+    if (!bad && len) memcpy(s->buf, p, len);
+    s->used = true;
+    s->bad = bad;
+    s->marker = marker;
+    s->seq = seq;
+    s->ts = ts;
+    s->len = bad ? 0 : len;
+    s->arrival_us = now_us;
+    if (d->held++ == 0 || now_us < d->wait_since) d->wait_since = now_us;
+    return 0;
+}
+
+int es_h264_depack_push(es_h264_depack_t *d, uint16_t seq, uint32_t ts, bool marker,
+                        const uint8_t *payload, size_t len, uint64_t now_us)
+{
+    if (!d || (!payload && len)) return ES_EINVAL;
+    d->emitted = 0;
+    int check = len ? payload_check(payload, len) : 0;
+
+    if (!d->seq_started) {
+        d->seq_started = true;
+        d->next_seq = seq;
+    }
+    int diff = (int16_t)(uint16_t)(seq - d->next_seq);
+    bool restart = false;
+    if (diff < 0) {
+        if (diff >= -DEPACK_MISORDER) {
+            d->st.late++;
+            d->jump_pending = false;
+            return 0;
+        }
+        /* Far behind: two in a row mean the sender restarted its sequence numbers. */
+        if (!d->jump_pending || seq != (uint16_t)(d->jump_seq + 1)) {
+            d->jump_pending = true;
+            d->jump_seq = seq;
+            d->st.late++;
+            return 0;
+        }
+        restart = true;
+    }
+    d->jump_pending = false;
+    if (restart || diff >= ES_H264_DEPACK_WINDOW) {
+        /* Ahead of the window: process or give up the oldest until it fits. */
+        if (restart || diff >= 2 * ES_H264_DEPACK_WINDOW) {
+            while (d->held) {
+                skip_gap(d);
+                drain(d);
+            }
+            if (!restart) d->st.lost += (uint16_t)(seq - d->next_seq);
+            d->lost_pending = true;
+            d->next_seq = seq;
+        } else {
+            uint16_t first = (uint16_t)(seq - ES_H264_DEPACK_WINDOW + 1);
+            while (es_rtp_seq_newer(first, d->next_seq)) {
+                slot_t *s = slot_of(d, d->next_seq);
+                if (s->used && s->seq == d->next_seq) {
+                    drain(d);
+                } else {
+                    d->st.lost++;
+                    d->lost_pending = true;
+                    d->next_seq++;
+                }
+            }
+            drain(d);
+        }
+        if (d->held) update_wait(d);
+    }
+
+    slot_t *s = slot_of(d, seq);
+    if (s->used && s->seq == seq) {
+        d->st.duplicates++;
+        return d->emitted;
+    }
+    if (check < 0) d->st.malformed++;
+    else d->st.packets++;
+    if (seq == d->next_seq && d->held == 0) {
+        /* The steady state: in order, nothing held, no copy. */
+        d->next_seq++;
+        assemble(d, ts, marker, payload, len, check < 0);
+    } else {
+        int rc = hold(d, seq, ts, marker, payload, len, check < 0, now_us);
+        if (rc < 0) {
+            /* Not held: its sequence number will be given up as lost. */
+            expire(d, now_us);
+            return rc;
+        }
+        drain(d);
+        if (d->held) update_wait(d);
+    }
+    expire(d, now_us);
+    return check < 0 ? check : d->emitted;
+}
+
+int es_h264_depack_handle_timeout(es_h264_depack_t *d, uint64_t now_us)
+{
+    if (!d) return ES_EINVAL;
+    d->emitted = 0;
+    expire(d, now_us);
+    return d->emitted;
+}
+
+uint64_t es_h264_depack_next_timeout(const es_h264_depack_t *d)
+{
+    if (!d || !d->held) return UINT64_MAX;
+    if (d->wait_since > UINT64_MAX - d->max_delay_us) return UINT64_MAX;
+    return d->wait_since + d->max_delay_us;
+}
+
+bool es_h264_depack_key_needed(const es_h264_depack_t *d) { return d && d->waiting_key; }
+
+int es_h264_depack_params(const es_h264_depack_t *d, const uint8_t **sps, size_t *sps_len,
+                          const uint8_t **pps, size_t *pps_len)
+{
+    if (!d || !sps || !sps_len || !pps || !pps_len) return ES_EINVAL;
+    if (!d->sps_len || !d->pps_len) return ES_ENOENT;
+    *sps = d->sps;
+    *sps_len = d->sps_len;
+    *pps = d->pps;
+    *pps_len = d->pps_len;
+    return 0;
+}
+
+es_h264_depack_stats_t es_h264_depack_stats(const es_h264_depack_t *d)
+{
+    es_h264_depack_stats_t z;
+    memset(&z, 0, sizeof z);
+    return d ? d->st : z;
 }

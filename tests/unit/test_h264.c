@@ -2,7 +2,10 @@
  * x264 parameter sets (baseline 320x240, high 1280x720, high 1920x1080 with cropping, 4:4:4 and
  * interlaced 1080) and on a hand-built high-profile SPS with scaling lists and emulation
  * prevention, profile-level-id, NAL iteration, and the RFC 6184 packetizer (single NAL unit,
- * STAP-A before IDR, FU-A boundaries and reassembly, marker, dropped NAL types, bad AVCC). */
+ * STAP-A before IDR, FU-A boundaries and reassembly, marker, dropped NAL types, bad AVCC), and
+ * the depacketizer: round trips through the packetizer, reordering, duplicates, loss inside an
+ * FU-A and of whole frames (dropped until the next IDR, key frame wanted), sequence number wrap,
+ * timestamp change without marker, malformed payloads, the size cap and SPS/PPS tracking. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -589,6 +592,635 @@ static void test_packetize_malformed(void **state)
     free(s);
 }
 
+/* ---- Depacketizer ---------------------------------------------------------------------------- */
+
+/* RTP packets built by the packetizer. */
+typedef struct rtp_pkt {
+    uint8_t data[ES_H264_PAYLOAD_MAX];
+    size_t len;
+    bool marker;
+    uint16_t seq;
+    uint32_t ts;
+} rtp_pkt_t;
+
+typedef struct pkt_list {
+    rtp_pkt_t *p;
+    size_t n, cap;
+    uint16_t seq;  /* next sequence number */
+    uint32_t ts;   /* timestamp of the access unit being packetized */
+} pkt_list_t;
+
+static void to_list(void *user, const uint8_t *payload, size_t len, bool marker)
+{
+    pkt_list_t *l = user;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->p = realloc(l->p, l->cap * sizeof *l->p);
+        assert_non_null(l->p);
+    }
+    rtp_pkt_t *p = &l->p[l->n++];
+    memcpy(p->data, payload, len);
+    p->len = len;
+    p->marker = marker;
+    p->seq = l->seq++;
+    p->ts = l->ts;
+}
+
+/* Packetizes an AVCC access unit (4-byte lengths) at timestamp ts; returns its first index. */
+static size_t packetize_au(pkt_list_t *l, const uint8_t *au, size_t len, uint32_t ts, size_t max)
+{
+    size_t first = l->n;
+    l->ts = ts;
+    assert_true(es_h264_packetize(au, len, 4, false, NULL, max, to_list, l) > 0);
+    return first;
+}
+
+typedef struct au_rec {
+    uint8_t *data;
+    size_t len;
+    uint32_t ts;
+    bool key, params, changed;
+} au_rec_t;
+
+typedef struct au_sink {
+    au_rec_t a[256];
+    size_t n;
+} au_sink_t;
+
+static void on_au(void *user, const es_h264_au_t *au)
+{
+    au_sink_t *s = user;
+    assert_true(s->n < 256);
+    assert_true(au->len > 0 && au->len <= ES_H264_AU_MAX);
+    /* Valid AVCC: the lengths add up, no empty NAL unit, no AUD or filler. */
+    size_t off = 0, n;
+    const uint8_t *nal;
+    int rc;
+    while ((rc = es_h264_avcc_next(au->data, au->len, 4, &off, &nal, &n)) == 1) {
+        assert_true(n >= 1);
+        assert_true((nal[0] & 0x1f) != 9 && (nal[0] & 0x1f) != 12);
+    }
+    assert_int_equal(rc, 0);
+    au_rec_t *r = &s->a[s->n++];
+    r->data = malloc(au->len);
+    assert_non_null(r->data);
+    memcpy(r->data, au->data, au->len);
+    r->len = au->len;
+    r->ts = au->rtp_ts;
+    r->key = au->key;
+    r->params = au->has_params;
+    r->changed = au->params_changed;
+}
+
+static void sink_clear(au_sink_t *s)
+{
+    for (size_t i = 0; i < s->n; i++) free(s->a[i].data);
+    s->n = 0;
+}
+
+/* A NAL unit of `len` bytes with header `hdr` and a pattern from `seed`. */
+static void fill_nal(uint8_t *nal, size_t len, uint8_t hdr, unsigned seed)
+{
+    nal[0] = hdr;
+    for (size_t i = 1; i < len; i++) nal[i] = (uint8_t)(i * 13 + seed * 101 + 1);
+}
+
+/* Frame builders: an IDR access unit with SPS/PPS, or a P slice, into au; returns the length. */
+static size_t idr_au(uint8_t *au, size_t idr_len, unsigned seed)
+{
+    static uint8_t nal[70000];
+    size_t len = add_nal(au, 0, sps_high720, sizeof sps_high720);
+    len = add_nal(au, len, pps_high, sizeof pps_high);
+    fill_nal(nal, idr_len, 0x65, seed);
+    return add_nal(au, len, nal, idr_len);
+}
+
+static size_t p_au(uint8_t *au, size_t slice_len, unsigned seed)
+{
+    static uint8_t nal[70000];
+    fill_nal(nal, slice_len, 0x41, seed);
+    return add_nal(au, 0, nal, slice_len);
+}
+
+static int push_pkt(es_h264_depack_t *d, const rtp_pkt_t *p, uint64_t now_us)
+{
+    return es_h264_depack_push(d, p->seq, p->ts, p->marker, p->data, p->len, now_us);
+}
+
+static void assert_au(const au_rec_t *r, const uint8_t *au, size_t len, uint32_t ts)
+{
+    assert_int_equal(r->len, len);
+    assert_memory_equal(r->data, au, len);
+    assert_int_equal(r->ts, ts);
+}
+
+static void test_depack_round_trip(void **state)
+{
+    static uint8_t au[70000];
+    const size_t maxes[] = {3, 30, 200, 1188, ES_H264_PAYLOAD_MAX};
+    const size_t sizes[] = {1, 2, 29, 30, 31, 199, 200, 201, 1187, 1188, 1189, 5000, 65000};
+    au_sink_t *s = calloc(1, sizeof *s);
+    for (size_t m = 0; m < sizeof maxes / sizeof maxes[0]; m++) {
+        es_h264_depack_t *d = es_h264_depack_new(0, on_au, s);
+        assert_non_null(d);
+        assert_true(es_h264_depack_key_needed(d));
+        const uint8_t *sps, *pps;
+        size_t sps_len, pps_len;
+        assert_int_equal(es_h264_depack_params(d, &sps, &sps_len, &pps, &pps_len), ES_ENOENT);
+        pkt_list_t l = {.seq = (uint16_t)(1000 * m)};
+        uint64_t now = 1000000;
+        for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+            if (maxes[m] == 3 && sizes[k] > 1200) continue;
+            uint32_t ts = 90000 + (uint32_t)k * 3000;
+            bool key = k % 4 == 0;
+            size_t len = key ? idr_au(au, sizes[k], (unsigned)k) : p_au(au, sizes[k], (unsigned)k);
+            l.n = 0;
+            packetize_au(&l, au, len, ts, maxes[m]);
+            int emitted = 0;
+            for (size_t i = 0; i < l.n; i++) {
+                int rc = push_pkt(d, &l.p[i], now);
+                assert_true(rc >= 0);
+                emitted += rc;
+                assert_int_equal(rc, i + 1 == l.n ? 1 : 0); /* at the marker, not before */
+            }
+            assert_int_equal(emitted, 1);
+            assert_int_equal(s->n, 1);
+            assert_au(&s->a[0], au, len, ts);
+            assert_int_equal(s->a[0].key, key);
+            assert_int_equal(s->a[0].params, key);
+            assert_int_equal(s->a[0].changed, k == 0); /* the same SPS/PPS every time */
+            assert_false(es_h264_depack_key_needed(d));
+            assert_int_equal(es_h264_depack_next_timeout(d), UINT64_MAX);
+            sink_clear(s);
+            now += 33333;
+        }
+        assert_int_equal(es_h264_depack_params(d, &sps, &sps_len, &pps, &pps_len), 0);
+        assert_int_equal(sps_len, sizeof sps_high720);
+        assert_memory_equal(sps, sps_high720, sps_len);
+        assert_int_equal(pps_len, sizeof pps_high);
+        assert_memory_equal(pps, pps_high, pps_len);
+        es_h264_depack_stats_t st = es_h264_depack_stats(d);
+        assert_int_equal(st.lost + st.late + st.duplicates + st.malformed + st.aus_broken, 0);
+        assert_int_equal(st.key_requests, 1); /* the initial one */
+        free(l.p);
+        es_h264_depack_free(d);
+    }
+    free(s);
+}
+
+/* Several NAL units per access unit, an SEI and a STAP-A built by hand with an AUD in it. */
+static void test_depack_stap_a_and_aud(void **state)
+{
+    au_sink_t *s = calloc(1, sizeof *s);
+    es_h264_depack_t *d = es_h264_depack_new(0, on_au, s);
+    uint8_t stap[128], idr[300], want[512];
+    size_t n = 0;
+    stap[n++] = 0x78;
+    const uint8_t aud[] = {0x09, 0xf0}, sei[] = {0x06, 0x05, 0x01, 0xaa, 0x80};
+    stap[n++] = 0, stap[n++] = sizeof aud;
+    memcpy(stap + n, aud, sizeof aud), n += sizeof aud;
+    stap[n++] = 0, stap[n++] = sizeof sps_base240;
+    memcpy(stap + n, sps_base240, sizeof sps_base240), n += sizeof sps_base240;
+    stap[n++] = 0, stap[n++] = sizeof pps_base240;
+    memcpy(stap + n, pps_base240, sizeof pps_base240), n += sizeof pps_base240;
+    stap[n++] = 0, stap[n++] = sizeof sei;
+    memcpy(stap + n, sei, sizeof sei), n += sizeof sei;
+    fill_nal(idr, sizeof idr, 0x65, 1);
+    assert_int_equal(es_h264_depack_push(d, 7, 500, false, aud, sizeof aud, 0), 0);
+    assert_int_equal(es_h264_depack_push(d, 8, 500, false, stap, n, 0), 0);
+    assert_int_equal(es_h264_depack_push(d, 9, 500, false, NULL, 0, 0), 0); /* padding */
+    assert_int_equal(es_h264_depack_push(d, 10, 500, true, idr, sizeof idr, 0), 1);
+    size_t w = add_nal(want, 0, sps_base240, sizeof sps_base240);
+    w = add_nal(want, w, pps_base240, sizeof pps_base240);
+    w = add_nal(want, w, sei, sizeof sei);
+    w = add_nal(want, w, idr, sizeof idr);
+    assert_int_equal(s->n, 1);
+    assert_au(&s->a[0], want, w, 500);
+    assert_true(s->a[0].key && s->a[0].params && s->a[0].changed);
+    /* An access unit of only SPS/PPS is not emitted, but a new SPS is kept and reported. */
+    const uint8_t *sps, *pps;
+    size_t sps_len, pps_len;
+    assert_int_equal(es_h264_depack_push(d, 11, 800, true, sps_high720, sizeof sps_high720, 0),
+                     0);
+    assert_int_equal(es_h264_depack_params(d, &sps, &sps_len, &pps, &pps_len), 0);
+    assert_memory_equal(sps, sps_high720, sizeof sps_high720);
+    uint8_t slice[20];
+    fill_nal(slice, sizeof slice, 0x41, 2);
+    assert_int_equal(es_h264_depack_push(d, 12, 900, true, slice, sizeof slice, 0), 1);
+    assert_true(s->a[1].changed);
+    assert_false(s->a[1].key || s->a[1].params);
+    assert_int_equal(es_h264_depack_stats(d).aus_skipped, 1);
+    sink_clear(s);
+    es_h264_depack_free(d);
+    free(s);
+}
+
+/* A small deterministic generator for shuffles. */
+static uint32_t rnd(uint32_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 17;
+    *x ^= *x << 5;
+    return *x;
+}
+
+/* A GOP: IDR then P frames with FU-A, several sizes; returns the number of access units and
+ * keeps each one's bytes in aus/lens. */
+static size_t build_gop(pkt_list_t *l, uint8_t **aus, size_t *lens, size_t count, uint32_t ts0,
+                        size_t max)
+{
+    static uint8_t au[70000];
+    for (size_t k = 0; k < count; k++) {
+        size_t len = k == 0 ? idr_au(au, 4000, 9) : p_au(au, 100 + 700 * (k % 5), (unsigned)k);
+        aus[k] = malloc(len);
+        memcpy(aus[k], au, len);
+        lens[k] = len;
+        packetize_au(l, au, len, ts0 + (uint32_t)k * 3000, max);
+    }
+    return count;
+}
+
+static void test_depack_reorder_duplicates(void **state)
+{
+    enum { AUS = 30 };
+    uint8_t *aus[AUS];
+    size_t lens[AUS];
+    au_sink_t *s = calloc(1, sizeof *s);
+    es_h264_depack_t *d = es_h264_depack_new(0, on_au, s);
+    pkt_list_t l = {.seq = 65500}; /* crosses the wrap at 65535 */
+    build_gop(&l, aus, lens, AUS, 4294960000u, 600); /* and the timestamp wraps too */
+    assert_true(l.n > 60);
+    /* Shuffle within blocks of 20 packets (but the first: the first packet received starts the
+     * sequence) and duplicate every 7th. */
+    uint32_t x = 12345;
+    for (size_t b = 20; b < l.n; b += 20) {
+        size_t m = l.n - b < 20 ? l.n - b : 20;
+        for (size_t i = m; i > 1; i--) {
+            size_t j = rnd(&x) % i;
+            rtp_pkt_t t = l.p[b + i - 1];
+            l.p[b + i - 1] = l.p[b + j];
+            l.p[b + j] = t;
+        }
+    }
+    uint64_t now = 5000000;
+    for (size_t i = 0; i < l.n; i++) {
+        assert_true(push_pkt(d, &l.p[i], now) >= 0);
+        if (i % 7 == 0) assert_int_equal(push_pkt(d, &l.p[i], now), 0);
+        now += 1000;
+    }
+    assert_int_equal(s->n, AUS);
+    for (size_t k = 0; k < AUS; k++) {
+        assert_au(&s->a[k], aus[k], lens[k], (uint32_t)(4294960000u + k * 3000));
+        assert_int_equal(s->a[k].key, k == 0);
+        free(aus[k]);
+    }
+    es_h264_depack_stats_t st = es_h264_depack_stats(d);
+    assert_int_equal(st.lost, 0);
+    assert_int_equal(st.aus_broken, 0);
+    assert_int_equal(st.duplicates + st.late, (l.n + 6) / 7);
+    assert_false(es_h264_depack_key_needed(d));
+    sink_clear(s);
+    free(l.p);
+    es_h264_depack_free(d);
+    free(s);
+}
+
+/* Feeds packets [from, to) of l, skipping index `skip` (SIZE_MAX: none), 1 ms apart. */
+static uint64_t feed(es_h264_depack_t *d, const pkt_list_t *l, size_t from, size_t to,
+                     size_t skip, uint64_t now)
+{
+    for (size_t i = from; i < to; i++, now += 1000)
+        if (i != skip) assert_true(push_pkt(d, &l->p[i], now) >= 0);
+    return now;
+}
+
+static void test_depack_fu_a_loss(void **state)
+{
+    static uint8_t au[70000];
+    au_sink_t *s = calloc(1, sizeof *s);
+    es_h264_depack_t *d = es_h264_depack_new(50000, on_au, s);
+    pkt_list_t l = {.seq = 100};
+    size_t at[6];
+    size_t lens[6];
+    uint8_t *aus[6];
+    for (size_t k = 0; k < 6; k++) {
+        size_t len = k == 0 || k == 4 ? idr_au(au, 3000, (unsigned)k) : p_au(au, 2500,
+                                                                           (unsigned)k);
+        aus[k] = malloc(len);
+        memcpy(aus[k], au, len);
+        lens[k] = len;
+        at[k] = packetize_au(&l, au, len, 1000 + (uint32_t)k * 3000, 1000);
+    }
+    /* IDR, then P1 loses its middle fragment (P1 is 3 fragments). */
+    uint64_t now = feed(d, &l, at[0], at[1], SIZE_MAX, 0);
+    assert_int_equal(s->n, 1);
+    assert_false(es_h264_depack_key_needed(d));
+    now = feed(d, &l, at[1], at[2], at[1] + 1, now);
+    /* The fragment after the gap is held: nothing emitted, a deadline is set. */
+    assert_int_equal(s->n, 1);
+    uint64_t deadline = es_h264_depack_next_timeout(d);
+    assert_true(deadline != UINT64_MAX);
+    assert_int_equal(es_h264_depack_handle_timeout(d, deadline - 1), 0);
+    assert_false(es_h264_depack_key_needed(d));
+    assert_int_equal(es_h264_depack_handle_timeout(d, deadline), 0);
+    assert_true(es_h264_depack_key_needed(d));
+    assert_int_equal(es_h264_depack_next_timeout(d), UINT64_MAX);
+    /* A late arrival of the lost fragment changes nothing. */
+    assert_int_equal(push_pkt(d, &l.p[at[1] + 1], deadline), 0);
+    /* P2 and P3 arrive whole but are not emitted: they depend on P1. */
+    now = feed(d, &l, at[2], at[4], SIZE_MAX, deadline + 1000);
+    assert_int_equal(s->n, 1);
+    assert_true(es_h264_depack_key_needed(d));
+    /* The IDR resumes output, then P5. */
+    feed(d, &l, at[4], l.n, SIZE_MAX, now);
+    assert_int_equal(s->n, 3);
+    assert_au(&s->a[1], aus[4], lens[4], 1000 + 4 * 3000);
+    assert_true(s->a[1].key);
+    assert_false(s->a[1].changed);
+    assert_au(&s->a[2], aus[5], lens[5], 1000 + 5 * 3000);
+    assert_false(es_h264_depack_key_needed(d));
+    es_h264_depack_stats_t st = es_h264_depack_stats(d);
+    assert_int_equal(st.lost, 1);
+    assert_int_equal(st.late, 1);
+    assert_int_equal(st.aus_broken, 1);
+    assert_int_equal(st.aus_skipped, 2);
+    assert_int_equal(st.key_requests, 2);
+
+    /* Losing the first fragment (S) or the last (E) of an FU-A: the same. The gap is given up
+     * by the time bound as later packets arrive (no handle_timeout call). */
+    for (int which = 0; which < 2; which++) {
+        sink_clear(s);
+        es_h264_depack_reset(d);
+        now += 1000000;
+        now = feed(d, &l, at[0], at[1], SIZE_MAX, now); /* a new stream start: IDR */
+        assert_int_equal(s->n, 1);
+        size_t lost = which == 0 ? at[1] : at[2] - 1;
+        for (size_t i = at[1]; i < at[4]; i++, now += 20000)
+            if (i != lost) assert_true(push_pkt(d, &l.p[i], now) >= 0);
+        assert_int_equal(s->n, 1);
+        assert_true(es_h264_depack_key_needed(d));
+        feed(d, &l, at[4], at[5], SIZE_MAX, now);
+        assert_int_equal(s->n, 2);
+        assert_au(&s->a[1], aus[4], lens[4], 1000 + 4 * 3000);
+    }
+    for (size_t k = 0; k < 6; k++) free(aus[k]);
+    sink_clear(s);
+    free(l.p);
+    es_h264_depack_free(d);
+    free(s);
+}
+
+static void test_depack_frame_loss(void **state)
+{
+    enum { AUS = 12 };
+    uint8_t *aus[AUS];
+    size_t lens[AUS];
+    au_sink_t *s = calloc(1, sizeof *s);
+    es_h264_depack_t *d = es_h264_depack_new(0, on_au, s);
+    pkt_list_t l = {.seq = 65530};
+    static uint8_t au[70000];
+    size_t at[AUS];
+    for (size_t k = 0; k < AUS; k++) {
+        /* IDR at 0 and 8; single-packet P frames in between. */
+        size_t len = k % 8 == 0 ? idr_au(au, 2000, (unsigned)k) : p_au(au, 300, (unsigned)k);
+        aus[k] = malloc(len);
+        memcpy(aus[k], au, len);
+        lens[k] = len;
+        at[k] = packetize_au(&l, au, len, 3000 * (uint32_t)k, 1188);
+    }
+    /* P3 (one packet) is lost; packets keep arriving 33 ms apart, so the 100 ms bound gives the
+     * gap up while P4..P7 arrive; none of them is emitted. */
+    uint64_t now = 0;
+    for (size_t i = 0; i < l.n; i++, now += 33000)
+        if (i != at[3]) assert_true(push_pkt(d, &l.p[i], now) >= 0);
+    assert_int_equal(s->n, 3 + 4);
+    for (size_t k = 0; k < 3; k++) assert_au(&s->a[k], aus[k], lens[k], 3000 * (uint32_t)k);
+    for (size_t k = 8; k < AUS; k++)
+        assert_au(&s->a[k - 5], aus[k], lens[k], 3000 * (uint32_t)k);
+    es_h264_depack_stats_t st = es_h264_depack_stats(d);
+    assert_int_equal(st.lost, 1);
+    assert_int_equal(st.aus_broken, 1);  /* P4: it came right after the gap */
+    assert_int_equal(st.aus_skipped, 3); /* P5..P7 */
+    for (size_t k = 0; k < AUS; k++) free(aus[k]);
+
+    /* A gap wider than the window: given up at once, without waiting. */
+    sink_clear(s);
+    es_h264_depack_reset(d);
+    static uint8_t big[70000];
+    size_t len = idr_au(big, 1000, 3);
+    assert_int_equal(es_h264_depack_push(d, 10, 0, false, big + 4, sizeof sps_high720, 0), 0);
+    uint8_t slice[10];
+    fill_nal(slice, sizeof slice, 0x41, 0);
+    for (unsigned i = 0; i < ES_H264_DEPACK_WINDOW - 1; i++)
+        assert_int_equal(es_h264_depack_push(d, (uint16_t)(12 + i), 3000 * (i + 1), true, slice,
+                                             sizeof slice, 0), 0);
+    assert_int_equal(es_h264_depack_stats(d).lost, 1); /* P3 above; counters survive reset */
+    /* The next one pushes sequence number 11 out: everything held is processed, dropped. */
+    assert_int_equal(es_h264_depack_push(d, 12 + ES_H264_DEPACK_WINDOW - 1, 1, true, slice,
+                                         sizeof slice, 0), 0);
+    assert_int_equal(es_h264_depack_stats(d).lost, 2);
+    assert_int_equal(s->n, 0);
+    assert_int_equal(es_h264_depack_next_timeout(d), UINT64_MAX);
+    (void)len;
+    sink_clear(s);
+    free(l.p);
+    es_h264_depack_free(d);
+    free(s);
+}
+
+static void test_depack_timestamp_change(void **state)
+{
+    au_sink_t *s = calloc(1, sizeof *s);
+    es_h264_depack_t *d = es_h264_depack_new(0, on_au, s);
+    static uint8_t au[8192], want[8192];
+    size_t len = idr_au(au, 500, 1);
+    /* No marker anywhere: each access unit ends when the next timestamp begins. */
+    assert_int_equal(es_h264_depack_push(d, 1, 100, false, au + 4, sizeof sps_high720, 0), 0);
+    assert_int_equal(es_h264_depack_push(d, 2, 100, false, au + 8 + sizeof sps_high720,
+                                         sizeof pps_high, 0), 0);
+    assert_int_equal(es_h264_depack_push(d, 3, 100, false, au + 12 + sizeof sps_high720 +
+                                         sizeof pps_high, 500, 0), 0);
+    uint8_t slice[40];
+    fill_nal(slice, sizeof slice, 0x01, 5);
+    assert_int_equal(es_h264_depack_push(d, 4, 3100, false, slice, sizeof slice, 0), 1);
+    assert_int_equal(s->n, 1);
+    assert_au(&s->a[0], au, len, 100);
+    assert_int_equal(es_h264_depack_push(d, 5, 6100, false, slice, sizeof slice, 0), 1);
+    size_t w = add_nal(want, 0, slice, sizeof slice);
+    assert_au(&s->a[1], want, w, 3100);
+    /* Padding with another timestamp does not end it. */
+    assert_int_equal(es_h264_depack_push(d, 6, 9999, false, NULL, 0, 0), 0);
+    assert_int_equal(es_h264_depack_push(d, 7, 6100, true, slice, sizeof slice, 0), 1);
+    w = add_nal(want, w, slice, sizeof slice);
+    assert_au(&s->a[2], want, w, 6100);
+    sink_clear(s);
+    es_h264_depack_free(d);
+    free(s);
+}
+
+static void test_depack_malformed(void **state)
+{
+    au_sink_t *s = calloc(1, sizeof *s);
+    es_h264_depack_t *d = es_h264_depack_new(0, on_au, s);
+    static uint8_t au[8192];
+    size_t len = idr_au(au, 300, 1);
+    pkt_list_t l = {.seq = 0};
+    packetize_au(&l, au, len, 0, 1188); /* STAP-A, IDR */
+    assert_int_equal(l.n, 2);
+    /* Types the mode does not allow, and broken structures. */
+    const uint8_t bad[][8] = {
+        {0x00, 1},             /* type 0 */
+        {0x19, 0, 2, 0x41, 1}, /* STAP-B */
+        {0x1a, 1, 2, 3},       /* MTAP16 */
+        {0x1b, 1, 2, 3},       /* MTAP24 */
+        {0x1d, 0x85, 1},       /* FU-B */
+        {0x1e}, {0x1f, 9},
+        {0x18},                /* STAP-A without units */
+        {0x18, 0, 5, 0x67, 1}, /* unit runs past the end */
+        {0x18, 0, 0, 0, 1, 0x41}, /* empty unit */
+        {0x18, 0},             /* truncated size */
+        {0x18, 0, 1, 0x18},    /* nested STAP-A */
+        {0x1c},                /* FU-A without header */
+        {0x1c, 0x9c, 1},       /* FU-A of an FU-A */
+        {0x1c, 0x80, 1},       /* FU-A of type 0 */
+    };
+    const size_t bad_len[] = {2, 5, 4, 4, 3, 1, 2, 1, 5, 6, 2, 4, 1, 3, 3};
+    uint16_t seq = 0;
+    for (size_t i = 0; i < sizeof bad_len / sizeof bad_len[0]; i++) {
+        /* IDR packets around a malformed one with the same timestamp: dropped. */
+        uint32_t ts = (uint32_t)i * 3000;
+        assert_int_equal(es_h264_depack_push(d, seq++, ts, false, l.p[0].data, l.p[0].len, 0), 0);
+        assert_int_equal(es_h264_depack_push(d, seq++, ts, false, bad[i], bad_len[i], 0),
+                         ES_EPROTO);
+        assert_int_equal(es_h264_depack_push(d, seq++, ts, true, l.p[1].data, l.p[1].len, 0), 0);
+    }
+    assert_int_equal(s->n, 0);
+    es_h264_depack_stats_t st = es_h264_depack_stats(d);
+    assert_int_equal(st.malformed, sizeof bad_len / sizeof bad_len[0]);
+    assert_int_equal(st.aus_broken, sizeof bad_len / sizeof bad_len[0]);
+    /* A whole IDR then works. */
+    assert_int_equal(es_h264_depack_push(d, seq++, 99000, false, l.p[0].data, l.p[0].len, 0), 0);
+    assert_int_equal(es_h264_depack_push(d, seq++, 99000, true, l.p[1].data, l.p[1].len, 0), 1);
+    assert_au(&s->a[0], au, len, 99000);
+
+    /* An FU-A without start, and one whose end never comes (no sequence gap: a sender bug). */
+    uint8_t frag[100];
+    fill_nal(frag, sizeof frag, 0x7c, 3);
+    frag[1] = 0x05; /* middle fragment of an IDR */
+    assert_int_equal(es_h264_depack_push(d, seq++, 102000, false, frag, sizeof frag, 0), 0);
+    frag[1] = 0x45;
+    assert_int_equal(es_h264_depack_push(d, seq++, 102000, true, frag, sizeof frag, 0), 0);
+    frag[1] = 0x85;
+    assert_int_equal(es_h264_depack_push(d, seq++, 105000, false, frag, sizeof frag, 0), 0);
+    assert_int_equal(es_h264_depack_push(d, seq++, 105000, true, l.p[1].data, l.p[1].len, 0), 0);
+    /* FU-A start then a start of another type. */
+    assert_int_equal(es_h264_depack_push(d, seq++, 108000, false, frag, sizeof frag, 0), 0);
+    frag[1] = 0x41;
+    assert_int_equal(es_h264_depack_push(d, seq++, 108000, true, frag, sizeof frag, 0), 0);
+    assert_int_equal(s->n, 1);
+    assert_int_equal(es_h264_depack_stats(d).aus_broken, sizeof bad_len / sizeof bad_len[0] + 3);
+    assert_true(es_h264_depack_key_needed(d));
+
+    /* Random payloads: never a crash, every emitted access unit valid (checked in on_au). */
+    uint32_t x = 777;
+    uint8_t junk[64];
+    for (int i = 0; i < 20000; i++) {
+        size_t n = rnd(&x) % sizeof junk;
+        for (size_t j = 0; j < n; j++) junk[j] = (uint8_t)rnd(&x);
+        if (n && i % 3 == 0) junk[0] = (uint8_t)(0x60 | (rnd(&x) % 2 ? 5 : 28));
+        int rc = es_h264_depack_push(d, (uint16_t)(seq + rnd(&x) % 8), rnd(&x) % 4 * 3000,
+                                     rnd(&x) % 2, junk, n, (uint64_t)i * 1000);
+        assert_true(rc >= 0 || rc == ES_EPROTO);
+        seq++;
+        if (s->n > 200) sink_clear(s);
+    }
+    assert_int_equal(es_h264_depack_push(d, 0, 0, false, NULL, 1, 0), ES_EINVAL);
+    assert_int_equal(es_h264_depack_push(NULL, 0, 0, false, junk, 1, 0), ES_EINVAL);
+    uint8_t huge[1];
+    es_h264_depack_reset(d);
+    assert_int_equal(es_h264_depack_push(d, seq, 0, false, huge,
+                                         ES_H264_DEPACK_PAYLOAD_MAX + 1, 0), ES_E2BIG);
+    assert_null(es_h264_depack_new(0, NULL, NULL));
+    es_h264_depack_free(NULL);
+    sink_clear(s);
+    free(l.p);
+    es_h264_depack_free(d);
+    free(s);
+}
+
+/* An access unit over ES_H264_AU_MAX is dropped; the next IDR goes through. */
+static void test_depack_size_cap(void **state)
+{
+    au_sink_t *s = calloc(1, sizeof *s);
+    es_h264_depack_t *d = es_h264_depack_new(0, on_au, s);
+    static uint8_t frag[1402];
+    fill_nal(frag, sizeof frag, 0x7c, 4);
+    uint16_t seq = 65000;
+    size_t frags = ES_H264_AU_MAX / 1400 + 2;
+    for (size_t i = 0; i < frags; i++) {
+        frag[1] = (uint8_t)((i == 0 ? 0x80 : 0) | (i + 1 == frags ? 0x40 : 0) | 5);
+        assert_int_equal(es_h264_depack_push(d, seq++, 0, i + 1 == frags, frag, sizeof frag, 0),
+                         0);
+    }
+    assert_int_equal(s->n, 0);
+    assert_int_equal(es_h264_depack_stats(d).aus_broken, 1);
+    /* Just under the cap is fine. */
+    size_t room = ES_H264_AU_MAX - 4 - 1, n = 0;
+    for (size_t i = 0; n < room; i++) {
+        size_t part = room - n < 1400 ? room - n : 1400;
+        n += part;
+        frag[1] = (uint8_t)((i == 0 ? 0x80 : 0) | (n == room ? 0x40 : 0) | 5);
+        assert_true(es_h264_depack_push(d, seq++, 3000, n == room, frag, part + 2, 0) >= 0);
+    }
+    assert_int_equal(s->n, 1);
+    assert_int_equal(s->a[0].len, ES_H264_AU_MAX);
+    assert_true(s->a[0].key);
+    sink_clear(s);
+    es_h264_depack_free(d);
+    free(s);
+}
+
+/* A sender that restarts its sequence numbers far behind, and a new SPS. */
+static void test_depack_restart_and_params(void **state)
+{
+    au_sink_t *s = calloc(1, sizeof *s);
+    es_h264_depack_t *d = es_h264_depack_new(0, on_au, s);
+    static uint8_t au[8192];
+    pkt_list_t l = {.seq = 40000};
+    size_t len = idr_au(au, 100, 1);
+    packetize_au(&l, au, len, 0, 1188);
+    l.seq = 20000;
+    /* The same IDR with other parameter sets. */
+    size_t len2 = add_nal(au, 0, sps_base240, sizeof sps_base240);
+    len2 = add_nal(au, len2, pps_base240, sizeof pps_base240);
+    uint8_t idr[100];
+    fill_nal(idr, sizeof idr, 0x65, 1);
+    len2 = add_nal(au, len2, idr, sizeof idr);
+    packetize_au(&l, au, len2, 90000, 1188);
+    feed(d, &l, 0, l.n, SIZE_MAX, 0);
+    /* The first packet far behind is taken for a stray one, the second for a restart. */
+    assert_int_equal(s->n, 1);
+    assert_true(s->a[0].changed);
+    l.n = 0;
+    packetize_au(&l, au, len2, 93000, 1188);
+    feed(d, &l, 0, l.n, SIZE_MAX, 0);
+    assert_int_equal(s->n, 2);
+    assert_true(s->a[1].changed);
+    assert_au(&s->a[1], au, len2, 93000);
+    const uint8_t *sps, *pps;
+    size_t sps_len, pps_len;
+    assert_int_equal(es_h264_depack_params(d, &sps, &sps_len, &pps, &pps_len), 0);
+    assert_memory_equal(sps, sps_base240, sizeof sps_base240);
+    assert_memory_equal(pps, pps_base240, sizeof pps_base240);
+    es_h264_depack_reset(d);
+    assert_int_equal(es_h264_depack_params(d, &sps, &sps_len, &pps, &pps_len), ES_ENOENT);
+    assert_true(es_h264_depack_key_needed(d));
+    sink_clear(s);
+    free(l.p);
+    es_h264_depack_free(d);
+    free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -597,6 +1229,11 @@ int main(void)
         cmocka_unit_test(test_config_parse_cases), cmocka_unit_test(test_nal_iteration),
         cmocka_unit_test(test_packetize_single),  cmocka_unit_test(test_packetize_stap_a),
         cmocka_unit_test(test_packetize_fu_a),    cmocka_unit_test(test_packetize_malformed),
+        cmocka_unit_test(test_depack_round_trip), cmocka_unit_test(test_depack_stap_a_and_aud),
+        cmocka_unit_test(test_depack_reorder_duplicates), cmocka_unit_test(test_depack_fu_a_loss),
+        cmocka_unit_test(test_depack_frame_loss), cmocka_unit_test(test_depack_timestamp_change),
+        cmocka_unit_test(test_depack_malformed),  cmocka_unit_test(test_depack_size_cap),
+        cmocka_unit_test(test_depack_restart_and_params),
     };
     return cmocka_run_group_tests_name("h264", tests, NULL, NULL);
 }
