@@ -29,7 +29,9 @@
  * 20 ms) each time the drift reaches ES_AAC_OPUS_RESYNC_MS.
  *
  * Not thread-safe; one transcoder per stream, used from one thread. libav's logging is silenced
- * process-wide by the first es_aac_opus_new (it would write to stderr about network input). */
+ * process-wide by the first es_aac_opus_new (it would write to stderr about network input).
+ *
+ * The other direction, Opus (from WebRTC publishers) to AAC, follows at the end of this file. */
 #ifndef ESTUARY_TRANSCODE_H
 #define ESTUARY_TRANSCODE_H
 
@@ -133,17 +135,18 @@ uint32_t es_aac_opus_resyncs(const es_aac_opus_t *t);
  *
  * Channels: always stereo. The AAC configuration (the FLV AAC sequence header) is fixed before
  * the first packet, while an Opus sender may switch between mono and stereo packets at any time
- * (RFC 7587 §7: `stereo`/`sprop-stereo` are hints; browsers send mono unless asked). libopus
- * decodes a mono packet into two identical channels, which AAC's mid/side coding carries for
- * little more than mono.
+ * (`stereo`/`sprop-stereo` are preferences, RFC 7587 §6.1; browsers send mono unless asked).
+ * libopus decodes a mono packet into two identical channels, which AAC's mid/side coding carries
+ * for little more than mono.
  *
  * Input timing: each packet comes with its presentation time in ms on the stream's common ms
  * timeline (wrapping uint32; the integrator maps the 48 kHz RTP clock to it). The transcoder
  * keeps a 48 kHz sample clock: the first packet's first sample is at pts_ms * 48 ticks, and every
  * decoded sample advances it by one. Each packet's pts is compared with where the count puts it
  * (diff = pts_ms * 48 - next):
- * - |diff| < 2.5 ms (the smallest Opus frame): follow the count (rounding of the ms timeline and
- *   slow clock drift are absorbed);
+ * - |diff| < 2.5 ms (the smallest Opus frame): follow the count (the ms timeline's rounding is
+ *   absorbed; a sender clock drifting against the timeline costs a 2.5 ms concealment, or one
+ *   dropped packet, each time the drift adds up to that);
  * - 2.5 ms <= diff <= ES_OPUS_AAC_PLC_MAX_MS: packets were lost; the missing time (in whole
  *   2.5 ms units) is filled by libopus's concealment, with the in-band FEC (LBRR) data of this
  *   packet for its last part when the sender put some there (opus_decode with decode_fec = 1);
@@ -165,12 +168,15 @@ uint32_t es_aac_opus_resyncs(const es_aac_opus_t *t);
  * priming subtracted, so that audio stays in sync with video: the first frame (priming, nearly
  * silent) is stamped 1024 samples (21.33 ms, rounded to 21) before the first packet's pts, the
  * second at the first packet's pts, and within a run without resync frame n is at
- * round(first_pts * 48 + (n - 1) * 1024) / 48 ms: no drift, since times come from the sample
- * count, and each step is 21 or 22 ms. Times are modulo 2^32 like the input's: a first pts under
- * 22 ms makes the first frame's time wrap to just below 2^32; compare times by signed 32-bit
- * difference (es_live_clock_map does). Latency: the encoder holds two frames (its look-ahead and
- * the frame being windowed), so a frame is emitted when the input has reached about 43 to 64 ms
- * past its start; the last of those samples are not emitted when the stream ends (no flush). */
+ * round((first_pts * 48 + (n - 1) * 1024) / 48) ms: no drift, since times come from the sample
+ * count, and each step is 21 or 22 ms. After a resync the first frame of the new run is at the
+ * new pts exactly. Times are modulo 2^32 like the input's: a first pts under 22 ms makes the
+ * first frame's time wrap to just below 2^32; compare times by signed 32-bit difference
+ * (es_live_clock_map does). Sync measured in tests/unit: a tone onset is heard at +0.1 ms of its
+ * pts (plus the sender's Opus look-ahead, which RTP does not signal).
+ * Latency: the encoder keeps two frames (its look-ahead and the overlapping window), so a frame
+ * is emitted once the input reaches 2048 samples (42.7 ms) past its end, 64 ms past its first
+ * sample; those last samples are not emitted when the stream ends (there is no flush). */
 
 #define ES_OPUS_AAC_SAMPLE_RATE 48000      /* Hz, of the AAC output (no resampling) */
 #define ES_OPUS_AAC_CHANNELS 2             /* AAC output channels, whatever the Opus input */
@@ -183,8 +189,8 @@ uint32_t es_aac_opus_resyncs(const es_aac_opus_t *t);
 
 typedef struct es_opus_aac es_opus_aac_t;
 
-/* One raw AAC frame: `len` bytes at `aac` (a raw_data_block, ISO/IEC 14496-3 §4.4.2.1, without
- * ADTS header: what an FLV AACPacketType 1 tag carries), borrowed for the call only, presented
+/* One raw AAC frame: `len` bytes at `aac` (one raw_data_block() of ISO/IEC 14496-3 subpart 4,
+ * without ADTS header: what an FLV AACPacketType 1 tag carries), borrowed for the call, presented
  * at pts_ms (the input's ms timeline, priming subtracted; see above). The callback must not call
  * back into the transcoder that is emitting. */
 typedef void (*es_aac_emit_fn)(void *user, const uint8_t *aac, size_t len, uint32_t pts_ms);
@@ -202,7 +208,7 @@ typedef struct es_opus_aac_stats {
 
 /* es_opus_aac_new: a transcoder to stereo 48 kHz AAC-LC at aac_bitrate_bps bit/s (0 for
  * ES_OPUS_AAC_DEFAULT_BITRATE; ES_OPUS_AAC_MIN_BITRATE..ES_OPUS_AAC_MAX_BITRATE), encoded by
- * libavcodec's native "aac" encoder (constant bitrate target, its default "twoloop" coder).
+ * libavcodec's native "aac" encoder (average bitrate target, its default "twoloop" coder).
  * Returns NULL and writes a reason to err (err_len bytes, NUL-terminated; err may be NULL) when
  * the bitrate is out of range or a library fails. Silences libav's logging process-wide, as
  * es_aac_opus_new does. */
@@ -217,18 +223,18 @@ void es_opus_aac_free(es_opus_aac_t *t);
  * emit once per completed AAC frame, in order. Returns the number of frames emitted (0 is
  * normal: samples wait until a frame is full, and the encoder's delay holds two), ES_EPROTO when
  * the packet is empty or malformed (opus_packet_parse refuses it, or it is longer than 120 ms)
- * -- nothing changes and the transcoder stays usable: the time it covered is concealed when the
- * next packet comes --, ES_EINVAL for a NULL argument, ES_ENOMEM when libav's allocation fails,
- * ES_EIO when libopus or libavcodec fails otherwise (frames already emitted by the same call are
- * counted instead when there are some). Allocates nothing per packet beyond libav's own (the
- * frame, packet and sample buffers are reused). */
+ * -- only the `bad` counter changes and the transcoder stays usable: the time the packet should
+ * have covered is concealed when the next one comes --, ES_EINVAL for a NULL argument,
+ * ES_ENOMEM when libav's allocation fails, ES_EIO when libopus or libavcodec fails otherwise
+ * (frames already emitted by the same call are counted instead when there are some). Allocates
+ * nothing per packet beyond libav's own (the frame, packet and sample buffers are reused). */
 int es_opus_aac_push(es_opus_aac_t *t, const uint8_t *opus, size_t len, uint32_t pts_ms,
                      es_aac_emit_fn emit, void *user);
 
-/* es_opus_aac_config: the AudioSpecificConfig of the output (ISO/IEC 14496-3 §1.6.2.1: AAC-LC,
- * 48000 Hz, 2 channels; 2 bytes from the encoder's extradata), what the FLV AAC sequence header
- * (AACPacketType 0) carries. *asc is borrowed until es_opus_aac_free. Returns 0, or ES_EINVAL
- * for a NULL argument. */
+/* es_opus_aac_config: the AudioSpecificConfig of the output (ISO/IEC 14496-3 §1.6.2.1), the
+ * encoder's extradata, what the FLV AAC sequence header (AACPacketType 0) carries: AAC-LC, 48000
+ * Hz, 2 channels, and FFmpeg's explicit "no SBR" extension (5 bytes: 11 90 56 E5 00). *asc is
+ * borrowed until es_opus_aac_free. Returns 0, or ES_EINVAL for a NULL argument. */
 int es_opus_aac_config(const es_opus_aac_t *t, const uint8_t **asc, size_t *len);
 
 /* es_opus_aac_sample_rate / _channels: of the AAC output, ES_OPUS_AAC_SAMPLE_RATE and

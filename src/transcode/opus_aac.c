@@ -1,7 +1,8 @@
 /* Opus -> AAC for WebRTC publishers played over RTMP, HTTP-FLV and HLS: libopus decodes the
- * RTP payloads (RFC 7587) at 48 kHz stereo, with its packet loss concealment and in-band FEC for
- * gaps (RFC 6716 §4.4), into a planar sample buffer; libavcodec's native AAC encoder makes
- * AAC-LC frames of 1024 samples (ISO/IEC 14496-3) at the same 48 kHz, so no resampling stage.
+ * RTP payloads (RFC 7587) at 48 kHz stereo, with its packet loss concealment (RFC 6716 §4.4)
+ * and SILK's in-band FEC (LBRR frames, RFC 6716 §4.2) for gaps, into a planar sample buffer;
+ * libavcodec's native AAC encoder makes AAC-LC frames of 1024 samples (ISO/IEC 14496-3) at the
+ * same 48 kHz, so there is no resampling stage.
  * Timing (a 48 kHz sample clock driven by the packets' ms pts, the encoder's priming
  * subtracted) is described in include/estuary/transcode.h.
  *
