@@ -33,6 +33,22 @@ bool es_live_idle(const es_stream_t *st);
  * gone). Logs the removal. */
 bool es_live_release(es_registry_t *reg, es_stream_t *st);
 
+/* es_live_publish_tag: one tag from the stream's source (an RTMP publisher, or the WebRTC
+ * bridge) to its frame consumers: the frame hub (created with `limits` if needed). The caller
+ * keeps its reference. */
+void es_live_publish_tag(es_stream_t *st, es_tag_t *tag, const es_frame_hub_limits_t *limits,
+                         uint64_t now_us);
+
+/* es_live_source_ended: the publisher left: frees the WebRTC bridge, forgets the hub's headers
+ * and GOP (its players stay and wait), forgets why FLV was unavailable. Sets source NONE. */
+void es_live_source_ended(es_stream_t *st);
+
+/* es_live_maintain: every ~100 ms per stream: creates the WebRTC -> FLV bridge when a WebRTC
+ * source and a frame consumer (RTMP/HTTP-FLV player) coexist and the app has rtc_to_rtmp, frees
+ * it when the consumers are gone, and runs its timers. A source that cannot go to FLV (VP8,
+ * VP9, AV1 video) is logged once and reported in the API. */
+void es_live_maintain(es_stream_t *st, const es_config_t *cfg, uint64_t now_us);
+
 /* es_live_json: the stream's source ("webrtc", "rtmp" or null) and the state of its fan-outs
  * (codecs, bitrate, players), merged into one object. New reference, NULL on ENOMEM. */
 json_t *es_live_json(const es_stream_t *st);

@@ -13,6 +13,7 @@
 struct es_media_stream;
 struct es_frame_hub;
 struct es_rtmp_bridge;
+struct es_rtc_bridge;
 
 /* Who publishes a stream now. */
 typedef enum { ES_SOURCE_NONE = 0, ES_SOURCE_WEBRTC, ES_SOURCE_RTMP } es_source_kind_t;
@@ -29,6 +30,9 @@ typedef struct es_stream {
                                         is needed (es_live_frames) */
     struct es_rtmp_bridge *bridge;   /* RTMP source -> RTP for WebRTC players, while an RTMP
                                         publisher with rtmp_to_rtc is on; owned by rtmp_server */
+    struct es_rtc_bridge *rtc_bridge;/* WebRTC source -> FLV tags, while a frame consumer
+                                        exists (es_live_maintain) */
+    char flv_unavailable[200];       /* why a WebRTC source cannot reach FLV/HLS, "" if it can */
     struct es_stream *next_in_bucket; /* registry internal */
 } es_stream_t;
 

@@ -3,6 +3,7 @@
 
 #include "estuary/error.h"
 #include "estuary/log.h"
+#include "estuary/rtc_bridge.h"
 #include "estuary/rtmp_bridge.h"
 #include "estuary/stream.h"
 
@@ -56,10 +57,63 @@ bool es_live_release(es_registry_t *reg, es_stream_t *st)
     if (!st || !es_live_idle(st)) return false;
     es_log_ctx_t lc = {.stream = st->key};
     ES_INFO("media", &lc, "stream removed: no publisher and no players");
+    es_rtc_bridge_free(st->rtc_bridge);
     es_media_stream_free(st->media);
     es_frame_hub_free(st->frames);
     es_registry_remove(reg, st);
     return true;
+}
+
+void es_live_publish_tag(es_stream_t *st, es_tag_t *tag, const es_frame_hub_limits_t *limits,
+                         uint64_t now_us)
+{
+    es_frame_hub_t *hub = es_live_frames(st, limits);
+    if (hub) es_frame_hub_publish(hub, tag, now_us);
+}
+
+void es_live_source_ended(es_stream_t *st)
+{
+    es_rtc_bridge_free(st->rtc_bridge);
+    st->rtc_bridge = NULL;
+    if (st->frames) es_frame_hub_reset(st->frames);
+    st->flv_unavailable[0] = '\0';
+    st->source = ES_SOURCE_NONE;
+}
+
+static void rtc_bridge_out(void *user, es_tag_t *tag, uint64_t now_us)
+{
+    es_stream_t *st = user;
+    if (st->frames) es_frame_hub_publish(st->frames, tag, now_us);
+}
+
+void es_live_maintain(es_stream_t *st, const es_config_t *cfg, uint64_t now_us)
+{
+    if (st->frames) es_frame_hub_tick(st->frames, now_us);
+    const es_app_config_t *ac = es_config_find_app(cfg, st->app);
+    bool consumers = st->frames && es_frame_hub_sub_count(st->frames) > 0;
+    bool want = st->source == ES_SOURCE_WEBRTC && ac && ac->rtc_to_rtmp && consumers &&
+                es_media_stream_has_source(st->media);
+    es_log_ctx_t lc = {.stream = st->key};
+    if (st->source == ES_SOURCE_WEBRTC && ac && ac->rtc_to_rtmp && !st->flv_unavailable[0] &&
+        !st->rtc_bridge && es_media_stream_has_source(st->media) &&
+        !es_rtc_bridge_supported(st->media, st->flv_unavailable, sizeof st->flv_unavailable))
+        ES_WARN("bridge", &lc, "RTMP, HTTP-FLV and HLS unavailable: %s", st->flv_unavailable);
+    if (!want && st->rtc_bridge) {
+        ES_INFO("bridge", &lc, "WebRTC -> RTMP/HTTP-FLV stopped: %s",
+                st->source != ES_SOURCE_WEBRTC ? "the publisher left" : "no frame consumers");
+        es_rtc_bridge_free(st->rtc_bridge);
+        st->rtc_bridge = NULL;
+        if (st->frames) es_frame_hub_reset(st->frames);
+    } else if (want && !st->rtc_bridge && !st->flv_unavailable[0]) {
+        char why[sizeof st->flv_unavailable];
+        st->rtc_bridge = es_rtc_bridge_new(st->media, st->key, 0, rtc_bridge_out, st, why,
+                                           sizeof why);
+        if (!st->rtc_bridge) {
+            snprintf(st->flv_unavailable, sizeof st->flv_unavailable, "%s", why);
+            ES_WARN("bridge", &lc, "RTMP, HTTP-FLV and HLS unavailable: %s", why);
+        }
+    }
+    if (st->rtc_bridge) es_rtc_bridge_tick(st->rtc_bridge, now_us);
 }
 
 json_t *es_live_json(const es_stream_t *st)
@@ -76,6 +130,12 @@ json_t *es_live_json(const es_stream_t *st)
         json_t *b = es_rtmp_bridge_json(st->bridge);
         if (b) json_object_set_new(o, "rtmp_to_rtc", b);
     }
+    if (st->rtc_bridge) {
+        json_t *b = es_rtc_bridge_json(st->rtc_bridge);
+        if (b) json_object_set_new(o, "rtc_to_rtmp", b);
+    }
+    if (st->flv_unavailable[0])
+        json_object_set_new(o, "flv_unavailable", json_string(st->flv_unavailable));
     return o;
 }
 

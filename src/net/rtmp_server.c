@@ -188,8 +188,7 @@ static void conn_detach(conn_t *c)
             es_rtmp_bridge_free(st->bridge, now);
             st->bridge = NULL;
         }
-        if (st->frames) es_frame_hub_reset(st->frames);
-        st->source = ES_SOURCE_NONE;
+        es_live_source_ended(st);
         ES_INFO("rtmp", &lc, "publish ended after %.1f s (%llu bytes in)",
                 (double)(now - c->role_since_us) / 1e6, (unsigned long long)c->bytes_in);
         c->st = NULL;
@@ -435,7 +434,8 @@ static void on_media(void *user, uint8_t type, uint32_t ts, const uint8_t *paylo
     }
     uint64_t now = es_clock_now_us();
     c->tags++;
-    es_frame_hub_publish(st->frames, tag, now);
+    es_frame_hub_limits_t lim = es_live_hub_limits(c->rs->srv->cfg);
+    es_live_publish_tag(st, tag, &lim, now);
     if (st->bridge) es_rtmp_bridge_tag(st->bridge, tag, now);
     es_tag_unref(tag);
 }
@@ -554,7 +554,7 @@ static void on_connection(uv_stream_t *server, int status)
 
 /* --- timer --- */
 
-static void tick_hubs(es_rtmp_server_t *rs, uint64_t now)
+static void maintain_streams(es_rtmp_server_t *rs, uint64_t now)
 {
     es_registry_t *reg = rs->srv->registry;
     size_t n = es_registry_count(reg);
@@ -562,8 +562,7 @@ static void tick_hubs(es_rtmp_server_t *rs, uint64_t now)
     es_stream_t **list = malloc(n * sizeof *list);
     if (!list) return;
     n = es_registry_list(reg, list, n);
-    for (size_t i = 0; i < n; i++)
-        if (list[i]->frames) es_frame_hub_tick(list[i]->frames, now);
+    for (size_t i = 0; i < n; i++) es_live_maintain(list[i], rs->srv->cfg, now);
     free(list);
 }
 
@@ -599,7 +598,7 @@ static void on_tick(uv_timer_t *t)
             conn_close(c, why);
         }
     }
-    if (slow) tick_hubs(rs, now);
+    if (slow) maintain_streams(rs, now);
 }
 
 /* --- lifecycle --- */

@@ -6,8 +6,8 @@
 // Usage: node test_rtmp.mjs BASE_URL UDP_PORT RTMP_PORT
 import { launchBrowser, reporter } from './lib/browser.mjs';
 import { playAndTimeFirstFrame, observeMedia } from './lib/media.mjs';
-import { run } from './lib/proc.mjs';
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { run, decodeMedia } from './lib/proc.mjs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
@@ -31,42 +31,7 @@ function publish(url, seconds) {
   (seconds + 30) * 1000);
 }
 
-// Decodes `seconds` of `url` with ffmpeg into 160x90 grey frames and 8 kHz mono samples, and
-// measures them: frame count, detail and motion of the picture, RMS level and pitch of the tone.
-async function decode(url, seconds, tag) {
-  const v = join(work, `${tag}.gray`), a = join(work, `${tag}.s16`);
-  const res = await run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-rw_timeout', '10000000',
-    '-i', url,
-    '-map', '0:v:0', '-t', String(seconds), '-vf', 'scale=160:90', '-pix_fmt', 'gray', '-f', 'rawvideo', '-y', v,
-    '-map', '0:a:0', '-t', String(seconds), '-ac', '1', '-ar', '8000', '-f', 's16le', '-y', a],
-  (seconds + 20) * 1000).done;
-  const m = { code: res.code, err: res.err.trim().slice(0, 300), frames: 0, spread: 0, motion: 0, samples: 0, rms: 0, hz: 0 };
-  if (existsSync(v)) {
-    const d = readFileSync(v), fs = 160 * 90;
-    m.frames = Math.floor(d.length / fs);
-    if (m.frames > 10) {
-      const f0 = d.subarray(0, fs), f1 = d.subarray(10 * fs, 11 * fs);
-      let min = 255, max = 0, diff = 0;
-      for (let i = 0; i < fs; i++) { min = Math.min(min, f0[i]); max = Math.max(max, f0[i]); diff += Math.abs(f0[i] - f1[i]); }
-      m.spread = max - min; m.motion = diff / fs;
-    }
-  }
-  if (existsSync(a)) {
-    const d = readFileSync(a);
-    const n = Math.floor(d.length / 2);
-    m.samples = n;
-    let sum = 0, zc = 0, prev = 0;
-    const skip = Math.min(n, 800); // the first 100 ms may hold the decoder's priming
-    for (let i = skip; i < n; i++) {
-      const s = d.readInt16LE(i * 2);
-      sum += s * s;
-      if ((s >= 0) !== (prev >= 0)) zc++;
-      prev = s;
-    }
-    if (n > skip) { m.rms = Math.sqrt(sum / (n - skip)); m.hz = zc / 2 / ((n - skip) / 8000); }
-  }
-  return m;
-}
+const decode = (url, seconds, tag) => decodeMedia(url, seconds, join(work, tag));
 
 function mediaOk(name, m, seconds) {
   r.check(`${name}: decodes video frames (${m.frames} in ${seconds} s at 25 fps)`, m.frames >= seconds * 25 * 0.8, JSON.stringify(m));
