@@ -847,14 +847,16 @@ int es_h264_depack_push(es_h264_depack_t *d, uint16_t seq, uint32_t ts, bool mar
         if (diff >= -DEPACK_MISORDER) {
             d->st.late++;
             d->jump_pending = false;
-            return 0;
+            expire(d, now_us);
+            return d->emitted;
         }
         /* Far behind: two in a row mean the sender restarted its sequence numbers. */
         if (!d->jump_pending || seq != (uint16_t)(d->jump_seq + 1)) {
             d->jump_pending = true;
             d->jump_seq = seq;
             d->st.late++;
-            return 0;
+            expire(d, now_us);
+            return d->emitted;
         }
         restart = true;
     }
@@ -889,6 +891,7 @@ int es_h264_depack_push(es_h264_depack_t *d, uint16_t seq, uint32_t ts, bool mar
     slot_t *s = slot_of(d, seq);
     if (s->used && s->seq == seq) {
         d->st.duplicates++;
+        expire(d, now_us);
         return d->emitted;
     }
     if (check < 0) d->st.malformed++;
