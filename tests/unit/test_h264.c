@@ -963,6 +963,19 @@ static void test_depack_fu_a_loss(void **state)
         assert_int_equal(s->n, 2);
         assert_au(&s->a[1], aus[4], lens[4], 1000 + 4 * 3000);
     }
+    /* A late packet also applies the time bound (found by the fuzzer): P1's tail, held behind
+     * the lost middle fragment, is given up when a stale duplicate arrives 60 ms later. */
+    sink_clear(s);
+    es_h264_depack_reset(d);
+    now += 1000000;
+    now = feed(d, &l, at[0], at[1], SIZE_MAX, now);
+    now = feed(d, &l, at[1], at[2], at[1] + 1, now);
+    uint64_t broken = es_h264_depack_stats(d).aus_broken;
+    assert_true(es_h264_depack_next_timeout(d) != UINT64_MAX);
+    assert_int_equal(push_pkt(d, &l.p[at[0]], now + 60000), 0);
+    assert_int_equal(es_h264_depack_next_timeout(d), UINT64_MAX);
+    assert_int_equal(es_h264_depack_stats(d).aus_broken, broken + 1);
+    assert_true(es_h264_depack_key_needed(d));
     for (size_t k = 0; k < 6; k++) free(aus[k]);
     sink_clear(s);
     free(l.p);
