@@ -79,6 +79,8 @@ typedef struct es_config {
         char *directory;          /* segments and playlists, one folder per app/stream */
         uint32_t segment_ms;      /* target segment duration */
         uint32_t window;          /* segments listed in a live playlist */
+        bool fmp4;                /* fMP4 (CMAF) segments instead of MPEG-TS */
+        uint32_t cleanup_ms;      /* a stream's folder is removed this long after it ended */
     } hls;
     es_app_config_t *apps;
     size_t n_apps;

@@ -82,6 +82,9 @@ static const key_spec_t hls_keys[] = {
     {.name = "segment_ms", .kind = KEY_U32, .offset = CFG(hls.segment_ms), .min = 500,
      .max = 60000},
     {.name = "window", .kind = KEY_U32, .offset = CFG(hls.window), .min = 1, .max = 100},
+    {.name = "fmp4", .kind = KEY_BOOL, .offset = CFG(hls.fmp4)},
+    {.name = "cleanup_ms", .kind = KEY_U32, .offset = CFG(hls.cleanup_ms), .min = 0,
+     .max = 86400000},
     {0},
 };
 static const key_spec_t limits_keys[] = {
@@ -127,7 +130,7 @@ int es_config_app_defaults(es_app_config_t *app, const char *name)
     if (!app->name) return ES_ENOMEM;
     app->rtmp_to_rtc = true;
     app->rtc_to_rtmp = true;
-    app->hls = false;
+    app->hls = true;
     return 0;
 }
 
@@ -193,6 +196,8 @@ es_config_t *es_config_new_default(void)
     c->hls.directory = strdup("hls");
     if (!c->hls.directory) goto fail;
     c->hls.segment_ms = 2000;
+    c->hls.fmp4 = false;
+    c->hls.cleanup_ms = 30000;
     c->hls.window = 6;
     c->apps = calloc(1, sizeof *c->apps);
     if (!c->apps || es_config_app_defaults(&c->apps[0], "*") < 0) goto fail;

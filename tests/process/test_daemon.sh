@@ -49,7 +49,7 @@ out=$("$bin" --print-default-config)
 check "--print-default-config prints conf/estuary.yaml" \
   diff -q <(printf '%s\n' "$out") "$here/../../conf/estuary.yaml"
 
-"$bin" -c "$work/estuary.yaml" 2> "$work/stderr.log" &
+(cd "$work" && exec "$bin" -c "$work/estuary.yaml") 2> "$work/stderr.log" &
 pid=$!
 ( sleep 120; kill -9 $pid 2>/dev/null ) &   # the test never waits on the server for longer
 watchdog=$!
@@ -158,7 +158,7 @@ webrtc:
 rtmp:
   listen: ""
 YAML
-"$bin" -c "$work/tls.yaml" 2> "$work/tls.log" &
+(cd "$work" && exec "$bin" -c "$work/tls.yaml") 2> "$work/tls.log" &
 pid=$!
 for ((i = 0; i < 100; i++)); do curl -ksf -o /dev/null "https://127.0.0.1:$tls_port/api/v1/version" && break; sleep 0.1; done
 body=$(curl -ks "https://127.0.0.1:$tls_port/api/v1/version")

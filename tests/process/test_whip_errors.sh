@@ -30,7 +30,7 @@ apps:
     publish_token: "pub-token"
     play_token: "play-token"
 YAML
-"$bin" -c "$work/estuary.yaml" 2> "$work/estuary.log" &
+(cd "$work" && exec "$bin" -c "$work/estuary.yaml") 2> "$work/estuary.log" &
 pid=$!
 es_wait_http "http://127.0.0.1:$port/api/v1/version" 10 || { echo "estuary did not start"; cat "$work/estuary.log"; exit 1; }
 base="http://127.0.0.1:$port"

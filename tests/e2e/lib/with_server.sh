@@ -3,7 +3,8 @@
 # discovered candidates, which is loopback only here), runs `node MJS BASE_URL UDP_PORT RTMP_PORT`,
 # stops the server with SIGTERM and fails on a non-zero exit or a sanitizer report. ES_EXTRA_YAML,
 # when set, is appended to the configuration (e.g. an apps section); ES_RTMP_YAML adds keys to its
-# rtmp section (each line indented by two spaces). Usage from a script:
+# rtmp section and ES_HLS_YAML to its hls section (each line indented by two spaces); HLS is
+# written below the server's temporary folder, exported as ES_WORK. Usage from a script:
 #   . "$here/lib/with_server.sh"; es_run_with_server "$1" "$here/test_x.mjs"
 es_run_with_server() {
   local bin work port udp rtmp pid rc src
@@ -24,15 +25,18 @@ rtmp:
   listen: "127.0.0.1:$rtmp"
   handshake_timeout_ms: 2000
 ${ES_RTMP_YAML:-}
+hls:
+  directory: "$work/hls"
+${ES_HLS_YAML:-}
 ${ES_EXTRA_YAML:-}
 YAML
-  "$bin" -c "$work/estuary.yaml" 2> "$work/estuary.log" &
+  (cd "$work" && exec "$bin" -c "$work/estuary.yaml") 2> "$work/estuary.log" &
   pid=$!
   if ! es_wait_http "http://127.0.0.1:$port/api/v1/version" 10; then
     echo "estuary did not start"; cat "$work/estuary.log"; kill -9 $pid 2>/dev/null; rm -rf "$work"
     return 1
   fi
-  timeout 240 node "$2" "http://127.0.0.1:$port" "$udp" "$rtmp"
+  ES_WORK="$work" timeout 240 node "$2" "http://127.0.0.1:$port" "$udp" "$rtmp"
   rc=$?
   kill -TERM $pid; wait $pid; src=$?
   if [ $src -ne 0 ] || grep -qE 'Sanitizer|runtime error' "$work/estuary.log"; then
