@@ -43,11 +43,18 @@ void es_live_publish_tag(es_stream_t *st, es_tag_t *tag, const es_frame_hub_limi
  * and GOP (its players stay and wait), forgets why FLV was unavailable. Sets source NONE. */
 void es_live_source_ended(es_stream_t *st);
 
-/* es_live_maintain: every ~100 ms per stream: creates the WebRTC -> FLV bridge when a WebRTC
- * source and a frame consumer (RTMP/HTTP-FLV player) coexist and the app has rtc_to_rtmp, frees
- * it when the consumers are gone, and runs its timers. A source that cannot go to FLV (VP8,
- * VP9, AV1 video) is logged once and reported in the API. */
-void es_live_maintain(es_stream_t *st, const es_config_t *cfg, uint64_t now_us);
+/* es_live_maintain: every ~100 ms per stream: runs the HLS segmenter while the stream is
+ * published and the app has hls (a frame-hub subscriber drained here; at the end the playlist
+ * gets #EXT-X-ENDLIST and the folder is removed hls.cleanup_ms later); creates the WebRTC -> FLV
+ * bridge when a WebRTC source and a frame consumer (RTMP/HTTP-FLV player, HLS) coexist and the
+ * app has rtc_to_rtmp, frees it when the consumers are gone, and runs its timers. A source that
+ * cannot go to FLV (VP8, VP9, AV1 video) is logged once and reported in the API. Returns true
+ * when the stream has become idle (the caller may es_live_release it). */
+bool es_live_maintain(es_stream_t *st, const es_config_t *cfg, uint64_t now_us);
+
+/* es_live_shutdown: the server stops: ends every stream's HLS (ENDLIST, folder removed at once),
+ * frees the WebRTC bridges, and releases the streams that are idle then. */
+void es_live_shutdown(es_registry_t *reg);
 
 /* es_live_json: the stream's source ("webrtc", "rtmp" or null) and the state of its fan-outs
  * (codecs, bitrate, players), merged into one object. New reference, NULL on ENOMEM. */

@@ -14,6 +14,8 @@ struct es_media_stream;
 struct es_frame_hub;
 struct es_rtmp_bridge;
 struct es_rtc_bridge;
+struct es_hls;
+struct es_frame_sub;
 
 /* Who publishes a stream now. */
 typedef enum { ES_SOURCE_NONE = 0, ES_SOURCE_WEBRTC, ES_SOURCE_RTMP } es_source_kind_t;
@@ -33,6 +35,9 @@ typedef struct es_stream {
     struct es_rtc_bridge *rtc_bridge;/* WebRTC source -> FLV tags, while a frame consumer
                                         exists (es_live_maintain) */
     char flv_unavailable[200];       /* why a WebRTC source cannot reach FLV/HLS, "" if it can */
+    struct es_hls *hls;              /* HLS segmenter while the stream is published (apps.*.hls) */
+    struct es_frame_sub *hls_sub;    /* its queue in `frames` */
+    uint64_t hls_cleanup_at_us;      /* monotonic µs when the ended stream's HLS folder goes; 0 */
     struct es_stream *next_in_bucket; /* registry internal */
 } es_stream_t;
 

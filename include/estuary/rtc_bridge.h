@@ -38,6 +38,11 @@ bool es_rtc_bridge_supported(const es_media_stream_t *ms, char *why, size_t why_
 /* es_rtc_bridge_free: detaches the tap and frees. NULL-safe. */
 void es_rtc_bridge_free(es_rtc_bridge_t *b);
 
+/* es_rtc_bridge_set_key_interval: ask the publisher for a key frame (PLI) every `ms` ms, 0 for
+ * never (only after losses): HLS segments are cut at key frames, which WebRTC encoders send
+ * rarely on their own. */
+void es_rtc_bridge_set_key_interval(es_rtc_bridge_t *b, uint32_t ms);
+
 /* es_rtc_bridge_tick: gives up waited-for gaps (call every 100 ms or more often). */
 void es_rtc_bridge_tick(es_rtc_bridge_t *b, uint64_t now_us);
 

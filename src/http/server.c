@@ -9,6 +9,8 @@
 
 #include "http_flv.h"
 
+#include "estuary/hls.h"
+
 #include "estuary/clock.h"
 #include "estuary/error.h"
 #include "estuary/log.h"
@@ -161,20 +163,21 @@ static void log_done(const conn_t *c, int status, size_t bytes)
            (double)(es_clock_now_us() - c->start_us) / 1000.0);
 }
 
-/* Serve a static file through lws (which streams it). Returns the callback's return value. */
-static int serve_file(es_http_server_t *h, struct lws *wsi, conn_t *c)
+/* Serve a file through lws (which streams it) with its Content-Type and Cache-Control. Returns
+ * the callback's return value. */
+static int serve_file(es_http_server_t *h, struct lws *wsi, conn_t *c, const char *type,
+                      const char *cache_control)
 {
     unsigned char hdr[1024], *p = hdr, *end = hdr + sizeof hdr;
-    static const char no_cache[] = "no-cache";
     if (add_common_headers(h, wsi, &c->resp, &p, end) ||
         lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
-                                    (const unsigned char *)no_cache, (int)strlen(no_cache), &p, end))
+                                    (const unsigned char *)cache_control, (int)strlen(cache_control),
+                                    &p, end))
         return -1;
     struct stat st;
     size_t size = stat(c->resp.file_path, &st) == 0 ? (size_t)st.st_size : 0;
     log_done(c, 200, size);
-    int n = lws_serve_http_file(wsi, c->resp.file_path, es_http_mime_type(c->resp.file_path),
-                                (const char *)hdr, (int)(p - hdr));
+    int n = lws_serve_http_file(wsi, c->resp.file_path, type, (const char *)hdr, (int)(p - hdr));
     if (n < 0) return -1;
     if (n > 0 && lws_http_transaction_completed(wsi)) return -1;
     return 0;
@@ -231,6 +234,39 @@ static int write_flv(struct lws *wsi, conn_t *c)
     return 0;
 }
 
+/* GET /{app}/{stream}.m3u8 and /{app}/{stream}/{segment}: HLS files (src/hls/segmenter.c) from
+ * hls.directory. Returns 0 when the path is not HLS, 1 when answered (a file or a 404), -1 to
+ * close. The playlist is never cached; segments never change once written. */
+static int serve_hls(es_http_server_t *h, struct lws *wsi, conn_t *c)
+{
+    const char *path = c->path;
+    if (path[0] != '/') return 0;
+    const char *slash = strchr(path + 1, '/');
+    if (!slash || (size_t)(slash - path - 1) > ES_APP_NAME_MAX) return 0;
+    char app[ES_APP_NAME_MAX + 1], file[4096];
+    memcpy(app, path + 1, (size_t)(slash - path - 1));
+    app[slash - path - 1] = '\0';
+    int kind = es_hls_request_path(h->srv->cfg->hls.directory, app, slash + 1, file, sizeof file);
+    if (kind <= 0) return 0;
+    struct stat st;
+    if (stat(file, &st) != 0 || !S_ISREG(st.st_mode)) {
+        es_http_respond_error(&c->resp, 404, "no HLS for %s: the stream is not published, has no "
+                              "segment yet, or apps.%s.hls is off", path, app);
+        lws_callback_on_writable(wsi);
+        return 1;
+    }
+    free(c->resp.file_path);
+    if (!(c->resp.file_path = strdup(file))) return -1;
+    if (c->method == ES_HTTP_HEAD) {
+        c->resp.status = 200;
+        snprintf(c->resp.content_type, sizeof c->resp.content_type, "%s", es_hls_content_type(kind));
+        lws_callback_on_writable(wsi);
+        return 1;
+    }
+    return serve_file(h, wsi, c, es_hls_content_type(kind),
+                      kind == ES_HLS_FILE_PLAYLIST ? "no-cache" : "max-age=3600") < 0 ? -1 : 1;
+}
+
 static int dispatch(es_http_server_t *h, struct lws *wsi, conn_t *c)
 {
     c->dispatched = true;
@@ -262,6 +298,8 @@ static int dispatch(es_http_server_t *h, struct lws *wsi, conn_t *c)
         char app[ES_APP_NAME_MAX + 1], stream[ES_STREAM_NAME_MAX + 1];
         if (c->method == ES_HTTP_GET && es_http_flv_path(c->path, app, stream))
             return open_flv(h, wsi, c, &req, app, stream);
+        int hls = c->method == ES_HTTP_GET || c->method == ES_HTTP_HEAD ? serve_hls(h, wsi, c) : 0;
+        if (hls) return hls < 0 ? -1 : 0;
         char scratch[512];
         bool known;
         unsigned allow;
@@ -278,7 +316,8 @@ static int dispatch(es_http_server_t *h, struct lws *wsi, conn_t *c)
         } else if ((c->method == ES_HTTP_GET || c->method == ES_HTTP_HEAD) && h->web_root &&
                    strncmp(c->path, "/api/", 5) != 0 &&
                    (resp->file_path = es_http_static_resolve(h->web_root, c->path)) != NULL) {
-            if (c->method == ES_HTTP_GET) return serve_file(h, wsi, c);
+            if (c->method == ES_HTTP_GET)
+                return serve_file(h, wsi, c, es_http_mime_type(resp->file_path), "no-cache");
             free(resp->file_path);
             resp->file_path = NULL;
             resp->status = 200;

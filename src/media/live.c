@@ -1,13 +1,16 @@
 /* A live stream's lifetime across protocols (include/estuary/live.h). */
 #include "estuary/live.h"
 
+#include "estuary/clock.h"
 #include "estuary/error.h"
+#include "estuary/hls.h"
 #include "estuary/log.h"
 #include "estuary/rtc_bridge.h"
 #include "estuary/rtmp_bridge.h"
 #include "estuary/stream.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 int es_live_open(es_registry_t *reg, const char *app, const char *name, uint64_t now_us,
                  es_stream_t **out)
@@ -46,7 +49,7 @@ es_frame_hub_t *es_live_frames(es_stream_t *st, const es_frame_hub_limits_t *lim
 
 bool es_live_idle(const es_stream_t *st)
 {
-    if (st->source != ES_SOURCE_NONE) return false;
+    if (st->source != ES_SOURCE_NONE || st->hls || st->hls_cleanup_at_us) return false;
     if (st->media && (es_media_stream_has_source(st->media) || es_media_stream_sink_count(st->media)))
         return false;
     return !st->frames || es_frame_hub_sub_count(st->frames) == 0;
@@ -58,6 +61,7 @@ bool es_live_release(es_registry_t *reg, es_stream_t *st)
     es_log_ctx_t lc = {.stream = st->key};
     ES_INFO("media", &lc, "stream removed: no publisher and no players");
     es_rtc_bridge_free(st->rtc_bridge);
+    es_hls_free(st->hls);
     es_media_stream_free(st->media);
     es_frame_hub_free(st->frames);
     es_registry_remove(reg, st);
@@ -86,20 +90,82 @@ static void rtc_bridge_out(void *user, es_tag_t *tag, uint64_t now_us)
     if (st->frames) es_frame_hub_publish(st->frames, tag, now_us);
 }
 
-void es_live_maintain(es_stream_t *st, const es_config_t *cfg, uint64_t now_us)
+/* Hands the segmenter what its hub queue holds. */
+static void hls_drain(es_stream_t *st, uint64_t now_us)
+{
+    int64_t wall_ms = (int64_t)(es_clock_wall_us() / 1000u);
+    es_tag_t *t;
+    while ((t = es_frame_sub_pop(st->hls_sub, now_us))) {
+        es_hls_handle_tag(st->hls, t, now_us, wall_ms);
+        es_tag_unref(t);
+    }
+}
+
+static void hls_stop(es_stream_t *st, uint64_t now_us, uint32_t cleanup_ms)
+{
+    hls_drain(st, now_us);
+    es_hls_end(st->hls);
+    es_hls_free(st->hls);
+    st->hls = NULL;
+    es_frame_hub_unsubscribe(st->frames, st->hls_sub);
+    st->hls_sub = NULL;
+    st->hls_cleanup_at_us = now_us + (uint64_t)cleanup_ms * 1000u;
+    if (!st->hls_cleanup_at_us) st->hls_cleanup_at_us = 1;
+}
+
+static void hls_maintain(es_stream_t *st, const es_config_t *cfg, const es_app_config_t *ac,
+                         uint64_t now_us)
+{
+    es_log_ctx_t lc = {.stream = st->key};
+    bool want = ac && ac->hls && st->source != ES_SOURCE_NONE &&
+                !(st->source == ES_SOURCE_WEBRTC && st->flv_unavailable[0]);
+    if (want && !st->hls) {
+        es_frame_hub_limits_t lim = es_live_hub_limits(cfg);
+        es_hls_config_t hc = {.directory = cfg->hls.directory, .segment_ms = cfg->hls.segment_ms,
+                              .window = cfg->hls.window, .fmp4 = cfg->hls.fmp4};
+        es_frame_hub_t *hub = es_live_frames(st, &lim);
+        if (!hub || es_hls_new(&hc, st->app, st->name, &st->hls) != 0) return;
+        if (!(st->hls_sub = es_frame_hub_subscribe(hub, NULL, NULL, now_us))) {
+            es_hls_free(st->hls);
+            st->hls = NULL;
+            return;
+        }
+        st->hls_cleanup_at_us = 0;
+        ES_INFO("hls", &lc, "HLS started: %s/%s/%s/index.m3u8 (%s segments of %u ms, window %u)",
+                cfg->hls.directory, st->app, st->name, cfg->hls.fmp4 ? "fMP4" : "MPEG-TS",
+                cfg->hls.segment_ms, cfg->hls.window);
+    } else if (!want && st->hls) {
+        hls_stop(st, now_us, cfg->hls.cleanup_ms);
+        ES_INFO("hls", &lc, "HLS ended (#EXT-X-ENDLIST); folder removed in %u ms",
+                cfg->hls.cleanup_ms);
+    }
+    if (st->hls) hls_drain(st, now_us);
+    if (!st->hls && st->hls_cleanup_at_us && now_us >= st->hls_cleanup_at_us) {
+        st->hls_cleanup_at_us = 0;
+        int rc = es_hls_cleanup(cfg->hls.directory, st->app, st->name);
+        if (rc != 0 && rc != ES_ENOENT)
+            ES_WARN("hls", &lc, "cannot remove %s/%s/%s: %s", cfg->hls.directory, st->app,
+                    st->name, es_strerror(rc));
+        else
+            ES_DEBUG("hls", &lc, "HLS folder removed");
+    }
+}
+
+bool es_live_maintain(es_stream_t *st, const es_config_t *cfg, uint64_t now_us)
 {
     if (st->frames) es_frame_hub_tick(st->frames, now_us);
     const es_app_config_t *ac = es_config_find_app(cfg, st->app);
-    bool consumers = st->frames && es_frame_hub_sub_count(st->frames) > 0;
-    bool want = st->source == ES_SOURCE_WEBRTC && ac && ac->rtc_to_rtmp && consumers &&
-                es_media_stream_has_source(st->media);
     es_log_ctx_t lc = {.stream = st->key};
     if (st->source == ES_SOURCE_WEBRTC && ac && ac->rtc_to_rtmp && !st->flv_unavailable[0] &&
         !st->rtc_bridge && es_media_stream_has_source(st->media) &&
         !es_rtc_bridge_supported(st->media, st->flv_unavailable, sizeof st->flv_unavailable))
         ES_WARN("bridge", &lc, "RTMP, HTTP-FLV and HLS unavailable: %s", st->flv_unavailable);
+    hls_maintain(st, cfg, ac, now_us);
+    bool consumers = st->frames && es_frame_hub_sub_count(st->frames) > 0;
+    bool want = st->source == ES_SOURCE_WEBRTC && ac && ac->rtc_to_rtmp && consumers &&
+                es_media_stream_has_source(st->media);
     if (!want && st->rtc_bridge) {
-        ES_INFO("bridge", &lc, "WebRTC -> RTMP/HTTP-FLV stopped: %s",
+        ES_INFO("bridge", &lc, "WebRTC -> RTMP/HTTP-FLV/HLS stopped: %s",
                 st->source != ES_SOURCE_WEBRTC ? "the publisher left" : "no frame consumers");
         es_rtc_bridge_free(st->rtc_bridge);
         st->rtc_bridge = NULL;
@@ -113,7 +179,31 @@ void es_live_maintain(es_stream_t *st, const es_config_t *cfg, uint64_t now_us)
             ES_WARN("bridge", &lc, "RTMP, HTTP-FLV and HLS unavailable: %s", why);
         }
     }
-    if (st->rtc_bridge) es_rtc_bridge_tick(st->rtc_bridge, now_us);
+    if (st->rtc_bridge) {
+        es_rtc_bridge_set_key_interval(st->rtc_bridge, st->hls ? cfg->hls.segment_ms : 0);
+        es_rtc_bridge_tick(st->rtc_bridge, now_us);
+    }
+    return es_live_idle(st);
+}
+
+void es_live_shutdown(es_registry_t *reg)
+{
+    size_t n = es_registry_count(reg);
+    es_stream_t **list = n ? malloc(n * sizeof *list) : NULL;
+    if (!list) return;
+    n = es_registry_list(reg, list, n);
+    uint64_t now = es_clock_now_us();
+    for (size_t i = 0; i < n; i++) {
+        es_stream_t *st = list[i];
+        if (st->hls) {
+            hls_stop(st, now, 0);
+            st->hls_cleanup_at_us = 0;
+        }
+        es_rtc_bridge_free(st->rtc_bridge);
+        st->rtc_bridge = NULL;
+        es_live_release(reg, st);
+    }
+    free(list);
 }
 
 json_t *es_live_json(const es_stream_t *st)
@@ -136,6 +226,13 @@ json_t *es_live_json(const es_stream_t *st)
     }
     if (st->flv_unavailable[0])
         json_object_set_new(o, "flv_unavailable", json_string(st->flv_unavailable));
+    if (st->hls) {
+        es_hls_stats_t hs = es_hls_stats(st->hls);
+        json_object_set_new(o, "hls", json_pack("{s:s, s:I, s:I, s:I, s:b}", "playlist",
+                            "index.m3u8", "segments", (json_int_t)hs.segments, "media_sequence",
+                            (json_int_t)hs.media_sequence, "write_errors",
+                            (json_int_t)hs.write_errors, "failing", hs.failing));
+    }
     return o;
 }
 

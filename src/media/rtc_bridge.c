@@ -34,6 +34,8 @@ struct es_rtc_bridge {
     uint8_t *buf;                  /* tag body scratch */
     size_t cap;
     uint64_t now;
+    uint32_t key_interval_ms;      /* periodic key-frame requests (HLS cuts at key frames); 0 */
+    uint64_t next_key_us;
     uint64_t aus, tags, aac_frames, key_requests;
 };
 
@@ -231,10 +233,21 @@ void es_rtc_bridge_free(es_rtc_bridge_t *b)
     free(b);
 }
 
+void es_rtc_bridge_set_key_interval(es_rtc_bridge_t *b, uint32_t ms)
+{
+    if (b) b->key_interval_ms = ms;
+}
+
 void es_rtc_bridge_tick(es_rtc_bridge_t *b, uint64_t now_us)
 {
     if (!b || !b->depack) return;
     b->now = now_us;
+    /* WebRTC encoders send key frames rarely; segments are cut at key frames, so ask for one
+     * every segment (SRS's pli_for_rtmp does the same). */
+    if (b->key_interval_ms && now_us >= b->next_key_us) {
+        b->next_key_us = now_us + (uint64_t)b->key_interval_ms * 1000u;
+        es_media_stream_request_keyframe(b->ms, now_us);
+    }
     if (es_h264_depack_next_timeout(b->depack) <= now_us)
         es_h264_depack_handle_timeout(b->depack, now_us);
 }

@@ -562,7 +562,8 @@ static void maintain_streams(es_rtmp_server_t *rs, uint64_t now)
     es_stream_t **list = malloc(n * sizeof *list);
     if (!list) return;
     n = es_registry_list(reg, list, n);
-    for (size_t i = 0; i < n; i++) es_live_maintain(list[i], rs->srv->cfg, now);
+    for (size_t i = 0; i < n; i++)
+        if (es_live_maintain(list[i], rs->srv->cfg, now)) es_live_release(reg, list[i]);
     free(list);
 }
 
@@ -640,6 +641,7 @@ void es_rtmp_server_stop(es_rtmp_server_t *rs)
     if (!rs || rs->stopping) return;
     rs->stopping = true;
     while (rs->conns) conn_close(rs->conns, "server shutting down");
+    es_live_shutdown(rs->srv->registry);
     if (rs->listening && !uv_is_closing((uv_handle_t *)&rs->listener))
         uv_close((uv_handle_t *)&rs->listener, NULL);
     if (!uv_is_closing((uv_handle_t *)&rs->timer)) uv_close((uv_handle_t *)&rs->timer, NULL);

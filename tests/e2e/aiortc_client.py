@@ -3,8 +3,10 @@
 for Estuary's end-to-end tests. Offline: aioice is told the only host address is 127.0.0.1 and
 no STUN server is used.
 
-  aiortc_client.py publish URL SECONDS      synthetic moving picture (640x480, 30 fps) and a
-                                            440 Hz tone, published with WHIP for SECONDS
+  aiortc_client.py publish URL SECONDS [CODEC]
+                                            synthetic moving picture (640x480, 30 fps) and a
+                                            440 Hz tone, published with WHIP for SECONDS; CODEC
+                                            (H264, VP8) puts that video codec first
   aiortc_client.py play URL SECONDS         plays with WHEP for SECONDS; prints one JSON line
                                             with what was decoded (frames, size, audio)
 Exit status 0 when the exchange worked (for play: media was decoded), 1 otherwise."""
@@ -20,7 +22,7 @@ import urllib.request
 import aioice.ice
 import av
 import numpy
-from aiortc import (MediaStreamTrack, RTCConfiguration, RTCPeerConnection,
+from aiortc import (MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCRtpSender,
                     RTCSessionDescription)
 
 # Debian's aioice never offers 127.0.0.1; inside the test's network namespace it is all there is.
@@ -90,10 +92,14 @@ def delete(url, location):
         pass
 
 
-async def publish(url, seconds):
+async def publish(url, seconds, codec=None):
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     pc.addTransceiver(ToneTrack(), direction="sendonly")
-    pc.addTransceiver(PatternTrack(), direction="sendonly")
+    video = pc.addTransceiver(PatternTrack(), direction="sendonly")
+    if codec:
+        caps = RTCRtpSender.getCapabilities("video").codecs
+        first = [c for c in caps if c.mimeType.lower() == "video/" + codec.lower()]
+        video.setCodecPreferences(first + [c for c in caps if c not in first])
     await pc.setLocalDescription(await pc.createOffer())
     status, body, location = post(url, pc.localDescription.sdp)
     if status != 201:
@@ -164,8 +170,9 @@ async def play(url, seconds):
 
 def main():
     mode, url, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
-    fn = publish if mode == "publish" else play
-    sys.exit(asyncio.run(fn(url, seconds)))
+    if mode == "publish":
+        sys.exit(asyncio.run(publish(url, seconds, sys.argv[4] if len(sys.argv) > 4 else None)))
+    sys.exit(asyncio.run(play(url, seconds)))
 
 
 if __name__ == "__main__":
