@@ -130,6 +130,7 @@ struct es_hls {
     bool ended;
     bool dir_checked;        /* files of an earlier segmenter removed */
 
+    uint8_t *cc;             /* MPEG-TS: next continuity_counter per PID (8192), 0xff unknown */
     uint8_t *buf;            /* scratch: Annex B access units */
     size_t buf_cap;
     unsigned logged;
@@ -617,6 +618,31 @@ static int mux_packet(es_hls_t *h, int idx, AVRational tb, int64_t dts, int64_t 
 
 /* ---- Segments ---- */
 
+/* MPEG-TS continuity counters (ISO/IEC 13818-1 §2.4.3.3) run on across periods: each period's
+ * muxer starts its counters at 0, and a demuxer that does not reset at #EXT-X-DISCONTINUITY
+ * (FFmpeg's hls demuxer) would flag the packet before the jump as corrupt. Within a period the
+ * muxer's counters are continuous already, so this only shifts them. */
+static void continue_cc(es_hls_t *h, uint8_t *b, size_t n)
+{
+    if (!h->cc) {
+        h->cc = malloc(8192);
+        if (!h->cc) return;
+        memset(h->cc, 0xff, 8192);
+    }
+    for (size_t o = 0; o + 188 <= n; o += 188) {
+        uint8_t *p = b + o;
+        if (p[0] != 0x47) continue;
+        unsigned pid = (unsigned)(p[1] & 0x1f) << 8 | p[2];
+        uint8_t next = h->cc[pid] == 0xff ? (uint8_t)(p[3] & 0x0f) : h->cc[pid];
+        if (!(p[3] & 0x10)) { /* no payload: the counter repeats the previous packet's */
+            if (h->cc[pid] != 0xff) p[3] = (uint8_t)((p[3] & 0xf0) | ((next - 1) & 0x0f));
+            continue;
+        }
+        p[3] = (uint8_t)((p[3] & 0xf0) | next);
+        h->cc[pid] = (uint8_t)((next + 1) & 0x0f);
+    }
+}
+
 /* Publishes the segment in progress, which ends at media time end_us: flushes the muxer into the
  * buffer, writes the file, adds it to the playlist. A new buffer is opened for the next segment
  * when `reopen`. Returns 1 when published, 0 when there was nothing to publish, or an error. */
@@ -644,6 +670,7 @@ static int publish_segment(es_hls_t *h, int64_t end_us, bool reopen)
             .disc = h->disc_next,
         };
         if (rec.dur_us < 0) rec.dur_us = 0;
+        if (!h->fmp4) continue_cc(h, b, (size_t)n);
         char name[NAME_MAX_LEN];
         snprintf(name, sizeof name, "%" PRIu64 ".%s", rec.seq, seg_ext(h));
         rc = ensure_dir(h);
@@ -1202,6 +1229,7 @@ void es_hls_free(es_hls_t *h)
     free(h->asc);
     free(h->recs);
     free(h->buf);
+    free(h->cc);
     free(h->root);
     free(h->app_dir);
     free(h->dir);

@@ -708,6 +708,43 @@ static void check_decodes(const char *dir, const playlist_t *pl, int w, int h, b
     }
 }
 
+/* MPEG-TS continuity counters run on from segment to segment, discontinuities included
+ * (ISO/IEC 13818-1 §2.4.3.3), as if the listed segments were one transport stream. */
+static void check_ts_continuity(const char *dir, const playlist_t *pl)
+{
+    static int8_t next[8192];
+    memset(next, -1, sizeof next);
+    for (size_t i = 0; i < pl->n; i++) {
+        char path[512];
+        uri_path(dir, pl->e[i].uri, path, sizeof path);
+        FILE *f = fopen(path, "rb");
+        assert_non_null(f);
+        uint8_t p[188];
+        size_t packets = 0;
+        while (fread(p, 1, sizeof p, f) == sizeof p) {
+            packets++;
+            assert_int_equal(p[0], 0x47);
+            unsigned pid = (unsigned)(p[1] & 0x1f) << 8 | p[2];
+            if (!(p[3] & 0x10)) continue;
+            if (next[pid] >= 0) assert_int_equal(p[3] & 0x0f, next[pid]);
+            next[pid] = (int8_t)(((p[3] & 0x0f) + 1) & 0x0f);
+        }
+        assert_true(packets > 0);
+        /* A segment opens with the PAT (PID 0) and the PMT (FFmpeg's PID 0x1000) before any
+         * media (the SDT may come first). */
+        fseek(f, 0, SEEK_SET);
+        bool pat = false, pmt = false;
+        while (fread(p, 1, sizeof p, f) == sizeof p) {
+            unsigned pid = (unsigned)(p[1] & 0x1f) << 8 | p[2];
+            if (pid == 0) pat = true;
+            else if (pid == 0x1000) pmt = pat;
+            else if (pid >= 0x100 && pid < 0x1000) break;
+        }
+        assert_true(pat && pmt);
+        fclose(f);
+    }
+}
+
 /* ---- Tests ---- */
 
 static es_hls_t *make_hls(bool fmp4, uint32_t window)
@@ -762,6 +799,7 @@ static void run_live(bool fmp4)
     assert_int_equal(pl.seq, (uint64_t)(WALL0 / 1000) + 5);
     for (size_t i = 0; i < pl.n; i++) assert_true(pl.target * 1000 >= pl.e[i].dur_ms);
     check_decodes(dir, &pl, 160, 120, true);
+    if (!fmp4) check_ts_continuity(dir, &pl);
     if (fmp4) {
         assert_int_equal(count_files(dir, ".mp4"), 1);
         char want[64];
@@ -855,6 +893,7 @@ static void test_discontinuities(void **state)
     assert_false(pl.endlist);
     assert_true(pl.e[pl.n - 1].disc);
     assert_int_equal(es_hls_stats(h).discontinuities, 4);
+    check_ts_continuity(dir, &pl);
     es_hls_free(h);
 }
 
@@ -902,6 +941,7 @@ static void test_audio_only(void **state)
         assert_true(pl.e[i].dur_ms >= 2000 && pl.e[i].dur_ms <= 2022);
     assert_true(pl.endlist);
     check_decodes(es_hls_dir(h), &pl, 0, 0, true);
+    check_ts_continuity(es_hls_dir(h), &pl); /* audio-only segments start with PAT too */
     es_hls_free(h);
 }
 
