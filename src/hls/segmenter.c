@@ -318,9 +318,9 @@ static void format_pdt(int64_t ms, char out[32])
     time_t s = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
     int frac = (int)(ms - (int64_t)s * 1000);
     struct tm tm;
-    gmtime_r(&s, &tm);
-    snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    /* strftime for the date: gcc -O2 cannot bound tm's fields and warns about snprintf. */
+    size_t n = gmtime_r(&s, &tm) ? strftime(out, 24, "%Y-%m-%dT%H:%M:%S", &tm) : 0;
+    snprintf(out + n, 32 - n, ".%03uZ", (unsigned)frac % 1000u);
 }
 
 /* A growing text buffer; `failed` once an allocation failed. */
