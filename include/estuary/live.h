@@ -52,9 +52,9 @@ void es_live_source_ended(es_stream_t *st);
  * when the stream has become idle (the caller may es_live_release it). */
 bool es_live_maintain(es_stream_t *st, const es_config_t *cfg, uint64_t now_us);
 
-/* es_live_shutdown: the server stops: ends every stream's HLS (ENDLIST, folder removed at once),
- * frees the WebRTC bridges, and releases the streams that are idle then. */
-void es_live_shutdown(es_registry_t *reg);
+/* es_live_shutdown: the server stops: stops every stream's HLS and removes its folder, frees
+ * the WebRTC bridges, and releases the streams that are idle then. */
+void es_live_shutdown(es_registry_t *reg, const es_config_t *cfg);
 
 /* es_live_json: the stream's source ("webrtc", "rtmp" or null) and the state of its fan-outs
  * (codecs, bitrate, players), merged into one object. New reference, NULL on ENOMEM. */

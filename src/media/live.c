@@ -49,7 +49,7 @@ es_frame_hub_t *es_live_frames(es_stream_t *st, const es_frame_hub_limits_t *lim
 
 bool es_live_idle(const es_stream_t *st)
 {
-    if (st->source != ES_SOURCE_NONE || st->hls || st->hls_cleanup_at_us) return false;
+    if (st->source != ES_SOURCE_NONE || st->hls) return false;
     if (st->media && (es_media_stream_has_source(st->media) || es_media_stream_sink_count(st->media)))
         return false;
     return !st->frames || es_frame_hub_sub_count(st->frames) == 0;
@@ -101,18 +101,19 @@ static void hls_drain(es_stream_t *st, uint64_t now_us)
     }
 }
 
-static void hls_stop(es_stream_t *st, uint64_t now_us, uint32_t cleanup_ms)
+/* Frees the segmenter and its hub queue (the files stay). */
+static void hls_free(es_stream_t *st)
 {
-    hls_drain(st, now_us);
-    es_hls_end(st->hls);
     es_hls_free(st->hls);
     st->hls = NULL;
-    es_frame_hub_unsubscribe(st->frames, st->hls_sub);
+    if (st->hls_sub) es_frame_hub_unsubscribe(st->frames, st->hls_sub);
     st->hls_sub = NULL;
-    st->hls_cleanup_at_us = now_us + (uint64_t)cleanup_ms * 1000u;
-    if (!st->hls_cleanup_at_us) st->hls_cleanup_at_us = 1;
 }
 
+/* The segmenter lives from the first publish until hls.cleanup_ms after the last publisher left:
+ * the playlist gets #EXT-X-ENDLIST when one leaves, and a publisher returning in time continues
+ * it after an #EXT-X-DISCONTINUITY (the segmenter sees the new sequence headers and the
+ * timestamps start again). Then the folder is removed. */
 static void hls_maintain(es_stream_t *st, const es_config_t *cfg, const es_app_config_t *ac,
                          uint64_t now_us)
 {
@@ -126,22 +127,28 @@ static void hls_maintain(es_stream_t *st, const es_config_t *cfg, const es_app_c
         es_frame_hub_t *hub = es_live_frames(st, &lim);
         if (!hub || es_hls_new(&hc, st->app, st->name, &st->hls) != 0) return;
         if (!(st->hls_sub = es_frame_hub_subscribe(hub, NULL, NULL, now_us))) {
-            es_hls_free(st->hls);
-            st->hls = NULL;
+            hls_free(st);
             return;
         }
         st->hls_cleanup_at_us = 0;
         ES_INFO("hls", &lc, "HLS started: %s/%s/%s/index.m3u8 (%s segments of %u ms, window %u)",
                 cfg->hls.directory, st->app, st->name, cfg->hls.fmp4 ? "fMP4" : "MPEG-TS",
                 cfg->hls.segment_ms, cfg->hls.window);
-    } else if (!want && st->hls) {
-        hls_stop(st, now_us, cfg->hls.cleanup_ms);
-        ES_INFO("hls", &lc, "HLS ended (#EXT-X-ENDLIST); folder removed in %u ms",
-                cfg->hls.cleanup_ms);
+    } else if (want && st->hls_cleanup_at_us) {
+        st->hls_cleanup_at_us = 0;
+        es_hls_discontinuity(st->hls);
+        ES_INFO("hls", &lc, "HLS continues after a discontinuity: the stream is published again");
+    } else if (!want && st->hls && !st->hls_cleanup_at_us) {
+        hls_drain(st, now_us);
+        es_hls_end(st->hls);
+        st->hls_cleanup_at_us = now_us + (uint64_t)cfg->hls.cleanup_ms * 1000u;
+        ES_INFO("hls", &lc, "HLS ended (#EXT-X-ENDLIST); folder removed in %u ms unless the "
+                "stream is published again", cfg->hls.cleanup_ms);
     }
     if (st->hls) hls_drain(st, now_us);
-    if (!st->hls && st->hls_cleanup_at_us && now_us >= st->hls_cleanup_at_us) {
+    if (st->hls && st->hls_cleanup_at_us && now_us >= st->hls_cleanup_at_us) {
         st->hls_cleanup_at_us = 0;
+        hls_free(st);
         int rc = es_hls_cleanup(cfg->hls.directory, st->app, st->name);
         if (rc != 0 && rc != ES_ENOENT)
             ES_WARN("hls", &lc, "cannot remove %s/%s/%s: %s", cfg->hls.directory, st->app,
@@ -186,18 +193,18 @@ bool es_live_maintain(es_stream_t *st, const es_config_t *cfg, uint64_t now_us)
     return es_live_idle(st);
 }
 
-void es_live_shutdown(es_registry_t *reg)
+void es_live_shutdown(es_registry_t *reg, const es_config_t *cfg)
 {
     size_t n = es_registry_count(reg);
     es_stream_t **list = n ? malloc(n * sizeof *list) : NULL;
     if (!list) return;
     n = es_registry_list(reg, list, n);
-    uint64_t now = es_clock_now_us();
     for (size_t i = 0; i < n; i++) {
         es_stream_t *st = list[i];
         if (st->hls) {
-            hls_stop(st, now, 0);
+            hls_free(st);
             st->hls_cleanup_at_us = 0;
+            es_hls_cleanup(cfg->hls.directory, st->app, st->name);
         }
         es_rtc_bridge_free(st->rtc_bridge);
         st->rtc_bridge = NULL;

@@ -30,6 +30,7 @@ struct es_rtc_bridge {
     es_h264_depack_t *depack;
     es_opus_aac_t *aac;
     bool aac_header_sent;
+    bool video_started;            /* the first access unit (with its sequence header) went out */
     es_rtp_clock_t *clock;
     uint8_t *buf;                  /* tag body scratch */
     size_t cap;
@@ -88,6 +89,7 @@ static void on_au(void *user, const es_h264_au_t *au)
     p[2] = p[3] = p[4] = 0;
     memcpy(p + VIDEO_HEADER, au->data, au->len);
     b->aus++;
+    b->video_started = true;
     emit(b, ES_TAG_VIDEO, ms, p, VIDEO_HEADER + au->len);
 }
 
@@ -96,6 +98,10 @@ static void on_au(void *user, const es_h264_au_t *au)
 static void on_aac(void *user, const uint8_t *aac, size_t len, uint32_t pts_ms)
 {
     es_rtc_bridge_t *b = user;
+    /* With video, audio waits for the first key frame, as an RTMP encoder's stream starts with
+     * both sequence headers: otherwise players and the HLS segmenter see an audio-only stream
+     * first (a WebRTC publisher may send its first key frame seconds in). */
+    if (b->depack && !b->video_started) return;
     if (!b->aac_header_sent) {
         const uint8_t *asc;
         size_t al;

@@ -641,7 +641,7 @@ void es_rtmp_server_stop(es_rtmp_server_t *rs)
     if (!rs || rs->stopping) return;
     rs->stopping = true;
     while (rs->conns) conn_close(rs->conns, "server shutting down");
-    es_live_shutdown(rs->srv->registry);
+    es_live_shutdown(rs->srv->registry, rs->srv->cfg);
     if (rs->listening && !uv_is_closing((uv_handle_t *)&rs->listener))
         uv_close((uv_handle_t *)&rs->listener, NULL);
     if (!uv_is_closing((uv_handle_t *)&rs->timer)) uv_close((uv_handle_t *)&rs->timer, NULL);

@@ -30,10 +30,10 @@ async function waitPlaylist(url, segments, timeoutMs) {
   return null;
 }
 
-async function checkHls(name, stream, { minFps, tone, timeoutMs = 20000 }) {
+async function checkHls(name, stream, { minFps, tone, timeoutMs = 20000, segments = 2 }) {
   const url = `${base}/live/${stream}.m3u8`;
   const t0 = Date.now();
-  const pl = await waitPlaylist(url, 2, timeoutMs);
+  const pl = await waitPlaylist(url, segments, timeoutMs);
   r.check(`${name}: the HLS playlist lists segments (${pl ? ((Date.now() - t0) / 1000).toFixed(1) + ' s' : 'none'})`,
     !!pl && /#EXT-X-TARGETDURATION:\d+/.test(pl) && /#EXT-X-PROGRAM-DATE-TIME:/.test(pl) && /#EXT-X-MEDIA-SEQUENCE:\d+/.test(pl), pl);
   if (!pl) return;
@@ -79,9 +79,9 @@ try {
   //    segments are long and the playlist takes a while).
   const aio = run('/usr/bin/python3', [aiortc, 'publish', `${base}/whip/live/ha`, '60', 'H264'], 90000);
   procs.push(aio.proc);
-  await checkHls('aiortc WHIP -> HLS', 'ha', { minFps: 10, timeoutMs: 40000 });
+  await checkHls('aiortc WHIP -> HLS', 'ha', { minFps: 10, timeoutMs: 45000, segments: 1 });
 
-  // 4. The publishers leave: ENDLIST, then the folder goes (hls.cleanup_ms: 2000 here).
+  // 4. The publishers leave: ENDLIST, then the folder goes (hls.cleanup_ms: 4000 here).
   await pub.evaluate(() => window.estuaryStop());
   ff.proc.kill('SIGTERM');
   aio.proc.kill('SIGTERM');
@@ -92,8 +92,25 @@ try {
     if (t && t.includes('#EXT-X-ENDLIST')) ended = t;
   }
   r.check('after the RTMP publisher left, the playlist ends with #EXT-X-ENDLIST', !!ended);
+
+  // 5. The RTMP publisher returns before hls.cleanup_ms: the playlist continues after an
+  //    #EXT-X-DISCONTINUITY and decodes again; then it leaves for good.
+  const ff2 = run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-re',
+    '-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=25', '-f', 'lavfi', '-i', 'sine=frequency=1000:sample_rate=44100',
+    '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-bf', '0', '-g', '25',
+    '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-t', '30', '-f', 'flv', `rtmp://127.0.0.1:${rtmpPort}/live/hr`], 60000);
+  procs.push(ff2.proc);
+  let cont = null;
+  for (let i = 0; i < 40 && !cont; i++) {
+    await sleep(250);
+    const t = await fetch(`${base}/live/hr.m3u8`).then(x => x.ok ? x.text() : null).catch(() => null);
+    if (t && t.includes('#EXT-X-DISCONTINUITY') && !t.includes('#EXT-X-ENDLIST') &&
+        t.split('#EXT-X-DISCONTINUITY')[1].includes('#EXTINF')) cont = t;
+  }
+  r.check('a publisher back within hls.cleanup_ms continues the playlist after #EXT-X-DISCONTINUITY', !!cont);
+  ff2.proc.kill('SIGTERM');
   let gone = false;
-  for (let i = 0; i < 40 && !gone; i++) {
+  for (let i = 0; i < 60 && !gone; i++) {
     await sleep(250);
     gone = ['hr', 'hw', 'ha'].every(s => !existsSync(join(hlsRoot, 'live', s)));
   }

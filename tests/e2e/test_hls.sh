@@ -6,4 +6,4 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
 . "$here/lib/with_server.sh"
 es_netns "$@"
-ES_HLS_YAML='  cleanup_ms: 2000' es_run_with_server "${1:?usage: $0 BUILD_DIR}" "$here/test_hls.mjs"
+ES_HLS_YAML='  cleanup_ms: 4000' es_run_with_server "${1:?usage: $0 BUILD_DIR}" "$here/test_hls.mjs"

@@ -10,5 +10,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/with_server.sh"
 es_netns "$@"
 sysctl -q -w net.ipv4.tcp_rmem="4096 16384 65536" net.ipv4.tcp_wmem="4096 16384 65536"
-ES_RTMP_YAML='  player_queue_ms: 2000
+ES_EXTRA_YAML='apps:
+  "*":
+    hls: false' ES_RTMP_YAML='  player_queue_ms: 2000
   player_stall_ms: 3000' es_run_with_server "${1:?usage: $0 BUILD_DIR}" "$here/test_rtmp_slow.mjs"

@@ -3,8 +3,9 @@
 # discovered candidates, which is loopback only here), runs `node MJS BASE_URL UDP_PORT RTMP_PORT`,
 # stops the server with SIGTERM and fails on a non-zero exit or a sanitizer report. ES_EXTRA_YAML,
 # when set, is appended to the configuration (e.g. an apps section); ES_RTMP_YAML adds keys to its
-# rtmp section and ES_HLS_YAML to its hls section (each line indented by two spaces); HLS is
-# written below the server's temporary folder, exported as ES_WORK. Usage from a script:
+# rtmp section and ES_HLS_YAML to its hls section (each line indented by two spaces; without it
+# an ended stream's HLS folder goes at once); HLS is written below the server's temporary
+# folder, exported as ES_WORK. Usage from a script:
 #   . "$here/lib/with_server.sh"; es_run_with_server "$1" "$here/test_x.mjs"
 es_run_with_server() {
   local bin work port udp rtmp pid rc src
@@ -27,7 +28,7 @@ rtmp:
 ${ES_RTMP_YAML:-}
 hls:
   directory: "$work/hls"
-${ES_HLS_YAML:-}
+${ES_HLS_YAML:-  cleanup_ms: 0}
 ${ES_EXTRA_YAML:-}
 YAML
   (cd "$work" && exec "$bin" -c "$work/estuary.yaml") 2> "$work/estuary.log" &
