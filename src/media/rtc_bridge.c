@@ -11,6 +11,7 @@
 #include "estuary/log.h"
 #include "estuary/registry.h"
 #include "estuary/rtp_clock.h"
+#include "estuary/rtp_payload.h"
 #include "estuary/transcode.h"
 
 #include <stdio.h>
@@ -31,6 +32,8 @@ struct es_rtc_bridge {
     es_opus_aac_t *aac;
     bool aac_header_sent;
     bool video_started;            /* the first access unit (with its sequence header) went out */
+    bool key_seen;                 /* a key frame's first packet came: key_ts is valid */
+    uint32_t key_ts;               /* its RTP timestamp */
     es_rtp_clock_t *clock;
     uint8_t *buf;                  /* tag body scratch */
     size_t cap;
@@ -129,9 +132,16 @@ static void tap_rtp(void *user, size_t track, const es_rtp_packet_t *p, uint64_t
     es_rtc_bridge_t *b = user;
     b->now = now;
     if ((int)track == b->video_src && b->depack) {
+        if (es_rtp_keyframe_start(ES_CODEC_H264, p->payload, p->payload_len)) {
+            b->key_seen = true;
+            b->key_ts = p->timestamp;
+        }
         es_h264_depack_push(b->depack, p->sequence, p->timestamp, p->marker, p->payload,
                             p->payload_len, now);
-        if (es_h264_depack_key_needed(b->depack)) {
+        /* Not on the packets of a key frame that is arriving: the stream ended its PLI retries
+         * at that frame's first packet, and asking again before the access unit is complete
+         * would restart them (needless PLIs, and key frames, after the one that came). */
+        if (es_h264_depack_key_needed(b->depack) && !(b->key_seen && p->timestamp == b->key_ts)) {
             b->key_requests++;
             es_media_stream_request_keyframe(b->ms, now); /* rate-limited inside */
         }
