@@ -2,8 +2,8 @@
  *
  * Tag bodies: Adobe FLV file format 10.1 Annex E.4.2 (AUDIODATA, AACAUDIODATA) and E.4.3
  * (VIDEODATA, AVCVIDEOPACKET; CodecID 12 for HEVC is the common Chinese-CDN extension), Enhanced
- * RTMP v1/v2 (veovera.org: ExVideoTagHeader, ExAudioTagHeader with FourCC), and AMF0 for
- * onMetaData (amf0-file-format-specification, 2.x).
+ * RTMP v1/v2 (veovera.org: ExVideoTagHeader, ExAudioTagHeader with FourCC), parsed by
+ * src/rtmp/flv.c, and AMF0 for onMetaData, decoded by src/rtmp/amf0.c.
  *
  * Ownership: every queue slot, the GOP cache slots and the metadata/sequence-header slots each
  * hold one reference to a shared, immutable es_tag_t. Queues are power-of-two rings of pointers
@@ -14,7 +14,8 @@
  * pointer. */
 #include "estuary/frame_hub.h"
 
-#include "estuary/bytes.h"
+#include "estuary/amf0.h"
+#include "estuary/flv.h"
 #include "estuary/log.h"
 
 #include <stdio.h>
@@ -27,45 +28,21 @@
 
 /* ---- tags ---------------------------------------------------------------------------------- */
 
-static const uint8_t ON_METADATA[13] = {0x02, 0x00, 0x0A, 'o', 'n', 'M', 'e', 't', 'a',
-                                        'D', 'a', 't', 'a'};
-
-/* Sets keyframe/config/metadata from the body; any bytes are fine. */
+/* Sets keyframe/config/metadata from the body with the FLV parsers (src/rtmp/flv.c); a body
+ * they refuse is simply unclassified. */
 static void tag_classify(es_tag_t *t)
 {
-    const uint8_t *d = t->data;
-    size_t n = t->len;
     if (t->type == ES_TAG_VIDEO) {
-        if (n < 2) return;
-        if (d[0] & 0x80) { /* Enhanced RTMP ExVideoTagHeader: [1|FrameType:3|PacketType:4] FourCC */
-            if (n < 5) return;
-            unsigned ft = (d[0] >> 4) & 7, pt = d[0] & 0x0F;
-            if (ft == 5) return; /* video info/command frame */
-            if (pt == 0 || pt == 5) /* SequenceStart, MPEG2TSSequenceStart (AV1) */
-                t->config = true;
-            else if ((pt == 1 || pt == 3) && ft == 1) /* CodedFrames, CodedFramesX */
-                t->keyframe = true;
-            return;
-        }
-        unsigned ft = d[0] >> 4, codec = d[0] & 0x0F;
-        if (ft == 5) return;
-        if (codec == 7 || codec == 12) { /* AVC, HEVC: byte 1 is AVCPacketType */
-            if (d[1] == 0)
-                t->config = true;
-            else if (d[1] == 1 && ft == 1)
-                t->keyframe = true; /* 2 (end of sequence) is neither */
-            return;
-        }
-        t->keyframe = ft == 1;
+        es_flv_video_t v;
+        if (es_flv_video_parse(t->data, t->len, &v) != 0 || v.frame == ES_FLV_FRAME_OTHER) return;
+        /* MPEG2TSSequenceStart (5) carries AV1's configuration too. */
+        t->config = v.packet == ES_FLV_PACKET_SEQUENCE_HEADER || (v.enhanced && v.packet_type == 5);
+        t->keyframe = v.packet == ES_FLV_PACKET_CODED_FRAME && v.frame == ES_FLV_FRAME_KEY;
     } else if (t->type == ES_TAG_AUDIO) {
-        if (n < 2) return;
-        unsigned fmt = d[0] >> 4;
-        if (fmt == 10 && d[1] == 0) /* AAC sequence header (AudioSpecificConfig) */
-            t->config = true;
-        else if (fmt == 9 && n >= 5 && (d[0] & 0x0F) == 0) /* ExAudioTagHeader SequenceStart */
-            t->config = true;
+        es_flv_audio_t a;
+        t->config = es_flv_audio_parse(t->data, t->len, &a) == 0 && a.config;
     } else if (t->type == ES_TAG_DATA) {
-        t->metadata = n >= sizeof ON_METADATA && memcmp(d, ON_METADATA, sizeof ON_METADATA) == 0;
+        t->metadata = es_flv_is_metadata(t->data, t->len);
     }
 }
 
@@ -321,59 +298,21 @@ static void note_codec(es_frame_hub_t *hub, const es_tag_t *t)
     }
 }
 
-static double rd_double(const uint8_t *p)
-{
-    uint64_t u = (uint64_t)es_rd32(p) << 32 | es_rd32(p + 4);
-    double v;
-    memcpy(&v, &u, sizeof v);
-    return v;
-}
-
-/* Width and height from onMetaData's top-level properties (AMF0 ECMA array or object). Stops
- * at the first value it cannot skip without recursion; every read is bounds-checked. */
+/* Width and height from onMetaData's properties (its second AMF0 value, an ECMA array or an
+ * object), decoded with the AMF0 core. Metadata is rare: the document is allocated per call. */
 static void meta_parse(es_frame_hub_t *hub, const uint8_t *d, size_t n)
 {
-    size_t p = sizeof ON_METADATA;
-    if (p >= n) return;
-    uint8_t marker = d[p++];
-    if (marker == 0x08) /* ECMA array: 4-byte approximate count */
-        p += 4;
-    else if (marker != 0x03) /* object */
-        return;
-    while (p + 2 <= n) {
-        size_t klen = es_rd16(d + p);
-        p += 2;
-        if (klen == 0 || klen > n - p) return; /* 00 00 09 ends the object */
-        const uint8_t *k = d + p;
-        p += klen;
-        if (p >= n) return;
-        uint8_t vm = d[p++];
-        switch (vm) {
-        case 0x00: { /* number */
-            if (n - p < 8) return;
-            double v = rd_double(d + p);
-            p += 8;
-            if (!(v > 0 && v < 65536)) break;
-            if (klen == 5 && memcmp(k, "width", 5) == 0) hub->meta_w = (uint32_t)v;
-            if (klen == 6 && memcmp(k, "height", 6) == 0) hub->meta_h = (uint32_t)v;
-            break;
-        }
-        case 0x01: p += 1; break;               /* boolean */
-        case 0x05: case 0x06: break;            /* null, undefined */
-        case 0x0B: p += 10; break;              /* date */
-        case 0x02:                              /* string */
-            if (n - p < 2) return;
-            p += 2 + (size_t)es_rd16(d + p);
-            break;
-        case 0x0C:                              /* long string */
-            if (n - p < 4) return;
-            if (es_rd32(d + p) > n - p - 4) return;
-            p += 4 + (size_t)es_rd32(d + p);
-            break;
-        default: return;
-        }
-        if (p > n) return;
-    }
+    es_amf0_doc_t *doc = malloc(sizeof *doc);
+    if (!doc) return;
+    es_amf0_decode(doc, d, n); /* what decoded before an error is still usable */
+    const es_amf0_node_t *props = es_amf0_at(doc, 1);
+    const es_amf0_node_t *w = es_amf0_get(doc, props, "width");
+    const es_amf0_node_t *h = es_amf0_get(doc, props, "height");
+    if (w && w->type == ES_AMF0_NUMBER && w->number > 0 && w->number < 65536)
+        hub->meta_w = (uint32_t)w->number;
+    if (h && h->type == ES_AMF0_NUMBER && h->number > 0 && h->number < 65536)
+        hub->meta_h = (uint32_t)h->number;
+    free(doc);
 }
 
 static void rate_add(es_frame_hub_t *hub, size_t len, uint64_t now_us)
