@@ -34,14 +34,15 @@ bool es_live_idle(const es_stream_t *st);
 bool es_live_release(es_registry_t *reg, es_stream_t *st);
 
 /* es_live_publish_tag: one tag from the stream's source (an RTMP publisher, or the WebRTC
- * bridge) to its frame consumers: the frame hub (created with `limits` if needed). The caller
- * keeps its reference. */
-void es_live_publish_tag(es_stream_t *st, es_tag_t *tag, const es_frame_hub_limits_t *limits,
-                         uint64_t now_us);
+ * bridge) to its frame consumers: the frame hub (which the source's publish created; HLS and
+ * RTMP/HTTP-FLV players read from it) and, for an RTMP source with rtmp_to_rtc, the RTMP ->
+ * WebRTC bridge. The caller keeps its reference. */
+void es_live_publish_tag(es_stream_t *st, es_tag_t *tag, uint64_t now_us);
 
-/* es_live_source_ended: the publisher left: frees the WebRTC bridge, forgets the hub's headers
- * and GOP (its players stay and wait), forgets why FLV was unavailable. Sets source NONE. */
-void es_live_source_ended(es_stream_t *st);
+/* es_live_source_ended: the publisher left (at monotonic now_us): frees either bridge (WebRTC
+ * players stay and wait), forgets the hub's headers and GOP (its players stay and wait), forgets
+ * why FLV was unavailable, and sets source NONE. */
+void es_live_source_ended(es_stream_t *st, uint64_t now_us);
 
 /* es_live_maintain: every ~100 ms per stream: runs the HLS segmenter while the stream is
  * published and the app has hls (a frame-hub subscriber drained here; at the end the playlist

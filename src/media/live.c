@@ -68,15 +68,16 @@ bool es_live_release(es_registry_t *reg, es_stream_t *st)
     return true;
 }
 
-void es_live_publish_tag(es_stream_t *st, es_tag_t *tag, const es_frame_hub_limits_t *limits,
-                         uint64_t now_us)
+void es_live_publish_tag(es_stream_t *st, es_tag_t *tag, uint64_t now_us)
 {
-    es_frame_hub_t *hub = es_live_frames(st, limits);
-    if (hub) es_frame_hub_publish(hub, tag, now_us);
+    if (st->frames) es_frame_hub_publish(st->frames, tag, now_us);
+    if (st->bridge) es_rtmp_bridge_tag(st->bridge, tag, now_us);
 }
 
-void es_live_source_ended(es_stream_t *st)
+void es_live_source_ended(es_stream_t *st, uint64_t now_us)
 {
+    es_rtmp_bridge_free(st->bridge, now_us);
+    st->bridge = NULL;
     es_rtc_bridge_free(st->rtc_bridge);
     st->rtc_bridge = NULL;
     if (st->frames) es_frame_hub_reset(st->frames);
@@ -86,8 +87,7 @@ void es_live_source_ended(es_stream_t *st)
 
 static void rtc_bridge_out(void *user, es_tag_t *tag, uint64_t now_us)
 {
-    es_stream_t *st = user;
-    if (st->frames) es_frame_hub_publish(st->frames, tag, now_us);
+    es_live_publish_tag(user, tag, now_us);
 }
 
 /* Hands the segmenter what its hub queue holds. */

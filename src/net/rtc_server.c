@@ -161,7 +161,7 @@ static void stream_release(es_rtc_server_t *rtc, session_t *s)
 {
     es_stream_t *st = es_registry_find(rtc->srv->registry, s->app, s->stream_name);
     if (!st || st->media != s->ms) return;
-    if (s->role == ES_RTC_PUBLISH && st->source == ES_SOURCE_WEBRTC) es_live_source_ended(st);
+    if (s->role == ES_RTC_PUBLISH && st->source == ES_SOURCE_WEBRTC) es_live_source_ended(st, es_clock_now_us());
     es_live_release(rtc->srv->registry, st);
 }
 

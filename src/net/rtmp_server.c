@@ -113,22 +113,33 @@ static void on_write(uv_write_t *req, int status)
     if (c->role == ES_RTMP_ROLE_PLAYER && !c->closing) player_pump(c);
 }
 
+/* Bytes for the client: written at once when nothing is queued (no copy, no allocation: the
+ * common case for a player that keeps up), the rest copied into a write request. */
 static void session_send(void *user, const uint8_t *buf, size_t len)
 {
     conn_t *c = user;
     if (c->closing || c->close_pending || !len) return;
-    wreq_t *w = malloc(sizeof *w + len);
-    if (!w) {
-        conn_close_later(c, "out of memory");
-        return;
+    size_t off = 0;
+    int rc = 0;
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
+        uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+        rc = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (rc > 0) off = (size_t)rc;
+        else if (rc == UV_EAGAIN) rc = 0;
     }
-    w->c = c;
-    w->len = len;
-    memcpy(w->data, buf, len);
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)len);
-    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    if (rc >= 0 && off < len) {
+        wreq_t *w = malloc(sizeof *w + (len - off));
+        if (!w) {
+            conn_close_later(c, "out of memory");
+            return;
+        }
+        w->c = c;
+        w->len = len - off;
+        memcpy(w->data, buf + off, len - off);
+        uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
+        if ((rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write)) < 0) free(w);
+    }
     if (rc < 0) {
-        free(w);
         char why[96];
         snprintf(why, sizeof why, "write failed: %s", uv_strerror(rc));
         conn_close_later(c, why);
@@ -184,11 +195,7 @@ static void conn_detach(conn_t *c)
     uint64_t now = es_clock_now_us();
     es_log_ctx_t lc = clog_ctx(c);
     if (c->role == ES_RTMP_ROLE_PUBLISHER) {
-        if (st->bridge) {
-            es_rtmp_bridge_free(st->bridge, now);
-            st->bridge = NULL;
-        }
-        es_live_source_ended(st);
+        es_live_source_ended(st, now);
         ES_INFO("rtmp", &lc, "publish ended after %.1f s (%llu bytes in)",
                 (double)(now - c->role_since_us) / 1e6, (unsigned long long)c->bytes_in);
         c->st = NULL;
@@ -434,9 +441,7 @@ static void on_media(void *user, uint8_t type, uint32_t ts, const uint8_t *paylo
     }
     uint64_t now = es_clock_now_us();
     c->tags++;
-    es_frame_hub_limits_t lim = es_live_hub_limits(c->rs->srv->cfg);
-    es_live_publish_tag(st, tag, &lim, now);
-    if (st->bridge) es_rtmp_bridge_tag(st->bridge, tag, now);
+    es_live_publish_tag(st, tag, now);
     es_tag_unref(tag);
 }
 
