@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "media_fixtures.h"
+
 #include "estuary/error.h"
 #include "estuary/flv.h"
 #include "estuary/frame_hub.h"
@@ -184,14 +186,6 @@ static void make_video(frame_t **v, size_t *n, size_t *cap, frame_t *cfg, int w,
     av_frame_free(&f);
     av_packet_free(&pkt);
     avcodec_free_context(&enc);
-}
-
-/* The test links no libm (estuary_core does not need it); the sine is a rotating phasor. */
-static void small_sincos(double x, double *s, double *c)
-{
-    double x2 = x * x;
-    *s = x * (1 - x2 / 6 * (1 - x2 / 20 * (1 - x2 / 42 * (1 - x2 / 72))));
-    *c = 1 - x2 / 2 * (1 - x2 / 12 * (1 - x2 / 30 * (1 - x2 / 56)));
 }
 
 static void make_audio(frame_t **v, size_t *n, size_t *cap, frame_t *cfg, int rate, int channels,

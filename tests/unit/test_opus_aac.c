@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "media_fixtures.h"
+
 #include "estuary/error.h"
 #include "estuary/flv.h"
 #include "estuary/transcode.h"
@@ -28,22 +30,6 @@
 #define TEST_PI 3.14159265358979323846
 #define TONE_AMPLITUDE 0.5
 #define TONE_RMS 0.35355339059327373 /* TONE_AMPLITUDE / sqrt(2) */
-
-/* sin and cos of a small angle (|x| < 0.2 here) by their Taylor series. */
-static void small_sincos(double x, double *s, double *c)
-{
-    double x2 = x * x;
-    *s = x * (1 - x2 / 6 * (1 - x2 / 20 * (1 - x2 / 42 * (1 - x2 / 72))));
-    *c = 1 - x2 / 2 * (1 - x2 / 12 * (1 - x2 / 30 * (1 - x2 / 56)));
-}
-
-static double newton_sqrt(double v)
-{
-    if (v <= 0) return 0;
-    double r = v > 1 ? v : 1;
-    for (int i = 0; i < 60; i++) r = 0.5 * (r + v / r);
-    return r;
-}
 
 /* The time in ms the transcoder gives a frame starting at 48 kHz tick `tick` (rounded to the
  * nearest ms, floor for halves below 0), modulo 2^32. */

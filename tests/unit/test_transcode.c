@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "media_fixtures.h"
+
 #include "estuary/error.h"
 #include "estuary/transcode.h"
 
@@ -177,22 +179,6 @@ static void test_map_wraps(void **state)
 
 /* The test links no libm (estuary_core does not need it), so the little math here is local. */
 #define TEST_PI 3.14159265358979323846
-
-/* sin and cos of a small angle (|x| < 0.2 here) by their Taylor series. */
-static void small_sincos(double x, double *s, double *c)
-{
-    double x2 = x * x;
-    *s = x * (1 - x2 / 6 * (1 - x2 / 20 * (1 - x2 / 42 * (1 - x2 / 72))));
-    *c = 1 - x2 / 2 * (1 - x2 / 12 * (1 - x2 / 30 * (1 - x2 / 56)));
-}
-
-static double newton_sqrt(double v)
-{
-    if (v <= 0) return 0;
-    double r = v > 1 ? v : 1;
-    for (int i = 0; i < 60; i++) r = 0.5 * (r + v / r);
-    return r;
-}
 
 typedef struct aac_pkt {
     uint8_t *data;
