@@ -100,11 +100,15 @@ void es_amf0_writer_init(es_amf0_writer_t *w, uint8_t *buf, size_t cap);
 /* es_amf0_writer_len: bytes written, or ES_E2BIG when the buffer was too small. */
 int es_amf0_writer_len(const es_amf0_writer_t *w);
 
+/* es_amf0_put_*: append one value (section 2.2 ff.) to w; no return value: running out of
+ * buffer marks w overflowed, which es_amf0_writer_len reports (ES_E2BIG).
+ * es_amf0_put_number / _bool: a number (IEEE 754 double, big-endian) / a boolean. */
 void es_amf0_put_number(es_amf0_writer_t *w, double v);
 void es_amf0_put_bool(es_amf0_writer_t *w, bool v);
 /* es_amf0_put_string / _n: a string, as a long string when it exceeds 65535 bytes. */
 void es_amf0_put_string(es_amf0_writer_t *w, const char *s);
 void es_amf0_put_string_n(es_amf0_writer_t *w, const char *s, size_t n);
+/* es_amf0_put_null / _undefined: the null and undefined markers. */
 void es_amf0_put_null(es_amf0_writer_t *w);
 void es_amf0_put_undefined(es_amf0_writer_t *w);
 /* es_amf0_put_date: milliseconds since 1970 UTC and the time-zone field. */
