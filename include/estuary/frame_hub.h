@@ -63,6 +63,10 @@ typedef struct es_tag {
  *     owner strips a publisher's "@setDataFrame" first, as nginx-rtmp does).
  * Returns NULL when out of memory, or when len > 0 with data NULL. */
 es_tag_t *es_tag_new(uint8_t type, uint32_t timestamp_ms, const uint8_t *data, size_t len);
+/* es_tag_new2: as es_tag_new for a body made of two parts, head_len bytes of head (e.g. an FLV
+ * tag header a bridge builds) followed by body_len bytes of body, copied once. */
+es_tag_t *es_tag_new2(uint8_t type, uint32_t timestamp_ms, const uint8_t *head, size_t head_len,
+                      const uint8_t *body, size_t body_len);
 /* es_tag_ref: one more reference; returns tag. */
 es_tag_t *es_tag_ref(es_tag_t *tag);
 /* es_tag_unref: drops one reference, freeing on the last. NULL-safe. */

@@ -46,10 +46,12 @@ static void tag_classify(es_tag_t *t)
     }
 }
 
-es_tag_t *es_tag_new(uint8_t type, uint32_t timestamp_ms, const uint8_t *data, size_t len)
+es_tag_t *es_tag_new2(uint8_t type, uint32_t timestamp_ms, const uint8_t *head, size_t head_len,
+                      const uint8_t *body, size_t body_len)
 {
-    if (len && !data) return NULL;
-    if (len > SIZE_MAX - sizeof(es_tag_t)) return NULL;
+    if ((head_len && !head) || (body_len && !body)) return NULL;
+    if (body_len > SIZE_MAX - sizeof(es_tag_t) - head_len) return NULL;
+    size_t len = head_len + body_len;
     es_tag_t *t = malloc(sizeof *t + len);
     if (!t) return NULL;
     t->refs = 1;
@@ -57,9 +59,15 @@ es_tag_t *es_tag_new(uint8_t type, uint32_t timestamp_ms, const uint8_t *data, s
     t->keyframe = t->config = t->metadata = false;
     t->timestamp_ms = timestamp_ms;
     t->len = len;
-    if (len) memcpy(t->data, data, len);
+    if (head_len) memcpy(t->data, head, head_len);
+    if (body_len) memcpy(t->data + head_len, body, body_len);
     tag_classify(t);
     return t;
+}
+
+es_tag_t *es_tag_new(uint8_t type, uint32_t timestamp_ms, const uint8_t *data, size_t len)
+{
+    return es_tag_new2(type, timestamp_ms, NULL, 0, data, len);
 }
 
 es_tag_t *es_tag_ref(es_tag_t *tag)

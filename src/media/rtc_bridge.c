@@ -35,8 +35,6 @@ struct es_rtc_bridge {
     bool key_seen;                 /* a key frame's first packet came: key_ts is valid */
     uint32_t key_ts;               /* its RTP timestamp */
     es_rtp_clock_t *clock;
-    uint8_t *buf;                  /* tag body scratch */
-    size_t cap;
     uint64_t now;
     uint32_t key_interval_ms;      /* periodic key-frame requests (HLS cuts at key frames); 0 */
     uint64_t next_key_us;
@@ -45,20 +43,11 @@ struct es_rtc_bridge {
 
 static es_log_ctx_t blog(const es_rtc_bridge_t *b) { return (es_log_ctx_t){.stream = b->key}; }
 
-static uint8_t *scratch(es_rtc_bridge_t *b, size_t need)
+/* One tag made of an FLV tag-body header and a payload, copied once, to the output. */
+static void emit(es_rtc_bridge_t *b, uint8_t type, uint32_t ms, const uint8_t *head,
+                 size_t head_len, const uint8_t *body, size_t len)
 {
-    if (need > b->cap) {
-        uint8_t *n = realloc(b->buf, need);
-        if (!n) return NULL;
-        b->buf = n;
-        b->cap = need;
-    }
-    return b->buf;
-}
-
-static void emit(es_rtc_bridge_t *b, uint8_t type, uint32_t ms, const uint8_t *body, size_t len)
-{
-    es_tag_t *t = es_tag_new(type, ms, body, len);
+    es_tag_t *t = es_tag_new2(type, ms, head, head_len, body, len);
     if (!t) return;
     b->tags++;
     b->out(b->user, t, b->now);
@@ -73,27 +62,18 @@ static void on_au(void *user, const es_h264_au_t *au)
     uint32_t ms;
     if (es_rtp_clock_map(b->clock, b->video_clk, au->rtp_ts, b->now, &ms) != 0) return;
     if (au->params_changed) {
+        static const uint8_t seq_head[VIDEO_HEADER] = {0x17, 0x00, 0, 0, 0};
         const uint8_t *sps, *pps;
         size_t sl, pl;
-        uint8_t *p = scratch(b, VIDEO_HEADER + 2 * ES_H264_PARAM_MAX + 64);
-        if (p && es_h264_depack_params(b->depack, &sps, &sl, &pps, &pl) == 0) {
-            int n = es_h264_config_write(sps, sl, pps, pl, p + VIDEO_HEADER,
-                                         b->cap - VIDEO_HEADER);
-            if (n > 0) {
-                memcpy(p, (const uint8_t[]){0x17, 0x00, 0, 0, 0}, VIDEO_HEADER);
-                emit(b, ES_TAG_VIDEO, ms, p, VIDEO_HEADER + (size_t)n);
-            }
-        }
+        uint8_t rec[2 * ES_H264_PARAM_MAX + 64];
+        int n = es_h264_depack_params(b->depack, &sps, &sl, &pps, &pl) == 0
+                    ? es_h264_config_write(sps, sl, pps, pl, rec, sizeof rec) : -1;
+        if (n > 0) emit(b, ES_TAG_VIDEO, ms, seq_head, VIDEO_HEADER, rec, (size_t)n);
     }
-    uint8_t *p = scratch(b, VIDEO_HEADER + au->len);
-    if (!p) return;
-    p[0] = au->key ? 0x17 : 0x27;
-    p[1] = 0x01;
-    p[2] = p[3] = p[4] = 0;
-    memcpy(p + VIDEO_HEADER, au->data, au->len);
+    const uint8_t head[VIDEO_HEADER] = {au->key ? 0x17 : 0x27, 0x01, 0, 0, 0};
     b->aus++;
     b->video_started = true;
-    emit(b, ES_TAG_VIDEO, ms, p, VIDEO_HEADER + au->len);
+    emit(b, ES_TAG_VIDEO, ms, head, VIDEO_HEADER, au->data, au->len);
 }
 
 /* --- audio --- */
@@ -106,23 +86,16 @@ static void on_aac(void *user, const uint8_t *aac, size_t len, uint32_t pts_ms)
      * first (a WebRTC publisher may send its first key frame seconds in). */
     if (b->depack && !b->video_started) return;
     if (!b->aac_header_sent) {
+        static const uint8_t seq_head[AUDIO_HEADER] = {0xaf, 0x00};
         const uint8_t *asc;
         size_t al;
-        uint8_t h[AUDIO_HEADER + 64];
-        if (es_opus_aac_config(b->aac, &asc, &al) != 0 || al > sizeof h - AUDIO_HEADER) return;
-        h[0] = 0xaf;
-        h[1] = 0x00;
-        memcpy(h + AUDIO_HEADER, asc, al);
-        emit(b, ES_TAG_AUDIO, pts_ms, h, AUDIO_HEADER + al);
+        if (es_opus_aac_config(b->aac, &asc, &al) != 0) return;
+        emit(b, ES_TAG_AUDIO, pts_ms, seq_head, AUDIO_HEADER, asc, al);
         b->aac_header_sent = true;
     }
-    uint8_t *p = scratch(b, AUDIO_HEADER + len);
-    if (!p) return;
-    p[0] = 0xaf;
-    p[1] = 0x01;
-    memcpy(p + AUDIO_HEADER, aac, len);
+    static const uint8_t head[AUDIO_HEADER] = {0xaf, 0x01};
     b->aac_frames++;
-    emit(b, ES_TAG_AUDIO, pts_ms, p, AUDIO_HEADER + len);
+    emit(b, ES_TAG_AUDIO, pts_ms, head, AUDIO_HEADER, aac, len);
 }
 
 /* --- the tap --- */
@@ -245,7 +218,6 @@ void es_rtc_bridge_free(es_rtc_bridge_t *b)
     es_h264_depack_free(b->depack);
     es_opus_aac_free(b->aac);
     es_rtp_clock_free(b->clock);
-    free(b->buf);
     free(b);
 }
 
