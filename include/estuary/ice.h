@@ -1,7 +1,10 @@
-/* ICE-lite responder (RFC 8445 §2.5, §7.3) on libnice's STUN codec: validates Binding requests
- * (MESSAGE-INTEGRITY with the local password, FINGERPRINT, USERNAME "local:remote", RFC 5389
- * §10.1.2 and §15.3), answers them with XOR-MAPPED-ADDRESS, and records the pair the client
- * nominated with USE-CANDIDATE. Sans-IO: bytes and `now` in, bytes and state out. */
+/* ICE connectivity checks (RFC 8445 §7) on libnice's STUN codec, for both roles: every agent
+ * answers Binding requests (MESSAGE-INTEGRITY with the local password, FINGERPRINT, USERNAME
+ * "local:remote", RFC 8489 §9.1 and §14.4) with XOR-MAPPED-ADDRESS, and a full agent also
+ * builds the checks it sends (USERNAME "remote:local", the remote password, PRIORITY,
+ * ICE-CONTROLLING or ICE-CONTROLLED, USE-CANDIDATE when nominating, RFC 8445 §7.1.1) and
+ * validates their responses. Pairs, pacing and nomination belong to the caller (the WebRTC
+ * session, include/estuary/rtc_session.h). Sans-IO: bytes in, bytes out, no clock. */
 #ifndef ESTUARY_ICE_H
 #define ESTUARY_ICE_H
 
@@ -12,44 +15,74 @@
 
 #define ES_ICE_UFRAG_MAX 256 /* RFC 8839 §5.4: ice-ufrag is 4..256 characters */
 #define ES_ICE_PWD_MAX 256   /* ice-pwd is 22..256 characters */
+#define ES_ICE_TXID_LEN 16   /* bytes: magic cookie + 96-bit transaction id (RFC 8489 §5), as
+                                libnice keeps it */
+#define ES_ICE_MSG_MAX 512   /* bytes: enough for any request or response this module writes */
 
 /* es_stun_peek_ufrag: without validating anything, finds the USERNAME attribute of a STUN
  * Binding request and copies the part before ':' (the receiver's ufrag, which routes the packet
- * to a peer before nomination) NUL-terminated into out (cap bytes). Returns its length, ES_ENOENT
- * when there is no USERNAME or no ':', ES_EPROTO when the bytes are not a STUN Binding request
- * (RFC 5389 §6: leading zero bits, magic cookie, length a multiple of 4 that fits), ES_E2BIG when
- * the ufrag does not fit in out. */
+ * to a session before any pair is known) NUL-terminated into out (cap bytes). Returns its length,
+ * ES_ENOENT when there is no USERNAME or no ':', ES_EPROTO when the bytes are not a STUN Binding
+ * request (RFC 8489 §5: leading zero bits, magic cookie, length a multiple of 4 that fits),
+ * ES_E2BIG when the ufrag does not fit in out. */
 int es_stun_peek_ufrag(const uint8_t *buf, size_t len, char *out, size_t cap);
 
-typedef struct es_ice_lite es_ice_lite_t;
+typedef struct es_ice es_ice_t;
 
-/* es_ice_lite_new: a responder for one session. The strings are copied. Returns NULL when a
- * credential is empty or too long, or when out of memory. */
-es_ice_lite_t *es_ice_lite_new(const char *local_ufrag, const char *local_pwd,
-                               const char *remote_ufrag);
+typedef struct es_ice_params {
+    const char *local_ufrag, *local_pwd;   /* ours */
+    const char *remote_ufrag;              /* the peer's */
+    const char *remote_pwd;                /* the peer's; "" or NULL when we never send checks
+                                              (an ICE-lite agent, RFC 8445 §2.5) */
+    bool controlling;                      /* RFC 8445 §6.1.1: the full agent facing a lite one,
+                                              or the offerer when both are full */
+} es_ice_params_t;
 
-/* es_ice_lite_free: NULL-safe. */
-void es_ice_lite_free(es_ice_lite_t *ice);
+/* es_ice_new: one agent's credentials and role (strings copied). Returns NULL when a required
+ * credential is empty or too long (ufrag 256, pwd 256 bytes), or when out of memory. */
+es_ice_t *es_ice_new(const es_ice_params_t *params);
 
-/* es_ice_lite_handle_stun: handles one datagram from `from` at time now_us (monotonic µs).
- * Writes the response to send back to `from` into out (cap bytes; 512 is always enough) and
- * returns its length: a Binding success response, or 420 (RFC 5389 §7.3.1) for unknown
- * comprehension-required attributes. Returns 0 when there is nothing to answer (a valid
- * indication or response), or ES_EPROTO for anything to drop: not STUN, bad MESSAGE-INTEGRITY or
- * FINGERPRINT, a USERNAME other than "local:remote". A valid request with
- * USE-CANDIDATE nominates `from` (es_ice_lite_nominated). A valid request refreshes consent
- * (es_ice_lite_last_seen_us). */
-int es_ice_lite_handle_stun(es_ice_lite_t *ice, uint64_t now_us, const uint8_t *buf, size_t len,
-                            const struct sockaddr *from, socklen_t from_len, uint8_t *out,
-                            size_t cap);
+/* es_ice_free: NULL-safe. */
+void es_ice_free(es_ice_t *ice);
 
-/* es_ice_lite_nominated: true once a pair is nominated; *addr and *addr_len (either may be NULL)
- * receive the client's address of that pair. Later nominations replace it (ICE restart or a
- * client switching pairs). */
-bool es_ice_lite_nominated(const es_ice_lite_t *ice, struct sockaddr_storage *addr,
-                           socklen_t *addr_len);
+/* What es_ice_handle_stun found in a valid message. */
+typedef enum {
+    ES_ICE_MSG_OTHER = 0,     /* an indication, or a response to no check of ours */
+    ES_ICE_MSG_REQUEST,       /* a Binding request with our credentials: answered */
+    ES_ICE_MSG_SUCCESS,       /* a success response to one of our checks (txid below) */
+    ES_ICE_MSG_ERROR,         /* an error response to one of our checks (487 role conflict...) */
+} es_ice_msg_kind_t;
 
-/* es_ice_lite_last_seen_us: now_us of the last valid request (0 before the first). */
-uint64_t es_ice_lite_last_seen_us(const es_ice_lite_t *ice);
+typedef struct es_ice_msg {
+    es_ice_msg_kind_t kind;
+    bool use_candidate;       /* REQUEST: USE-CANDIDATE present (the sender nominates the pair) */
+    uint32_t priority;        /* REQUEST: PRIORITY (a peer-reflexive candidate's, RFC 8445 §7.2.5.3.1) */
+    uint8_t txid[ES_ICE_TXID_LEN]; /* SUCCESS/ERROR: the transaction of our check */
+} es_ice_msg_t;
+
+/* es_ice_handle_stun: one STUN datagram from `from`. A valid Binding request is answered: the
+ * success response (XOR-MAPPED-ADDRESS = from) goes into out (cap bytes; ES_ICE_MSG_MAX is
+ * always enough) and its length is returned; a request with unknown comprehension-required
+ * attributes gets a 420 (RFC 8489 §7.3.1). A valid response to one of our checks (integrity
+ * checked with the remote password) returns 0 with msg->kind SUCCESS or ERROR and its txid; an
+ * indication returns 0. Returns ES_EPROTO for anything to drop: not STUN, bad MESSAGE-INTEGRITY
+ * or FINGERPRINT, a USERNAME other than "local:remote", a response to no check of ours. Bad
+ * integrity is not answered with a 401: that would only help probing ufrags. */
+int es_ice_handle_stun(es_ice_t *ice, const uint8_t *buf, size_t len, const struct sockaddr *from,
+                       socklen_t from_len, uint8_t *out, size_t cap, es_ice_msg_t *msg);
+
+/* es_ice_check_create: a connectivity check (RFC 8445 §7.1.1) into out (cap bytes,
+ * ES_ICE_MSG_MAX is enough): USERNAME "remote:local", PRIORITY `priority` (of the local
+ * candidate as peer-reflexive, §7.1.1), the role attribute with our tie-breaker, USE-CANDIDATE
+ * when `nominate`, MESSAGE-INTEGRITY with the remote password, FINGERPRINT. Its transaction id
+ * goes to txid; the agent remembers it until a response arrives or es_ice_check_forget (at most
+ * 200 at once, libnice's STUN_AGENT_MAX_SAVED_IDS). Retransmit the same bytes (RFC 8489
+ * §6.2.1). Returns the length, ES_EINVAL without a remote password, ES_E2BIG when out is too
+ * small, ES_EAGAIN when 200 checks are outstanding. */
+int es_ice_check_create(es_ice_t *ice, bool nominate, uint32_t priority, uint8_t *out, size_t cap,
+                        uint8_t txid[ES_ICE_TXID_LEN]);
+
+/* es_ice_check_forget: stop waiting for the response to check txid (given up or replaced). */
+void es_ice_check_forget(es_ice_t *ice, const uint8_t txid[ES_ICE_TXID_LEN]);
 
 #endif

@@ -11,8 +11,8 @@
 #include "estuary/ice.h"
 #include "estuary/live.h"
 #include "estuary/log.h"
-#include "estuary/peer.h"
 #include "estuary/random.h"
+#include "estuary/rtc_session.h"
 #include "estuary/sdp.h"
 #include "estuary/srtp.h"
 #include "estuary/stream.h"
@@ -27,24 +27,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TICK_MS 10
+#define MEDIA_TICK_US 10000 /* a publisher's media stream timers: NACK, transport-cc, RR */
 #define MAP_BUCKETS 4096
 #define MAX_CANDIDATES 8
 
 typedef struct session session_t;
 
+/* One valid pair of a session in the 5-tuple map: DTLS and SRTP from any of them reach it. */
+typedef struct route {
+    es_addr_pair_t addr;
+    session_t *s;
+    bool used;
+    struct route *next;
+} route_t;
+
 struct es_rtc_server {
     es_server_t *srv;
     es_udp_t *udp;
     es_dtls_cert_t *cert;
-    uv_timer_t timer;
-    bool timer_open;
     int port;
     char cand_ip[MAX_CANDIDATES][64];
     size_t n_cand;
     session_t *sessions;           /* all, newest first */
     session_t *by_ufrag[MAP_BUCKETS];
-    session_t *by_tuple[MAP_BUCKETS];
+    route_t *by_tuple[MAP_BUCKETS];
     uint64_t unknown_datagrams;
     uint64_t last_unknown_log_us;
     bool stopping;
@@ -60,17 +66,19 @@ struct session {
     char media_remote[64];
     char ufrag[16], pwd[40], remote_ufrag[ES_ICE_UFRAG_MAX + 1];
     char etag[40];
-    es_peer_t *peer;
+    es_rtc_session_t *rs;
     es_media_stream_t *ms;
     es_media_sink_t *sink;
     uint64_t created_us, connected_us;
     bool closing;
     char close_reason[160];
-    es_addr_pair_t tuple;
-    bool in_tuple_map;
+    route_t routes[ES_RTC_SESSION_MAX_PAIRS];
+    uv_timer_t timer;              /* armed at the session's next deadline */
+    uint64_t timer_due;            /* µs it is armed for, 0 when idle */
+    uint64_t next_media_tick_us;   /* publishers: es_media_stream_tick */
     char codecs[96];               /* "opus, H264" for logs and the API */
     session_t *next, *prev;
-    session_t *next_ufrag, *next_tuple;
+    session_t *next_ufrag;
 };
 
 static es_log_ctx_t sctx(const session_t *s)
@@ -113,34 +121,51 @@ static session_t *ufrag_find(es_rtc_server_t *rtc, const char *ufrag)
     return NULL;
 }
 
-static void tuple_remove(es_rtc_server_t *rtc, session_t *s)
+static route_t **route_slot(es_rtc_server_t *rtc, const es_addr_pair_t *a)
 {
-    if (!s->in_tuple_map) return;
-    size_t b = (size_t)(es_addr_pair_hash(&s->tuple) % MAP_BUCKETS);
-    for (session_t **pp = &rtc->by_tuple[b]; *pp; pp = &(*pp)->next_tuple)
-        if (*pp == s) {
-            *pp = s->next_tuple;
-            break;
-        }
-    s->in_tuple_map = false;
+    route_t **pp = &rtc->by_tuple[es_addr_pair_hash(a) % MAP_BUCKETS];
+    while (*pp && !es_addr_pair_equal(&(*pp)->addr, a)) pp = &(*pp)->next;
+    return pp;
 }
 
-static void tuple_add(es_rtc_server_t *rtc, session_t *s, const es_addr_pair_t *a)
+static void route_unlink(es_rtc_server_t *rtc, route_t *r)
 {
-    tuple_remove(rtc, s);
-    s->tuple = *a;
-    size_t b = (size_t)(es_addr_pair_hash(a) % MAP_BUCKETS);
-    s->next_tuple = rtc->by_tuple[b];
-    rtc->by_tuple[b] = s;
-    s->in_tuple_map = true;
+    if (!r->used) return;
+    route_t **pp = route_slot(rtc, &r->addr);
+    if (*pp == r) *pp = r->next;
+    r->used = false;
+}
+
+/* A 5-tuple belongs to one session: the one that authenticated it last (a client that reuses
+ * its port for a new session). */
+static void route_add(es_rtc_server_t *rtc, session_t *s, const es_addr_pair_t *a)
+{
+    route_t **pp = route_slot(rtc, a);
+    if (*pp) route_unlink(rtc, *pp);
+    for (size_t i = 0; i < ES_RTC_SESSION_MAX_PAIRS; i++) {
+        route_t *r = &s->routes[i];
+        if (r->used) continue;
+        r->addr = *a;
+        r->s = s;
+        r->used = true;
+        pp = &rtc->by_tuple[es_addr_pair_hash(a) % MAP_BUCKETS];
+        r->next = *pp;
+        *pp = r;
+        return;
+    }
+}
+
+static void route_remove(es_rtc_server_t *rtc, session_t *s, const es_addr_pair_t *a)
+{
+    for (size_t i = 0; i < ES_RTC_SESSION_MAX_PAIRS; i++)
+        if (s->routes[i].used && es_addr_pair_equal(&s->routes[i].addr, a))
+            route_unlink(rtc, &s->routes[i]);
 }
 
 static session_t *tuple_find(es_rtc_server_t *rtc, const es_addr_pair_t *a)
 {
-    size_t b = (size_t)(es_addr_pair_hash(a) % MAP_BUCKETS);
-    for (session_t *s = rtc->by_tuple[b]; s; s = s->next_tuple)
-        if (es_addr_pair_equal(&s->tuple, a)) return s;
-    return NULL;
+    route_t *r = *route_slot(rtc, a);
+    return r ? r->s : NULL;
 }
 
 static session_t *session_find(es_rtc_server_t *rtc, const char *id)
@@ -165,17 +190,19 @@ static void stream_release(es_rtc_server_t *rtc, session_t *s)
     es_live_release(rtc->srv->registry, st);
 }
 
+static void on_session_timer_closed(uv_handle_t *h) { free(h->data); }
+
 static void session_destroy(es_rtc_server_t *rtc, session_t *s)
 {
     es_log_ctx_t lc = sctx(s);
-    es_peer_stats_t ps = es_peer_stats(s->peer);
+    es_rtc_session_stats_t ps = es_rtc_session_stats(s->rs);
     uint64_t now = es_clock_now_us();
     ES_INFO("rtc", &lc, "%s session closed after %.1f s: %s (in %llu bytes, out %llu bytes, "
             "%llu datagrams dropped)", role_name(s->role), (double)(now - s->created_us) / 1e6,
             s->close_reason[0] ? s->close_reason : "closed", (unsigned long long)ps.rx_bytes,
             (unsigned long long)ps.tx_bytes, (unsigned long long)ps.dropped);
     ufrag_remove(rtc, s);
-    tuple_remove(rtc, s);
+    for (size_t i = 0; i < ES_RTC_SESSION_MAX_PAIRS; i++) route_unlink(rtc, &s->routes[i]);
     if (s->prev) s->prev->next = s->next;
     else rtc->sessions = s->next;
     if (s->next) s->next->prev = s->prev;
@@ -184,12 +211,13 @@ static void session_destroy(es_rtc_server_t *rtc, session_t *s)
         else if (s->sink) es_media_stream_remove_sink(s->ms, s->sink);
         stream_release(rtc, s);
     }
-    es_peer_free(s->peer);
+    es_rtc_session_free(s->rs);
+    s->rs = NULL;
     if (rtc->srv->sessions) rtc->srv->sessions--;
-    free(s);
+    uv_close((uv_handle_t *)&s->timer, on_session_timer_closed); /* frees s */
 }
 
-/* Marks s for closing; the timer frees it (never from inside a peer callback). */
+/* Marks s for closing; it is freed when the call into its session returns. */
 static void session_close_later(session_t *s, const char *reason)
 {
     if (s->closing) return;
@@ -197,29 +225,59 @@ static void session_close_later(session_t *s, const char *reason)
     snprintf(s->close_reason, sizeof s->close_reason, "%s", reason);
 }
 
-/* Ends s now: close_notify to the client, then frees it. Not from inside a peer callback. */
+/* Ends s now: close_notify to the client, then frees it. Not from inside a session callback. */
 static void session_end(es_rtc_server_t *rtc, session_t *s, const char *why)
 {
-    session_close_later(s, why); /* first, so the reason is ours, not the peer's "closed" */
-    es_peer_close(s->peer);
+    session_close_later(s, why); /* first, so the reason is ours, not the session's */
+    es_rtc_session_close(s->rs, why);
     session_destroy(rtc, s);
 }
 
-/* --- peer callbacks --- */
+static void on_session_timer(uv_timer_t *t);
 
-static void peer_send(void *user, const uint8_t *buf, size_t len, const es_addr_pair_t *addr)
+/* After every call into s: free it if it ended, else arm its timer for its next deadline (only
+ * when that is earlier than the armed one: a late wake-up re-arms, an early one costs nothing). */
+static void session_after(es_rtc_server_t *rtc, session_t *s, uint64_t now)
+{
+    if (s->closing) {
+        session_destroy(rtc, s);
+        return;
+    }
+    uint64_t due = es_rtc_session_next_timeout_us(s->rs, now);
+    if (s->next_media_tick_us && (!due || s->next_media_tick_us < due)) due = s->next_media_tick_us;
+    if (!due || (s->timer_due && s->timer_due <= due && s->timer_due >= now)) return;
+    s->timer_due = due;
+    uv_timer_start(&s->timer, on_session_timer, due > now ? (due - now + 999) / 1000 : 0, 0);
+}
+
+static void on_session_timer(uv_timer_t *t)
+{
+    session_t *s = t->data;
+    uint64_t now = es_clock_now_us();
+    s->timer_due = 0;
+    es_rtc_session_handle_timeout(s->rs, now);
+    if (s->next_media_tick_us && now >= s->next_media_tick_us && !s->closing) {
+        es_media_stream_tick(s->ms, now);
+        s->next_media_tick_us = now + MEDIA_TICK_US;
+    }
+    session_after(s->rtc, s, now);
+}
+
+/* --- session callbacks --- */
+
+static void rs_send(void *user, const uint8_t *buf, size_t len, const es_addr_pair_t *addr)
 {
     session_t *s = user;
     if (s->rtc->udp) es_udp_send(s->rtc->udp, buf, len, addr);
 }
 
-static void peer_rtp(void *user, uint64_t now, uint8_t *buf, size_t len)
+static void rs_rtp(void *user, uint64_t now, uint8_t *buf, size_t len)
 {
     session_t *s = user;
     if (s->role == ES_RTC_PUBLISH && !s->closing) es_media_stream_source_rtp(s->ms, now, buf, len);
 }
 
-static void peer_rtcp(void *user, uint64_t now, uint8_t *buf, size_t len)
+static void rs_rtcp(void *user, uint64_t now, uint8_t *buf, size_t len)
 {
     session_t *s = user;
     if (s->closing) return;
@@ -227,38 +285,61 @@ static void peer_rtcp(void *user, uint64_t now, uint8_t *buf, size_t len)
     else if (s->sink) es_media_sink_rtcp(s->sink, now, buf, len);
 }
 
-static void peer_nominated(void *user, const es_addr_pair_t *a)
+static void rs_pair(void *user, const es_addr_pair_t *a, bool added)
 {
     session_t *s = user;
+    if (added) route_add(s->rtc, s, a);
+    else route_remove(s->rtc, s, a);
+    char remote[64], local[64];
+    es_addr_format((const struct sockaddr *)&a->remote, remote, sizeof remote);
+    es_addr_format((const struct sockaddr *)&a->local, local, sizeof local);
+    es_log_ctx_t lc = sctx(s);
+    ES_DEBUG("rtc", &lc, "ICE: pair %s -> %s %s after %.0f ms", remote, local,
+             added ? "valid" : "dropped", (double)(es_clock_now_us() - s->created_us) / 1000.0);
+}
+
+static void rs_selected(void *user, const es_addr_pair_t *a, bool nominated)
+{
+    session_t *s = user;
+    es_log_ctx_t lc = sctx(s);
+    if (!a) {
+        ES_INFO("rtc", &lc, "ICE: media to %s stopped: the pair lost consent (RFC 7675)",
+                s->media_remote);
+        return;
+    }
     char local[64];
     es_addr_format((const struct sockaddr *)&a->remote, s->media_remote, sizeof s->media_remote);
     es_addr_format((const struct sockaddr *)&a->local, local, sizeof local);
-    tuple_add(s->rtc, s, a);
-    es_log_ctx_t lc = sctx(s);
-    ES_INFO("rtc", &lc, "ICE: client nominated %s -> %s after %.0f ms", s->media_remote, local,
+    lc = sctx(s);
+    ES_INFO("rtc", &lc, "ICE: media to %s from %s (%s) after %.0f ms", s->media_remote, local,
+            nominated ? "nominated" : "the pair DTLS came on, not nominated yet",
             (double)(es_clock_now_us() - s->created_us) / 1000.0);
 }
 
-static void peer_state(void *user, es_peer_state_t st, const char *reason)
+static void rs_state(void *user, es_rtc_session_state_t st, int err, const char *reason)
 {
     session_t *s = user;
     es_log_ctx_t lc = sctx(s);
     uint64_t now = es_clock_now_us();
     switch (st) {
-    case ES_PEER_CONNECTED:
+    case ES_RTC_SESSION_CONNECTED:
         s->connected_us = now;
         ES_INFO("rtc", &lc, "DTLS connected (%s) %.0f ms after the offer; %s %s",
-                es_peer_srtp_profile(s->peer) == ES_SRTP_AEAD_AES_128_GCM ? "AEAD_AES_128_GCM"
-                                                                            : "AES_CM_128_HMAC_SHA1_80",
+                es_rtc_session_srtp_profile(s->rs) == ES_SRTP_AEAD_AES_128_GCM
+                    ? "AEAD_AES_128_GCM" : "AES_CM_128_HMAC_SHA1_80",
                 (double)(now - s->created_us) / 1000.0,
                 s->role == ES_RTC_PUBLISH ? "publishing" : "playing", s->codecs);
         if (s->sink) es_media_sink_start(s->sink, now);
+        else s->next_media_tick_us = now + MEDIA_TICK_US;
         break;
-    case ES_PEER_FAILED:
-        ES_WARN("rtc", &lc, "DTLS failed: %s", reason);
-        session_close_later(s, reason[0] ? reason : "DTLS failed");
+    case ES_RTC_SESSION_FAILED:
+        ES_WARN("rtc", &lc, "session failed (%s): %s", es_strerror(err), reason);
+        session_close_later(s, reason[0] ? reason : "failed");
         break;
-    case ES_PEER_CLOSED: session_close_later(s, reason[0] ? reason : "closed"); break;
+    case ES_RTC_SESSION_CLOSED:
+        if (err) ES_INFO("rtc", &lc, "%s", reason);
+        session_close_later(s, reason[0] ? reason : "closed");
+        break;
     default: break;
     }
 }
@@ -266,13 +347,13 @@ static void peer_state(void *user, es_peer_state_t st, const char *reason)
 static int io_send_rtp(void *user, uint8_t *buf, size_t len, size_t cap)
 {
     session_t *s = user;
-    return es_peer_send_rtp(s->peer, buf, len, cap);
+    return es_rtc_session_send_rtp(s->rs, buf, len, cap);
 }
 
 static int io_send_rtcp(void *user, uint8_t *buf, size_t len, size_t cap)
 {
     session_t *s = user;
-    return es_peer_send_rtcp(s->peer, buf, len, cap);
+    return es_rtc_session_send_rtcp(s->rs, buf, len, cap);
 }
 
 /* --- UDP --- */
@@ -281,11 +362,14 @@ static void on_datagram(void *user, uint64_t now, uint8_t *buf, size_t len,
                         const es_addr_pair_t *addr)
 {
     es_rtc_server_t *rtc = user;
-    session_t *s = tuple_find(rtc, addr);
-    if (!s && len && buf[0] <= 3) {
+    session_t *s = NULL;
+    /* STUN goes by ufrag (a check may come from a new pair, or for a new session from an old
+     * 5-tuple); everything else by 5-tuple. */
+    if (len && buf[0] <= 3) {
         char ufrag[ES_ICE_UFRAG_MAX + 1];
         if (es_stun_peek_ufrag(buf, len, ufrag, sizeof ufrag) > 0) s = ufrag_find(rtc, ufrag);
     }
+    if (!s) s = tuple_find(rtc, addr);
     if (!s || s->closing) {
         rtc->unknown_datagrams++;
         if (now - rtc->last_unknown_log_us > 10000000) {
@@ -298,49 +382,8 @@ static void on_datagram(void *user, uint64_t now, uint8_t *buf, size_t len,
         }
         return;
     }
-    es_peer_handle_datagram(s->peer, now, buf, len, addr);
-}
-
-/* --- timer --- */
-
-static void on_tick(uv_timer_t *t)
-{
-    es_rtc_server_t *rtc = t->data;
-    const es_config_t *cfg = rtc->srv->cfg;
-    uint64_t now = es_clock_now_us();
-    session_t *next;
-    for (session_t *s = rtc->sessions; s; s = next) {
-        next = s->next;
-        if (s->closing) {
-            session_destroy(rtc, s);
-            continue;
-        }
-        es_peer_handle_timeout(s->peer, now);
-        es_peer_state_t st = es_peer_state(s->peer);
-        char why[160];
-        if (st != ES_PEER_CONNECTED) {
-            if (now - s->created_us > (uint64_t)cfg->webrtc.dtls_timeout_ms * 1000) {
-                snprintf(why, sizeof why, "%s not completed within webrtc.dtls_timeout_ms (%u ms)",
-                         st == ES_PEER_NEW ? "ICE (no valid check with USE-CANDIDATE)" : "DTLS",
-                         cfg->webrtc.dtls_timeout_ms);
-                es_log_ctx_t lc = sctx(s);
-                ES_WARN("rtc", &lc, "%s", why);
-                session_close_later(s, why);
-            }
-            continue;
-        }
-        uint32_t limit = s->role == ES_RTC_PUBLISH ? cfg->webrtc.publisher_timeout_ms
-                                                   : cfg->webrtc.player_timeout_ms;
-        if (now - es_peer_last_seen_us(s->peer) > (uint64_t)limit * 1000) {
-            snprintf(why, sizeof why, "no STUN, RTP or RTCP for %u ms (webrtc.%s_timeout_ms)",
-                     limit, s->role == ES_RTC_PUBLISH ? "publisher" : "player");
-            es_log_ctx_t lc = sctx(s);
-            ES_INFO("rtc", &lc, "consent lost: %s", why);
-            session_close_later(s, why);
-            continue;
-        }
-        if (s->role == ES_RTC_PUBLISH) es_media_stream_tick(s->ms, now);
-    }
+    es_rtc_session_handle_datagram(s->rs, now, buf, len, addr);
+    session_after(rtc, s, now);
 }
 
 /* --- candidates --- */
@@ -458,10 +501,6 @@ int es_rtc_server_start(es_server_t *srv, es_rtc_server_t **out)
     }
     rtc->port = es_udp_port(rtc->udp);
     resolve_candidates(rtc);
-    uv_timer_init(srv->loop, &rtc->timer);
-    rtc->timer.data = rtc;
-    rtc->timer_open = true;
-    uv_timer_start(&rtc->timer, on_tick, TICK_MS, TICK_MS);
     char list[600];
     candidate_list(rtc, list, sizeof list);
     ES_INFO("rtc", NULL, "WebRTC on udp %s (port %d), host candidates: %s; DTLS fingerprint "
@@ -487,8 +526,6 @@ void es_rtc_server_stop(es_rtc_server_t *rtc)
     while (rtc->sessions) session_end(rtc, rtc->sessions, "server shutting down");
     if (rtc->udp) es_udp_close(rtc->udp);
     rtc->udp = NULL;
-    if (rtc->timer_open) uv_close((uv_handle_t *)&rtc->timer, NULL);
-    rtc->timer_open = false;
 }
 
 void es_rtc_server_free(es_rtc_server_t *rtc)
@@ -787,35 +824,43 @@ void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, con
     snprintf(s->stream_name, sizeof s->stream_name, "%s", stream);
     snprintf(s->key, sizeof s->key, "%s", key);
     snprintf(s->http_remote, sizeof s->http_remote, "%s", remote ? remote : "");
-    es_peer_params_t pp = {
+    uint32_t timeout = role == ES_RTC_PUBLISH ? cfg->webrtc.publisher_timeout_ms
+                                              : cfg->webrtc.player_timeout_ms;
+    es_rtc_session_params_t pp = {
         .local_ufrag = s->ufrag, .local_pwd = s->pwd, .remote_ufrag = s->remote_ufrag,
+        .ice_controlling = false, /* ICE-lite answerer */
         .cert = rtc->cert, .fingerprint_alg = first->fingerprint_alg,
         .fingerprint = first->fingerprint, .fingerprint_len = first->fingerprint_len,
-        .role = ans->setup == ES_SETUP_ACTIVE ? ES_DTLS_ROLE_CLIENT : ES_DTLS_ROLE_SERVER,
-        .cb = {.send = peer_send, .on_rtp = peer_rtp, .on_rtcp = peer_rtcp,
-               .on_nominated = peer_nominated, .on_state = peer_state},
+        .dtls_role = ans->setup == ES_SETUP_ACTIVE ? ES_DTLS_ROLE_CLIENT : ES_DTLS_ROLE_SERVER,
+        .connect_timeout_ms = cfg->webrtc.dtls_timeout_ms, .consent_timeout_ms = timeout,
+        .now_us = now,
+        .cb = {.send = rs_send, .on_rtp = rs_rtp, .on_rtcp = rs_rtcp, .on_pair = rs_pair,
+               .on_selected = rs_selected, .on_state = rs_state},
         .user = s,
     };
-    s->peer = es_peer_new(&pp);
+    s->rs = es_rtc_session_new(&pp);
     es_media_io_t io = {.send_rtp = io_send_rtp, .send_rtcp = io_send_rtcp, .user = s};
     int rc = ES_ENOMEM;
-    if (s->peer) {
+    if (s->rs) {
         if (role == ES_RTC_PUBLISH) rc = es_media_stream_set_source(ms, tracks, n_tracks, io, now);
         else rc = (s->sink = es_media_stream_add_sink(ms, tracks, n_tracks, io, now)) ? 0 : ES_ENOMEM;
     }
     if (rc != 0) {
-        es_peer_free(s->peer);
+        es_rtc_session_free(s->rs);
         s->ms = NULL;
         es_live_release(srv->registry, st);
         set_result(res, 503, "cannot create the session: %s", es_strerror(rc));
         goto out;
     }
+    uv_timer_init(srv->loop, &s->timer);
+    s->timer.data = s;
     if (role == ES_RTC_PUBLISH) st->source = ES_SOURCE_WEBRTC;
     s->next = rtc->sessions;
     if (rtc->sessions) rtc->sessions->prev = s;
     rtc->sessions = s;
     ufrag_add(rtc, s);
     srv->sessions++;
+    session_after(rtc, s, now);
     res->status = 201;
     res->sdp = text;
     text = NULL;
@@ -875,7 +920,7 @@ void es_rtc_patch(es_rtc_server_t *rtc, const char *id, const char *if_match, co
         char nu[16], np[40];
         es_random_text(nu, 8, ALNUM);
         es_random_text(np, 24, ALNUM);
-        if (es_peer_restart_ice(s->peer, nu, np, ufrag) != 0) {
+        if (es_rtc_session_restart_ice(s->rs, nu, np, ufrag, pwd, es_clock_now_us()) != 0) {
             set_result(res, 400, "bad ICE credentials in the fragment");
             free(frag);
             return;
@@ -924,12 +969,12 @@ int es_rtc_delete(es_rtc_server_t *rtc, const char *id, const char *why)
 
 static json_t *session_json(const session_t *s, uint64_t now)
 {
-    es_peer_stats_t ps = es_peer_stats(s->peer);
+    es_rtc_session_stats_t ps = es_rtc_session_stats(s->rs);
     json_t *o = json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "id", s->id,
         "protocol", "webrtc", "role",
         role_name(s->role), "app", s->app, "stream", s->stream_name, "state",
-        s->closing ? "closing" : es_peer_state_name(es_peer_state(s->peer)), "remote",
+        s->closing ? "closing" : es_rtc_session_state_name(es_rtc_session_state(s->rs)), "remote",
         s->media_remote[0] ? s->media_remote : "", "http_remote", s->http_remote, "codecs",
         s->codecs, "age_ms", (json_int_t)((now - s->created_us) / 1000), "bytes_in",
         (json_int_t)ps.rx_bytes, "bytes_out", (json_int_t)ps.tx_bytes, "packets_in",

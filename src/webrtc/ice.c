@@ -1,5 +1,6 @@
-/* ICE-lite responder over libnice's STUN codec (stun/stunagent.h, stun/usages/ice.h), and a
- * minimal STUN reader that peeks the USERNAME ufrag for routing before any session is known. */
+/* ICE connectivity checks over libnice's STUN codec (stun/stunagent.h, stun/usages/ice.h) for
+ * both roles (include/estuary/ice.h), and a minimal STUN reader that peeks the USERNAME ufrag
+ * for routing before any session is known. RFC 8445 §7, RFC 8489. */
 #include "estuary/ice.h"
 
 #include "estuary/bytes.h"
@@ -12,26 +13,24 @@
 
 #define STUN_HEADER 20
 
-struct es_ice_lite {
+struct es_ice {
     StunAgent agent;
     char local_ufrag[ES_ICE_UFRAG_MAX + 1];
     char local_pwd[ES_ICE_PWD_MAX + 1];
-    char remote_ufrag[ES_ICE_UFRAG_MAX + 1];
-    char username[2 * ES_ICE_UFRAG_MAX + 2]; /* "local:remote" expected in requests */
+    char remote_pwd[ES_ICE_PWD_MAX + 1];
+    char username[2 * ES_ICE_UFRAG_MAX + 2];     /* "local:remote" expected in requests */
+    char out_username[2 * ES_ICE_UFRAG_MAX + 2]; /* "remote:local" in our checks */
+    bool controlling;
     uint64_t tie_breaker;
-    uint64_t last_seen_us;
-    bool nominated;
-    struct sockaddr_storage nominated_addr;
-    socklen_t nominated_len;
 };
 
-/* Attributes a Binding request may carry that we understand (RFC 5389, RFC 8445 §16.1). */
+/* Attributes a Binding request or response may carry that we understand (RFC 8489, RFC 8445
+ * §16.1). */
 static const uint16_t known_attributes[] = {
     STUN_ATTRIBUTE_USERNAME,       STUN_ATTRIBUTE_MESSAGE_INTEGRITY, STUN_ATTRIBUTE_PRIORITY,
     STUN_ATTRIBUTE_USE_CANDIDATE,  STUN_ATTRIBUTE_ICE_CONTROLLED,    STUN_ATTRIBUTE_ICE_CONTROLLING,
-    STUN_ATTRIBUTE_FINGERPRINT,    STUN_ATTRIBUTE_XOR_MAPPED_ADDRESS, 0,
+    STUN_ATTRIBUTE_FINGERPRINT,    STUN_ATTRIBUTE_XOR_MAPPED_ADDRESS, STUN_ATTRIBUTE_ERROR_CODE, 0,
 };
-
 
 int es_stun_peek_ufrag(const uint8_t *buf, size_t len, char *out, size_t cap)
 {
@@ -59,37 +58,45 @@ int es_stun_peek_ufrag(const uint8_t *buf, size_t len, char *out, size_t cap)
     return ES_ENOENT;
 }
 
-es_ice_lite_t *es_ice_lite_new(const char *local_ufrag, const char *local_pwd,
-                               const char *remote_ufrag)
+es_ice_t *es_ice_new(const es_ice_params_t *prm)
 {
-    size_t lu = strlen(local_ufrag), lp = strlen(local_pwd), ru = strlen(remote_ufrag);
-    if (!lu || !lp || !ru || lu > ES_ICE_UFRAG_MAX || lp > ES_ICE_PWD_MAX || ru > ES_ICE_UFRAG_MAX)
+    const char *rpwd = prm->remote_pwd ? prm->remote_pwd : "";
+    size_t lu = strlen(prm->local_ufrag), lp = strlen(prm->local_pwd);
+    size_t ru = strlen(prm->remote_ufrag), rp = strlen(rpwd);
+    if (!lu || !lp || !ru || lu > ES_ICE_UFRAG_MAX || lp > ES_ICE_PWD_MAX ||
+        ru > ES_ICE_UFRAG_MAX || rp > ES_ICE_PWD_MAX)
         return NULL;
-    es_ice_lite_t *ice = calloc(1, sizeof *ice);
+    es_ice_t *ice = calloc(1, sizeof *ice);
     if (!ice) return NULL;
-    memcpy(ice->local_ufrag, local_ufrag, lu);
-    memcpy(ice->local_pwd, local_pwd, lp);
-    memcpy(ice->remote_ufrag, remote_ufrag, ru);
-    memcpy(ice->username, local_ufrag, lu);
+    memcpy(ice->local_ufrag, prm->local_ufrag, lu);
+    memcpy(ice->local_pwd, prm->local_pwd, lp);
+    memcpy(ice->remote_pwd, rpwd, rp);
+    memcpy(ice->username, prm->local_ufrag, lu);
     ice->username[lu] = ':';
-    memcpy(ice->username + lu + 1, remote_ufrag, ru);
-    /* A lite agent is always controlled and answers every valid check (RFC 8445 §6.1.1); a
-     * client that also claims the controlled role is wrong, but answering it beats a 487 loop.
-     * The largest tie-breaker makes libnice's conflict check settle without an error reply. */
+    memcpy(ice->username + lu + 1, prm->remote_ufrag, ru);
+    memcpy(ice->out_username, prm->remote_ufrag, ru);
+    ice->out_username[ru] = ':';
+    memcpy(ice->out_username + ru + 1, prm->local_ufrag, lu);
+    ice->controlling = prm->controlling;
+    /* The largest tie-breaker keeps our role in any conflict (RFC 8445 §7.3.1.1): a lite agent
+     * is always controlled, and a client that also claims controlled is wrong, but answering it
+     * beats a 487 loop; as controlling we keep nominating, and a peer that also claims
+     * controlling gets 487 and switches. */
     ice->tie_breaker = UINT64_MAX;
     stun_agent_init(&ice->agent, known_attributes, STUN_COMPATIBILITY_RFC5389,
                     STUN_AGENT_USAGE_SHORT_TERM_CREDENTIALS | STUN_AGENT_USAGE_USE_FINGERPRINT);
     return ice;
 }
 
-void es_ice_lite_free(es_ice_lite_t *ice) { free(ice); }
+void es_ice_free(es_ice_t *ice) { free(ice); }
 
-/* libnice asks for the password of the USERNAME it found; only "local:remote" is accepted. */
+/* libnice asks for the password of the USERNAME it found in a request; only "local:remote" is
+ * accepted. Responses are checked with the key their request was sent with. */
 static bool validate_username(StunAgent *agent, StunMessage *msg, uint8_t *username,
                               uint16_t username_len, uint8_t **password, size_t *password_len,
                               void *user_data)
 {
-    es_ice_lite_t *ice = user_data;
+    es_ice_t *ice = user_data;
     if (username_len != strlen(ice->username) || memcmp(username, ice->username, username_len))
         return false;
     *password = (uint8_t *)ice->local_pwd;
@@ -97,52 +104,65 @@ static bool validate_username(StunAgent *agent, StunMessage *msg, uint8_t *usern
     return true;
 }
 
-int es_ice_lite_handle_stun(es_ice_lite_t *ice, uint64_t now_us, const uint8_t *buf, size_t len,
-                            const struct sockaddr *from, socklen_t from_len, uint8_t *out,
-                            size_t cap)
+int es_ice_handle_stun(es_ice_t *ice, const uint8_t *buf, size_t len, const struct sockaddr *from,
+                       socklen_t from_len, uint8_t *out, size_t cap, es_ice_msg_t *msg)
 {
     StunMessage req, resp;
-    if (from_len > sizeof(struct sockaddr_storage)) return ES_EPROTO;
+    memset(msg, 0, sizeof *msg);
+    if (from_len > sizeof(struct sockaddr_storage) || len > UINT16_MAX) return ES_EPROTO;
     StunValidationStatus v =
         stun_agent_validate(&ice->agent, &req, buf, len, validate_username, ice);
     if (v == STUN_VALIDATION_UNKNOWN_REQUEST_ATTRIBUTE) {
-        /* RFC 5389 §7.3.1: a request with unknown comprehension-required attributes gets 420. */
+        /* RFC 8489 §7.3.1: a request with unknown comprehension-required attributes gets 420. */
         size_t n = stun_agent_build_unknown_attributes_error(&ice->agent, &resp, out, cap, &req);
         return n ? (int)n : ES_EPROTO;
     }
-    /* Bad integrity, a USERNAME of another session, malformed: drop it (the caller counts).
-     * Answering 401 would only help an attacker probe ufrags. */
     if (v != STUN_VALIDATION_SUCCESS) return ES_EPROTO;
-    if (stun_message_get_class(&req) != STUN_REQUEST ||
-        stun_message_get_method(&req) != STUN_BINDING)
-        return 0; /* indications and responses: nothing to answer */
-
+    if (stun_message_get_method(&req) != STUN_BINDING) return ES_EPROTO;
+    switch (stun_message_get_class(&req)) {
+    case STUN_INDICATION: return 0; /* keepalives (RFC 8445 §11) */
+    case STUN_RESPONSE:
+    case STUN_ERROR:
+        msg->kind = stun_message_get_class(&req) == STUN_RESPONSE ? ES_ICE_MSG_SUCCESS
+                                                                   : ES_ICE_MSG_ERROR;
+        stun_message_id(&req, msg->txid);
+        return 0;
+    case STUN_REQUEST: break;
+    }
     struct sockaddr_storage src;
     memset(&src, 0, sizeof src);
     memcpy(&src, from, from_len);
     size_t n = cap;
-    bool controlling = false; /* ICE-lite: always controlled (RFC 8445 §6.1.1) */
+    bool controlling = ice->controlling;
     StunUsageIceReturn r = stun_usage_ice_conncheck_create_reply(
         &ice->agent, &req, &resp, out, &n, &src, from_len, &controlling, ice->tie_breaker,
         STUN_USAGE_ICE_COMPATIBILITY_RFC5245);
     if (r != STUN_USAGE_ICE_RETURN_SUCCESS && r != STUN_USAGE_ICE_RETURN_ROLE_CONFLICT)
         return n ? (int)n : ES_EPROTO;
-    ice->last_seen_us = now_us;
-    if (stun_usage_ice_conncheck_use_candidate(&req)) {
-        ice->nominated = true;
-        ice->nominated_addr = src;
-        ice->nominated_len = from_len;
-    }
+    msg->kind = ES_ICE_MSG_REQUEST;
+    msg->use_candidate = stun_usage_ice_conncheck_use_candidate(&req);
+    msg->priority = stun_usage_ice_conncheck_priority(&req);
     return (int)n;
 }
 
-bool es_ice_lite_nominated(const es_ice_lite_t *ice, struct sockaddr_storage *addr,
-                           socklen_t *addr_len)
+int es_ice_check_create(es_ice_t *ice, bool nominate, uint32_t priority, uint8_t *out, size_t cap,
+                        uint8_t txid[ES_ICE_TXID_LEN])
 {
-    if (!ice->nominated) return false;
-    if (addr) *addr = ice->nominated_addr;
-    if (addr_len) *addr_len = ice->nominated_len;
-    return true;
+    if (!ice->remote_pwd[0]) return ES_EINVAL;
+    if (cap < ES_ICE_MSG_MAX) return ES_E2BIG;
+    StunMessage msg;
+    size_t n = stun_usage_ice_conncheck_create(
+        &ice->agent, &msg, out, cap, (const uint8_t *)ice->out_username, strlen(ice->out_username),
+        (const uint8_t *)ice->remote_pwd, strlen(ice->remote_pwd), nominate, ice->controlling,
+        priority, ice->tie_breaker, NULL, STUN_USAGE_ICE_COMPATIBILITY_RFC5245);
+    if (!n) return ES_EAGAIN; /* libnice remembers at most STUN_AGENT_MAX_SAVED_IDS */
+    stun_message_id(&msg, txid);
+    return (int)n;
 }
 
-uint64_t es_ice_lite_last_seen_us(const es_ice_lite_t *ice) { return ice->last_seen_us; }
+void es_ice_check_forget(es_ice_t *ice, const uint8_t txid[ES_ICE_TXID_LEN])
+{
+    StunTransactionId id;
+    memcpy(id, txid, sizeof id);
+    stun_agent_forget_transaction(&ice->agent, id);
+}

@@ -1,5 +1,6 @@
 /* Unit tests for src/webrtc/ice.c: the RFC 5769 §2.1 sample request, a round trip with a libnice
- * client agent (nomination, XOR-MAPPED-ADDRESS), wrong credentials, and the ufrag peek. */
+ * client agent (nomination, XOR-MAPPED-ADDRESS), our controlling agent against our lite one,
+ * wrong credentials, and the ufrag peek. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -52,40 +53,50 @@ static void test_peek_ufrag(void **state)
     assert_int_equal(es_stun_peek_ufrag(no_username, sizeof no_username, u, sizeof u), ES_ENOENT);
 }
 
+static es_ice_t *lite(const char *lu, const char *lp, const char *ru)
+{
+    es_ice_params_t p = {.local_ufrag = lu, .local_pwd = lp, .remote_ufrag = ru};
+    return es_ice_new(&p);
+}
+
+static int handle(es_ice_t *ice, const uint8_t *buf, size_t len, const struct sockaddr_in *from,
+                  uint8_t *out, es_ice_msg_t *msg)
+{
+    return es_ice_handle_stun(ice, buf, len, (const struct sockaddr *)from, sizeof *from, out,
+                              ES_ICE_MSG_MAX, msg);
+}
+
 static void test_rfc5769_sample_request(void **state)
 {
-    es_ice_lite_t *ice = es_ice_lite_new("evtj", rfc5769_pwd, "h6vY");
+    es_ice_t *ice = lite("evtj", rfc5769_pwd, "h6vY");
     struct sockaddr_in from = addr4("192.0.2.1", 32853);
-    uint8_t out[512];
-    int n = es_ice_lite_handle_stun(ice, 1000, rfc5769_request, sizeof rfc5769_request,
-                                    (struct sockaddr *)&from, sizeof from, out, sizeof out);
+    uint8_t out[ES_ICE_MSG_MAX];
+    es_ice_msg_t msg;
+    int n = handle(ice, rfc5769_request, sizeof rfc5769_request, &from, out, &msg);
     assert_true(n > 20);
     assert_int_equal(out[0] << 8 | out[1], 0x0101); /* Binding success response */
     assert_memory_equal(out + 8, rfc5769_request + 8, 12); /* same transaction ID */
-    assert_int_equal(es_ice_lite_last_seen_us(ice), 1000);
-    assert_false(es_ice_lite_nominated(ice, NULL, NULL)); /* no USE-CANDIDATE in the sample */
-    es_ice_lite_free(ice);
+    assert_int_equal(msg.kind, ES_ICE_MSG_REQUEST);
+    assert_false(msg.use_candidate); /* no USE-CANDIDATE in the sample */
+    assert_int_equal(msg.priority, 0x6e0001ff);
+    es_ice_free(ice);
 
     /* The same bytes with another password or another remote ufrag are dropped. */
-    ice = es_ice_lite_new("evtj", "wrong-password-wrong-password", "h6vY");
-    assert_int_equal(es_ice_lite_handle_stun(ice, 1, rfc5769_request, sizeof rfc5769_request,
-                                             (struct sockaddr *)&from, sizeof from, out, sizeof out),
+    ice = lite("evtj", "wrong-password-wrong-password", "h6vY");
+    assert_int_equal(handle(ice, rfc5769_request, sizeof rfc5769_request, &from, out, &msg),
                      ES_EPROTO);
-    es_ice_lite_free(ice);
-    ice = es_ice_lite_new("evtj", rfc5769_pwd, "other");
-    assert_int_equal(es_ice_lite_handle_stun(ice, 1, rfc5769_request, sizeof rfc5769_request,
-                                             (struct sockaddr *)&from, sizeof from, out, sizeof out),
+    es_ice_free(ice);
+    ice = lite("evtj", rfc5769_pwd, "other");
+    assert_int_equal(handle(ice, rfc5769_request, sizeof rfc5769_request, &from, out, &msg),
                      ES_EPROTO);
-    es_ice_lite_free(ice);
+    es_ice_free(ice);
     /* A flipped bit breaks MESSAGE-INTEGRITY/FINGERPRINT. */
-    ice = es_ice_lite_new("evtj", rfc5769_pwd, "h6vY");
+    ice = lite("evtj", rfc5769_pwd, "h6vY");
     uint8_t tampered[sizeof rfc5769_request];
     memcpy(tampered, rfc5769_request, sizeof tampered);
     tampered[47] ^= 1; /* priority */
-    assert_int_equal(es_ice_lite_handle_stun(ice, 1, tampered, sizeof tampered,
-                                             (struct sockaddr *)&from, sizeof from, out, sizeof out),
-                     ES_EPROTO);
-    es_ice_lite_free(ice);
+    assert_int_equal(handle(ice, tampered, sizeof tampered, &from, out, &msg), ES_EPROTO);
+    es_ice_free(ice);
 }
 
 /* A libnice agent as the controlling client (what a browser does), checking our answers. */
@@ -97,11 +108,11 @@ static void test_round_trip_with_libnice_client(void **state)
     stun_agent_init(&client, attrs, STUN_COMPATIBILITY_RFC5389,
                     STUN_AGENT_USAGE_SHORT_TERM_CREDENTIALS | STUN_AGENT_USAGE_USE_FINGERPRINT);
     const char *lufrag = "srvU", *lpwd = "server-password-0123456789", *rufrag = "cliU";
-    es_ice_lite_t *ice = es_ice_lite_new(lufrag, lpwd, rufrag);
+    es_ice_t *ice = lite(lufrag, lpwd, rufrag);
     struct sockaddr_in from = addr4("198.51.100.20", 50000);
     for (int nominate = 0; nominate < 2; nominate++) {
         StunMessage req, resp;
-        uint8_t rbuf[512], out[512];
+        uint8_t rbuf[512], out[ES_ICE_MSG_MAX];
         size_t rlen = stun_usage_ice_conncheck_create(
             &client, &req, rbuf, sizeof rbuf, (const uint8_t *)"srvU:cliU", 9,
             (const uint8_t *)lpwd, strlen(lpwd), nominate, true, 0x6e0001ff, 42, NULL,
@@ -110,9 +121,11 @@ static void test_round_trip_with_libnice_client(void **state)
         char u[32];
         assert_int_equal(es_stun_peek_ufrag(rbuf, rlen, u, sizeof u), 4);
         assert_string_equal(u, lufrag);
-        int n = es_ice_lite_handle_stun(ice, 5000 + nominate, rbuf, rlen, (struct sockaddr *)&from,
-                                        sizeof from, out, sizeof out);
+        es_ice_msg_t msg;
+        int n = handle(ice, rbuf, rlen, &from, out, &msg);
         assert_true(n > 0);
+        assert_int_equal(msg.kind, ES_ICE_MSG_REQUEST);
+        assert_int_equal(msg.use_candidate, nominate == 1);
         StunDefaultValidaterData v[] = {{(uint8_t *)"srvU:cliU", 9, (uint8_t *)lpwd, strlen(lpwd)},
                                         {NULL, 0, NULL, 0}};
         assert_int_equal(stun_agent_validate(&client, &resp, out, (size_t)n,
@@ -126,26 +139,67 @@ static void test_round_trip_with_libnice_client(void **state)
         struct sockaddr_in *m = (struct sockaddr_in *)&mapped;
         assert_int_equal(m->sin_port, from.sin_port);
         assert_int_equal(m->sin_addr.s_addr, from.sin_addr.s_addr);
-        assert_int_equal(es_ice_lite_nominated(ice, NULL, NULL), nominate == 1);
     }
-    struct sockaddr_storage nom;
-    socklen_t nl;
-    assert_true(es_ice_lite_nominated(ice, &nom, &nl));
-    assert_int_equal(nl, sizeof from);
-    assert_int_equal(((struct sockaddr_in *)&nom)->sin_port, from.sin_port);
-    assert_int_equal(es_ice_lite_last_seen_us(ice), 5001);
-    es_ice_lite_free(ice);
+    es_ice_free(ice);
+}
+
+/* Our controlling agent against our lite agent: checks, responses, USE-CANDIDATE, forgetting. */
+static void test_controlling_checks(void **state)
+{
+    es_ice_params_t cp = {.local_ufrag = "offU", .local_pwd = "offerer-password-0123456789",
+                          .remote_ufrag = "ansU", .remote_pwd = "answerer-password-0123456789",
+                          .controlling = true};
+    es_ice_t *off = es_ice_new(&cp);
+    es_ice_t *ans = lite("ansU", "answerer-password-0123456789", "offU");
+    assert_non_null(off);
+    assert_non_null(ans);
+    struct sockaddr_in a_off = addr4("192.0.2.1", 5000), a_ans = addr4("198.51.100.1", 8000);
+    uint8_t req[ES_ICE_MSG_MAX], resp[ES_ICE_MSG_MAX], txid[ES_ICE_TXID_LEN], small[100];
+    es_ice_msg_t msg;
+    assert_int_equal(es_ice_check_create(off, false, 1, small, sizeof small, txid), ES_E2BIG);
+    for (int nominate = 0; nominate < 2; nominate++) {
+        int n = es_ice_check_create(off, nominate, 0x6effffff, req, sizeof req, txid);
+        assert_true(n > 20);
+        char u[32];
+        assert_int_equal(es_stun_peek_ufrag(req, (size_t)n, u, sizeof u), 4);
+        assert_string_equal(u, "ansU");
+        int r = handle(ans, req, (size_t)n, &a_off, resp, &msg);
+        assert_true(r > 20);
+        assert_int_equal(msg.kind, ES_ICE_MSG_REQUEST);
+        assert_int_equal(msg.use_candidate, nominate == 1);
+        assert_int_equal(msg.priority, 0x6effffff);
+        /* The offerer's own requests are not for it (USERNAME is "ansU:offU"). */
+        assert_int_equal(handle(off, req, (size_t)n, &a_ans, resp + 0, &msg), ES_EPROTO);
+        r = handle(ans, req, (size_t)n, &a_off, resp, &msg);
+        assert_int_equal(handle(off, resp, (size_t)r, &a_ans, req, &msg), 0);
+        assert_int_equal(msg.kind, ES_ICE_MSG_SUCCESS);
+        assert_memory_equal(msg.txid, txid, ES_ICE_TXID_LEN);
+        /* The same response twice: the transaction is over. */
+        assert_int_equal(handle(off, resp, (size_t)r, &a_ans, req, &msg), ES_EPROTO);
+    }
+    /* A response to a forgotten check is dropped. */
+    int n = es_ice_check_create(off, false, 1, req, sizeof req, txid);
+    int r = handle(ans, req, (size_t)n, &a_off, resp, &msg);
+    es_ice_check_forget(off, txid);
+    assert_int_equal(handle(off, resp, (size_t)r, &a_ans, req, &msg), ES_EPROTO);
+    /* A lite agent sends no checks. */
+    assert_int_equal(es_ice_check_create(ans, false, 1, req, sizeof req, txid), ES_EINVAL);
+    es_ice_free(off);
+    es_ice_free(ans);
 }
 
 static void test_new_rejects_bad_credentials(void **state)
 {
-    assert_null(es_ice_lite_new("", "pwd", "r"));
-    assert_null(es_ice_lite_new("u", "", "r"));
+    assert_null(lite("", "pwd", "r"));
+    assert_null(lite("u", "", "r"));
     char big[300];
     memset(big, 'a', sizeof big - 1);
     big[sizeof big - 1] = '\0';
-    assert_null(es_ice_lite_new(big, "pwd", "r"));
-    es_ice_lite_free(NULL);
+    assert_null(lite(big, "pwd", "r"));
+    es_ice_params_t p = {.local_ufrag = "u", .local_pwd = "pwd", .remote_ufrag = "r",
+                         .remote_pwd = big};
+    assert_null(es_ice_new(&p));
+    es_ice_free(NULL);
 }
 
 int main(void)
@@ -154,6 +208,7 @@ int main(void)
         cmocka_unit_test(test_peek_ufrag),
         cmocka_unit_test(test_rfc5769_sample_request),
         cmocka_unit_test(test_round_trip_with_libnice_client),
+        cmocka_unit_test(test_controlling_checks),
         cmocka_unit_test(test_new_rejects_bad_credentials),
     };
     return cmocka_run_group_tests_name("ice", tests, NULL, NULL);
