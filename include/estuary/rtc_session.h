@@ -70,6 +70,9 @@ typedef struct es_rtc_session_params {
     es_dtls_role_t dtls_role;              /* CLIENT sends the ClientHello once a pair is selected */
     uint32_t connect_timeout_ms;           /* ICE + DTLS must be done within this */
     uint32_t consent_timeout_ms;           /* per pair, see above (RFC 7675 §5.1 says 30 s) */
+    uint32_t dtls_timer_us;                /* first DTLS retransmission timeout (µs; 0: 100 ms,
+                                              es_dtls_set_timer); the connect timeout bounds the
+                                              retransmissions */
     uint64_t now_us;                       /* creation time (monotonic µs) */
     es_rtc_session_callbacks_t cb;
     void *user;

@@ -107,6 +107,8 @@ es_rtc_session_t *es_rtc_session_new(const es_rtc_session_params_t *prm)
         es_rtc_session_free(s);
         return NULL;
     }
+    /* Retransmit until the connect timeout rather than give up after OpenSSL's few tries. */
+    es_dtls_set_timer(s->dtls, prm->dtls_timer_us ? prm->dtls_timer_us : 100000, 12);
     /* The strings and the certificate are borrowed by params only for this call. */
     s->prm.local_ufrag = s->prm.local_pwd = s->prm.remote_ufrag = s->prm.remote_pwd = NULL;
     s->prm.fingerprint_alg = NULL;
@@ -535,17 +537,22 @@ uint64_t es_rtc_session_next_timeout_us(es_rtc_session_t *s, uint64_t now)
     if (s->state != ES_RTC_SESSION_CONNECTED)
         t = s->created_us + (uint64_t)s->prm.connect_timeout_ms * 1000;
     if (s->dtls_started) t = earliest(t, es_dtls_next_timeout_us(s->dtls, now));
+    bool any_consent = false;
     for (int i = 0; i < ES_RTC_SESSION_MAX_PAIRS; i++) {
         const pair_t *p = &s->pairs[i];
         if (!p->used) continue;
-        if (has_consent(s, p, now))
+        if (has_consent(s, p, now)) {
+            any_consent = true;
             t = earliest(t, p->consent_us + (uint64_t)s->prm.consent_timeout_ms * 1000);
+        }
         if (!s->prm.ice_controlling) continue;
         if (p->inflight) t = earliest(t, p->next_tx_us);
         if (p->check == CHECK_WAITING) t = earliest(t, s->next_check_us > now ? s->next_check_us : now);
         if (i == s->selected && p->check == CHECK_SUCCEEDED && !p->inflight)
             t = earliest(t, p->next_consent_us);
     }
+    /* Connected with consent gone everywhere: due now (the session closes). */
+    if (s->state == ES_RTC_SESSION_CONNECTED && !any_consent) return now;
     return t;
 }
 
