@@ -67,7 +67,10 @@ typedef struct es_sdp_candidate {
 typedef struct es_sdp_media {
     es_media_kind_t kind;
     char kind_name[16];       /* "audio", "video", "application", or what was written */
-    uint16_t port;            /* 0: the offerer rejected/stopped this section */
+    uint16_t port;            /* 0: the offerer rejected/stopped this section, unless bundle_only */
+    bool bundle_only;         /* a=bundle-only in the BUNDLE group with a tagged section (RFC 8843
+                                 §6): port 0 but a member, on the tag's transport (its missing
+                                 ICE, fingerprint, setup and rtcp-mux are copied from the tag) */
     char proto[32];           /* "UDP/TLS/RTP/SAVPF" etc. */
     char mid[33];             /* "" when absent */
     es_sdp_dir_t dir;
@@ -190,7 +193,10 @@ typedef struct es_sdp_caps {
  * first codec of caps[kind] that the offer has (the OFFER's payload type number is kept, with
  * its rtx payload type when caps allow), the rtcp-fb the caps allow, and the extmaps Estuary
  * understands (sdes:mid, abs-send-time, transport-wide-cc when caps allow, ssrc-audio-level,
- * video-orientation, playout-delay). A section whose codecs do not intersect is rejected.
+ * video-orientation, playout-delay). A section whose codecs do not intersect (or of a kind caps
+ * has no codec for: an audio-only stream's video) is answered inactive inside the BUNDLE group
+ * with the offer's first payload type, not rejected: browsers refuse an answer whose rejected
+ * section was the group's first. Bundle-only sections (RFC 8843 §6) are answered as members.
  * caps is indexed by es_media_kind_t (audio, video). The caller fills credentials, fingerprint,
  * candidates and SSRCs afterwards. ans->setup is ES_SETUP_PASSIVE (ES_SETUP_ACTIVE only when the
  * offer said passive); session_id is left 0 for the caller. Direction (RFC 3264 §6.1): recvonly

@@ -182,7 +182,7 @@ es_config_t *es_config_new_default(void)
     c->webrtc.nack = true;
     c->webrtc.twcc = true;
     c->webrtc.remb = false;
-    c->webrtc.publisher_timeout_ms = 5000;
+    c->webrtc.publisher_timeout_ms = 15000;
     c->webrtc.player_timeout_ms = 30000;
     c->webrtc.dtls_timeout_ms = 10000;
     if (set_listen_default(&c->rtmp.listen, "0.0.0.0:1935") < 0) goto fail;

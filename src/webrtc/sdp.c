@@ -499,6 +499,7 @@ static int parse_attribute(parser_t *p, span_t v)
         return 0;
     }
     if (span_eq(name, "rtcp-mux")) m->rtcp_mux = true;
+    else if (span_eq(name, "bundle-only")) m->bundle_only = true;
     else if (span_eq(name, "rtcp-rsize")) m->rtcp_rsize = true;
     else if (span_eq(name, "simulcast")) m->simulcast = true;
     else if (span_eq(name, "msid")) span_copy(m->msid, sizeof m->msid, trim(val)); /* kept when it fits */
@@ -535,6 +536,35 @@ static void finish(parser_t *p)
             if (c->codec != ES_CODEC_RTX) c->apt = -1;
             if (c->codec != ES_CODEC_VP9) c->vp9_profile_id = 0;
         }
+    }
+    /* RFC 8843 §6, §7.5.3: a bundle-only section (port 0, a=bundle-only) is a member of the
+     * BUNDLE group on the transport of the group's tagged section (its first mid with a port;
+     * Firefox and GStreamer with max-bundle). It may omit the transport attributes: they are the
+     * tag's. Outside a BUNDLE group a=bundle-only means nothing and port 0 rejects the section. */
+    const es_sdp_media_t *tag = NULL;
+    for (size_t b = 0; b < o->n_bundle && !tag; b++)
+        for (size_t i = 0; i < o->n_media && !tag; i++)
+            if (o->media[i].port && !strncmp(o->media[i].mid, o->bundle_mids[b], sizeof o->media[i].mid))
+                tag = &o->media[i];
+    for (size_t i = 0; i < o->n_media; i++) {
+        es_sdp_media_t *m = &o->media[i];
+        if (!m->bundle_only) continue;
+        bool in = false;
+        for (size_t b = 0; b < o->n_bundle && m->mid[0]; b++)
+            in |= !strncmp(o->bundle_mids[b], m->mid, sizeof m->mid);
+        if (m->port || !in || !tag) {
+            m->bundle_only = m->port != 0 && in; /* "bundle-only" with a port: just bundled */
+            continue;
+        }
+        if (!m->ice_ufrag[0]) memcpy(m->ice_ufrag, tag->ice_ufrag, sizeof m->ice_ufrag);
+        if (!m->ice_pwd[0]) memcpy(m->ice_pwd, tag->ice_pwd, sizeof m->ice_pwd);
+        if (!m->fingerprint_len) {
+            memcpy(m->fingerprint_alg, tag->fingerprint_alg, sizeof m->fingerprint_alg);
+            memcpy(m->fingerprint, tag->fingerprint, sizeof m->fingerprint);
+            m->fingerprint_len = tag->fingerprint_len;
+        }
+        if (m->setup == ES_SETUP_NONE) m->setup = tag->setup;
+        m->rtcp_mux |= tag->rtcp_mux;
     }
 }
 
@@ -613,9 +643,10 @@ __attribute__((format(printf, 3, 4))) static int check_fail(char *err, size_t er
     return ES_EPROTO;
 }
 
+/* An audio or video section the offerer wants: a port, or bundle-only in the BUNDLE group. */
 static bool is_av(const es_sdp_media_t *m)
 {
-    return (m->kind == ES_MEDIA_AUDIO || m->kind == ES_MEDIA_VIDEO) && m->port != 0;
+    return (m->kind == ES_MEDIA_AUDIO || m->kind == ES_MEDIA_VIDEO) && (m->port != 0 || m->bundle_only);
 }
 
 static bool dtls_srtp_proto(const char *proto)
@@ -863,15 +894,26 @@ int es_sdp_answer_init(const es_sdp_t *offer, bool receive, const es_sdp_caps_t 
         for (size_t c = 0; c < cap->n_codecs && c < 4 && !chosen; c++)
             for (size_t k = 0; k < m->n_codecs && k < ES_SDP_MAX_CODECS && !chosen; k++)
                 if (codec_usable(&cap->codecs[c], &m->codecs[k], receive)) chosen = &m->codecs[k];
+        a->rejected = false;
+        a->rtcp_rsize = m->rtcp_rsize;
         if (!chosen) {
+            /* Accepted but inactive, inside the BUNDLE group (RFC 3264 §6, RFC 8843 §7.3): a
+             * stream without this kind (audio-only, video-only) or a codec we cannot take. Port
+             * 0 here would take the section out of the group, and Chromium then refuses the
+             * whole answer ("Failed to setup RTCP mux") when it was the group's first. */
             char offered[160], usable[160];
             offered_names(m, offered, sizeof offered);
             caps_names(cap, usable, sizeof usable);
-            err_append(err, err_len, "no common %s codec: offered %s; %s %s", m->kind_name, offered,
-                       receive ? "Estuary accepts" : "this stream sends", usable);
+            if (cap->n_codecs)
+                err_append(err, err_len, "no common %s codec: offered %s; %s %s", m->kind_name,
+                           offered, receive ? "Estuary accepts" : "this stream sends", usable);
+            else
+                err_append(err, err_len, "no %s: %s", m->kind_name,
+                           receive ? "Estuary takes none" : "this stream has none");
+            a->codecs[0].fb_nack = a->codecs[0].fb_pli = a->codecs[0].fb_fir = false;
+            a->codecs[0].fb_transport_cc = a->codecs[0].fb_remb = false;
             continue;
         }
-        a->rejected = false;
         a->rtcp_rsize = m->rtcp_rsize;
         a->codecs[0] = *chosen;
         keep_feedback(&a->codecs[0], cap);

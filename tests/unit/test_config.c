@@ -48,7 +48,7 @@ static void test_embedded_default_equals_compiled_defaults(void **state)
     assert_int_equal(emb->webrtc.udp_listen.port, 8000);
     assert_false(emb->webrtc.tcp_listen.enabled);
     assert_int_equal(emb->rtmp.listen.port, 1935);
-    assert_int_equal(emb->webrtc.publisher_timeout_ms, 5000);
+    assert_int_equal(emb->webrtc.publisher_timeout_ms, 15000);
     assert_int_equal(emb->webrtc.player_timeout_ms, 30000);
     assert_int_equal(emb->n_apps, 1);
     assert_string_equal(emb->apps[0].name, "*");

@@ -379,24 +379,106 @@ static void test_firefox_whep(void **state)
     assert_int_equal(ans->media[1].codecs[0].pt, 121);
     caps[1].codecs[0].vp9_profile_id = 2;
     assert_int_equal(es_sdp_answer_init(s, false, caps, ans, err, sizeof err), 1);
-    assert_true(ans->media[1].rejected);
+    assert_false(ans->media[1].rejected); /* inactive inside the BUNDLE group */
+    assert_int_equal(ans->media[1].dir, ES_DIR_INACTIVE);
 
     /* Nothing in common: the error names both sides. */
     make_caps(caps, simple(ES_CODEC_AV1));
     caps[0].n_codecs = 0;
     assert_int_equal(es_sdp_answer_init(s, false, caps, ans, err, sizeof err), 0);
     assert_non_null(strstr(err, "no common video codec: offered VP8, VP9, H264; this stream sends AV1"));
-    assert_non_null(strstr(err, "no common audio codec: offered opus, G722, PCMU, PCMA, telephone-event"));
+    assert_non_null(strstr(err, "no audio: this stream has none"));
     fill_answer(ans, true);
     out = write_and_reparse(ans, &back);
-    assert_int_equal(back->n_bundle, 0);
-    assert_int_equal(back->media[0].port, 0);
-    assert_int_equal(back->media[1].port, 0);
+    assert_int_equal(back->n_bundle, 2);
+    assert_int_equal(back->media[0].port, 9);
+    assert_int_equal(back->media[0].dir, ES_DIR_INACTIVE);
+    assert_true(back->media[0].rtcp_mux);
     assert_string_equal(back->media[1].mid, "1");
     assert_int_equal(back->media[1].dir, ES_DIR_INACTIVE);
     assert_int_equal(back->media[1].codecs[0].pt, 120); /* the offer's first format */
     free(out);
     free(back);
+    free(ans);
+    free(s);
+}
+
+/* Replaces the first `from` in text with `to` (text_len adjusted). */
+static void edit(const char *from, const char *to)
+{
+    char *p = strstr(text, from);
+    assert_non_null(p);
+    size_t fl = strlen(from), tl = strlen(to);
+    assert_true(text_len - fl + tl < sizeof text);
+    memmove(p + tl, p + fl, text_len - (size_t)(p - text) - fl + 1);
+    memcpy(p, to, tl);
+    text_len = text_len - fl + tl;
+}
+
+/* Firefox and GStreamer with max-bundle: every section after the first has port 0 and
+ * a=bundle-only, and may carry no transport attributes (RFC 8843 §6, §7.5.3). They are members,
+ * answered with a port inside the BUNDLE group. An audio-only stream's video section is answered
+ * inactive inside the group, not rejected. */
+static void test_bundle_only_and_missing_kind(void **state)
+{
+    load("firefox_whep_recvonly.sdp");
+    edit("m=video 9 ", "m=video 0 ");
+    edit("a=mid:1\r\n", "a=mid:1\r\na=bundle-only\r\n");
+    /* The second section's own credentials and setup go: the tag's apply. */
+    char *v = strstr(text, "m=video");
+    char *u = strstr(v, "a=ice-ufrag:8c41e2f7\r\n");
+    assert_non_null(u);
+    memmove(u, u + 22, text_len - (size_t)(u - text) - 22 + 1);
+    text_len -= 22;
+    es_sdp_t *s = calloc(1, sizeof *s);
+    assert_int_equal(es_sdp_parse(text, text_len, s, err, sizeof err), 0);
+    assert_int_equal(s->media[1].port, 0);
+    assert_true(s->media[1].bundle_only);
+    assert_string_equal(s->media[1].ice_ufrag, "8c41e2f7");
+    assert_true(s->media[1].rtcp_mux);
+    assert_int_equal(es_sdp_check_webrtc(s, err, sizeof err), 0);
+    es_sdp_caps_t caps[2];
+    es_sdp_answer_t *ans = calloc(1, sizeof *ans);
+    make_caps(caps, simple(ES_CODEC_VP8));
+    assert_int_equal(es_sdp_answer_init(s, false, caps, ans, err, sizeof err), 2);
+    assert_false(ans->media[1].rejected);
+    assert_int_equal(ans->media[1].dir, ES_DIR_SENDONLY);
+    fill_answer(ans, true);
+    es_sdp_t *back;
+    char *out = write_and_reparse(ans, &back);
+    assert_int_equal(back->n_bundle, 2);
+    assert_int_equal(back->media[1].port, 9);
+    free(out);
+    free(back);
+    /* An audio-only stream: the video section is inactive but in the group, with rtcp-mux. */
+    caps[1].n_codecs = 0;
+    assert_int_equal(es_sdp_answer_init(s, false, caps, ans, err, sizeof err), 1);
+    assert_int_equal(ans->media[1].dir, ES_DIR_INACTIVE);
+    fill_answer(ans, true);
+    out = write_and_reparse(ans, &back);
+    assert_int_equal(back->n_bundle, 2);
+    assert_int_equal(back->media[1].port, 9);
+    assert_true(back->media[1].rtcp_mux);
+    assert_int_equal(back->media[1].dir, ES_DIR_INACTIVE);
+    assert_int_equal(back->media[1].codecs[0].pt, 120); /* the offer's first format */
+    assert_false(back->media[1].codecs[0].fb_nack);
+    free(out);
+    free(back);
+    /* Video-only likewise. */
+    make_caps(caps, simple(ES_CODEC_VP8));
+    caps[0].n_codecs = 0;
+    assert_int_equal(es_sdp_answer_init(s, false, caps, ans, err, sizeof err), 1);
+    assert_int_equal(ans->media[0].dir, ES_DIR_INACTIVE);
+    assert_false(ans->media[0].rejected);
+    assert_int_equal(es_sdp_answer_transport(ans), 0);
+    /* Outside a BUNDLE group, port 0 rejects the section whatever a=bundle-only says. */
+    edit("a=group:BUNDLE 0 1", "a=group:BUNDLE 0");
+    assert_int_equal(es_sdp_parse(text, text_len, s, err, sizeof err), 0);
+    assert_false(s->media[1].bundle_only);
+    assert_int_equal(es_sdp_check_webrtc(s, err, sizeof err), 0);
+    make_caps(caps, simple(ES_CODEC_VP8));
+    assert_int_equal(es_sdp_answer_init(s, false, caps, ans, err, sizeof err), 1);
+    assert_true(ans->media[1].rejected);
     free(ans);
     free(s);
 }
@@ -420,7 +502,7 @@ static void test_safari_whep(void **state)
     /* Main profile: Safari offers none. */
     make_caps(caps, h264(0x4d001f, 1, false));
     assert_int_equal(es_sdp_answer_init(s, false, caps, ans, err, sizeof err), 1);
-    assert_true(ans->media[1].rejected);
+    assert_int_equal(ans->media[1].dir, ES_DIR_INACTIVE);
     caps[0].n_codecs = 0;
     assert_int_equal(es_sdp_answer_init(s, false, caps, ans, err, sizeof err), 0);
     assert_non_null(strstr(err, "offered H264, H265, VP8, VP9; this stream sends H264 4d001f"));
@@ -886,6 +968,7 @@ int main(void)
         cmocka_unit_test(test_check_webrtc),
         cmocka_unit_test(test_h264_compatible),
         cmocka_unit_test(test_fragments),
+        cmocka_unit_test(test_bundle_only_and_missing_kind),
         cmocka_unit_test(test_malformed),
     };
     return cmocka_run_group_tests_name("sdp", tests, NULL, NULL);
