@@ -81,9 +81,9 @@ void es_dtls_free(es_dtls_t *d);
 
 /* es_dtls_set_timer: retransmission policy, before es_dtls_start. The first timeout of each
  * flight is initial_us (default 100000 µs; at least 20000: OpenSSL treats under 15 ms as
- * expired), doubling on each expiry (RFC 6347 §4.2.4.1); the expiry after max_retransmits
- * retransmissions of one flight fails the endpoint with ES_ETIMEDOUT (default 6: about 12.7 s
- * with the default start). The timer runs on the real clock inside OpenSSL, and OpenSSL also
+ * expired), doubling on each expiry up to 1 s (RFC 6347 §4.2.4.1 allows 60 s; a WebRTC
+ * connect has a 10 s budget); the expiry after max_retransmits retransmissions of one flight
+ * fails the endpoint with ES_ETIMEDOUT (default 6: about 4.5 s with the default start). The timer runs on the real clock inside OpenSSL, and OpenSSL also
  * retransmits by itself when a datagram arrives after the timer expired. Tests use this to
  * keep their real sleeps short. */
 void es_dtls_set_timer(es_dtls_t *d, uint32_t initial_us, unsigned max_retransmits);

@@ -20,6 +20,8 @@ enum {
     ES_EBUSY = -10,  /* at capacity */
     ES_ETIMEDOUT = -11, /* a timer expired: a handshake or a peer took too long */
     ES_EACCES = -12, /* not authorized: a missing or wrong token */
+    ES_ENOTSUP = -13, /* nothing in common: no codec or direction both sides support */
+    ES_ESTALE = -14, /* a precondition failed: the resource changed (an ETag that no longer matches) */
 };
 
 /* es_strerror: a short English description of an ES_E* code; never NULL, static storage. */

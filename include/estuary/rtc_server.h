@@ -1,8 +1,9 @@
-/* WebRTC sessions of the daemon: the one UDP port (include/estuary/udp.h), the DTLS
- * certificate, the session table (ufrag -> session for STUN before nomination, 5-tuple ->
- * session after, both O(1)), and a 10 ms timer that drives DTLS retransmissions, consent
- * freshness (RFC 7675) and the streams' RTCP. WHIP/WHEP handlers (src/http/whip.c) create and
- * end sessions through this interface. */
+/* WebRTC sessions of the daemon, the application side (src/app/rtc_server.c): the DTLS
+ * certificate, offer/answer for WHIP and WHEP, admission (include/estuary/admission.h), the
+ * attachment of each session to its stream, and the session table of the API. The transport
+ * (UDP port, routing, per-session timers) is include/estuary/rtc_transport.h; the protocol is the
+ * sans-IO session (include/estuary/rtc_session.h). WHIP/WHEP handlers (src/http/whip.c) create
+ * and end sessions through this interface and map its ES_E* codes to HTTP statuses. */
 #ifndef ESTUARY_RTC_SERVER_H
 #define ESTUARY_RTC_SERVER_H
 
@@ -19,15 +20,15 @@ typedef enum { ES_RTC_PUBLISH = 0, ES_RTC_PLAY } es_rtc_role_t;
 
 /* The outcome of an offer, a trickle PATCH or a DELETE, for the HTTP layer. */
 typedef struct es_rtc_result {
-    int status;               /* HTTP status: 201, 204, 200, or the 4xx/5xx to answer */
-    char *sdp;                /* malloc'ed answer (201) or sdpfrag (200), NULL otherwise */
+    int err;                  /* 0, or the ES_E* code (see each function) */
+    char *sdp;                /* malloc'ed answer (offer) or sdpfrag (ICE restart), else NULL */
     char id[ES_RTC_ID_LEN + 1];
     char etag[40];            /* ETag of the ICE session ("\"<ufrag>\"") */
-    char error[512];          /* why, for 4xx/5xx */
+    char error[512];          /* why, when err != 0 */
 } es_rtc_result_t;
 
 /* es_rtc_server_start: binds webrtc.udp_listen, loads or generates the DTLS certificate,
- * resolves the host candidates and starts the timer. Returns 0, or ES_EIO after logging why.
+ * starts the transport (UDP port, host candidates). Returns 0, or ES_EIO after logging why.
  * *out is set whenever memory was allocated (free with es_rtc_server_free after the loop ran
  * dry). */
 int es_rtc_server_start(es_server_t *srv, es_rtc_server_t **out);
@@ -47,17 +48,19 @@ int es_rtc_server_port(const es_rtc_server_t *rtc);
 
 /* es_rtc_offer: a WHIP (ES_RTC_PUBLISH) or WHEP (ES_RTC_PLAY) offer for app/stream. eip
  * ("IP" or "IP:PORT", or NULL) replaces the host candidates (SRS's ?eip=). remote is the HTTP
- * client's "ip:port" for logs. Fills *res (free res->sdp). Status 201 with the answer, or
- * 400 (bad SDP, no BUNDLE...), 404 (nothing to play), 406 (no common codec; the reason names
- * the codecs), 409 (already published), 503 (limits.max_sessions). */
+ * client's "ip:port" for logs. Fills *res (free res->sdp): err 0 with the answer, id and ETag,
+ * or ES_EINVAL (bad name or eip), ES_EPROTO (bad SDP, no BUNDLE...), ES_ENOENT (nothing to
+ * play), ES_ENOTSUP (no common codec or direction; the reason names the codecs), ES_EEXIST
+ * (already published), ES_EBUSY (limits.max_sessions, WebRTC off), ES_ENOMEM, ES_ERANGE (answer
+ * too large), with the reason in res->error. */
 void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, const char *stream,
                   const char *sdp, size_t len, const char *eip, const char *remote,
                   es_rtc_result_t *res);
 
 /* es_rtc_patch: a trickle-ice-sdpfrag (RFC 8840) for session id. if_match ("" or "*" or the
- * ETag) must match the current ETag (else 412). Candidates only: 204. A new ufrag/pwd: an ICE
- * restart (RFC 9725 §4.4): 200 with our new credentials as sdpfrag and a new ETag. 404 for an
- * unknown session, 400 for a bad fragment. */
+ * ETag) must match the current ETag (else ES_ESTALE). Candidates only: err 0 and no sdp. A new
+ * ufrag/pwd: an ICE restart (RFC 9725 §4.4): err 0 with our new credentials as sdpfrag and a
+ * new ETag. ES_ENOENT for an unknown session, ES_EPROTO for a bad fragment. */
 void es_rtc_patch(es_rtc_server_t *rtc, const char *id, const char *if_match, const char *body,
                   size_t len, es_rtc_result_t *res);
 

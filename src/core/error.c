@@ -17,6 +17,8 @@ const char *es_strerror(int err)
     case ES_EBUSY: return "at capacity";
     case ES_ETIMEDOUT: return "timed out";
     case ES_EACCES: return "not authorized";
+    case ES_ENOTSUP: return "not supported";
+    case ES_ESTALE: return "precondition failed";
     default: return "unknown error";
     }
 }

@@ -51,20 +51,37 @@ static int check_token(const es_http_request_t *req, const char *token, char *wh
     return 0;
 }
 
+/* The HTTP status for an es_rtc_* error (RFC 9725 and the WHEP draft name most of them). */
+static int http_status(int err)
+{
+    switch (err) {
+    case ES_EINVAL:
+    case ES_EPROTO: return 400;
+    case ES_EACCES: return 403;
+    case ES_ENOENT: return 404;
+    case ES_ENOTSUP: return 406;
+    case ES_EEXIST: return 409;
+    case ES_ESTALE: return 412;
+    case ES_ERANGE: return 500;
+    default: return 503; /* ES_EBUSY, ES_ENOMEM, ES_EIO */
+    }
+}
+
+/* An offer's answer (base: the resource's path prefix, 201 Created) or a PATCH result (200 with
+ * an ICE restart's sdpfrag, else 204). */
 static int respond_result(es_http_response_t *resp, const es_rtc_result_t *r, const char *base)
 {
-    if (r->status >= 400) return es_http_respond_error(resp, r->status, "%s", r->error);
+    if (r->err) return es_http_respond_error(resp, http_status(r->err), "%s", r->error);
     es_http_response_reset(resp);
-    resp->status = r->status;
+    resp->status = base ? 201 : r->sdp ? 200 : 204;
     if (r->etag[0]) snprintf(resp->etag, sizeof resp->etag, "%s", r->etag);
     if (r->sdp) {
         resp->body = r->sdp;
         resp->body_len = strlen(r->sdp);
         snprintf(resp->content_type, sizeof resp->content_type, "%s",
-                 r->status == 201 ? "application/sdp" : "application/trickle-ice-sdpfrag");
+                 base ? "application/sdp" : "application/trickle-ice-sdpfrag");
     }
-    if (r->status == 201 && base)
-        snprintf(resp->location, sizeof resp->location, "%s/%s", base, r->id);
+    if (base) snprintf(resp->location, sizeof resp->location, "%s/%s", base, r->id);
     return 0;
 }
 

@@ -45,7 +45,10 @@
  * retransmits by itself whenever a read finds nothing and the timer has expired: a shorter
  * first timeout would retransmit several times inside one SSL call. */
 #define DTLS_MIN_INITIAL_TIMEOUT_US 20000
-#define DTLS_MAX_TIMEOUT_US 60000000 /* OpenSSL's own ceiling for the doubling */
+/* The doubling stops at one second. RFC 6347 §4.2.4.1 suggests 60 s, but a WebRTC handshake
+ * that is not done in 10 s (webrtc.dtls_timeout_ms) has failed anyway, and on a lossy path a long
+ * backoff only delays the retransmission that would get through. */
+#define DTLS_MAX_TIMEOUT_US 1000000
 
 /* OpenSSL wants the list as one string; GCM first (RFC 7714 §14.2), then the mandatory CM. */
 #define DTLS_SRTP_PROFILES "SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80"

@@ -317,9 +317,13 @@ static void run_checks(es_rtc_session_t *s, uint64_t now)
             continue;
         }
         if (p->tries >= CHECK_TRIES) {
+            /* The transaction failed. Until the session is connected (the connect timeout is
+             * the bound) the pair is checked again with a new one: on a lossy path seven tries
+             * are not many. A failed nomination is retried below. */
             es_ice_check_forget(s->ice, p->txid);
-            p->inflight = false;
-            if (p->check != CHECK_SUCCEEDED) p->check = CHECK_FAILED;
+            p->inflight = p->nominating = false;
+            if (p->check != CHECK_SUCCEEDED)
+                p->check = s->state == ES_RTC_SESSION_CONNECTED ? CHECK_FAILED : CHECK_WAITING;
             continue;
         }
         p->tries++;
@@ -338,6 +342,7 @@ static void run_checks(es_rtc_session_t *s, uint64_t now)
             break;
         }
     }
+    maybe_nominate(s, now);
     /* Consent (RFC 7675 §5.1): a check on the selected pair every few seconds. */
     if (s->selected >= 0) {
         pair_t *p = &s->pairs[s->selected];

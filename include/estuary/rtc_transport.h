@@ -1,0 +1,81 @@
+/* The WebRTC transport host (src/net/rtc_transport.c): the one UDP port, the host candidates
+ * (configured, discovered for "*"), and the links: one per WebRTC session, each driving a
+ * sans-IO es_rtc_session_t on the loop. Datagrams are routed to a link by the STUN USERNAME's
+ * ufrag (before and during ICE) and by 5-tuple for every valid pair (DTLS, SRTP); each link has
+ * one timer, armed at its session's next deadline. No streams, SDP or admission here: the
+ * application (src/app/rtc_server.c) opens links and gets plain RTP, RTCP and state back. */
+#ifndef ESTUARY_RTC_TRANSPORT_H
+#define ESTUARY_RTC_TRANSPORT_H
+
+#include "estuary/config.h"
+#include "estuary/rtc_session.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define ES_RTC_MAX_CANDIDATES 8
+
+typedef struct es_rtc_transport es_rtc_transport_t;
+typedef struct es_rtc_link es_rtc_link_t;
+
+/* What a link reports to its application; user is the es_rtc_link_open argument. on_rtp,
+ * on_rtcp, on_selected and on_state are the session's (include/estuary/rtc_session.h). The
+ * application may not close or free the link from inside them. on_closed comes once, when the
+ * link is freed (after CLOSED/FAILED, es_rtc_link_close or es_rtc_transport_stop). */
+typedef struct es_rtc_link_callbacks {
+    void (*on_rtp)(void *user, uint64_t now_us, uint8_t *buf, size_t len);
+    void (*on_rtcp)(void *user, uint64_t now_us, uint8_t *buf, size_t len);
+    void (*on_selected)(void *user, const es_addr_pair_t *addr, bool nominated);
+    void (*on_state)(void *user, es_rtc_session_state_t state, int err, const char *reason);
+    void (*on_closed)(void *user, const char *reason);
+    /* Optional: called every tick_us (es_rtc_link_set_tick) on the link's timer. */
+    void (*on_tick)(void *user, uint64_t now_us);
+} es_rtc_link_callbacks_t;
+
+/* es_rtc_transport_start: binds udp_listen and resolves the host candidates (each of
+ * `candidates`: an IP, a host name, or "*" for the interface addresses; loopback only when the
+ * machine has nothing else). Returns 0 with *out set, or ES_EIO with the reason in err. */
+int es_rtc_transport_start(uv_loop_t *loop, const es_listen_t *udp_listen,
+                           char *const *candidates, size_t n_candidates,
+                           es_rtc_transport_t **out, char *err, size_t err_len);
+
+/* es_rtc_transport_set_candidates: resolves the host candidates again (after SIGHUP), for new
+ * sessions. */
+void es_rtc_transport_set_candidates(es_rtc_transport_t *t, char *const *candidates,
+                                     size_t n_candidates);
+
+/* es_rtc_transport_candidates: the host candidate IPs (borrowed) and their count. */
+size_t es_rtc_transport_candidates(const es_rtc_transport_t *t, const char *const **ips);
+
+/* es_rtc_transport_port: the bound UDP port (host byte order). */
+int es_rtc_transport_port(const es_rtc_transport_t *t);
+
+/* es_rtc_transport_stop: closes every link (DTLS close_notify, on_closed) and the socket;
+ * es_rtc_transport_free after the loop ran dry. Both NULL-safe. */
+void es_rtc_transport_stop(es_rtc_transport_t *t, const char *reason);
+void es_rtc_transport_free(es_rtc_transport_t *t);
+
+/* es_rtc_link_open: a session with params (its callbacks and user are replaced by the link's;
+ * cb and user here get the events), routed by params->local_ufrag. Returns NULL when out of
+ * memory, a credential is invalid, or the transport is stopping. */
+es_rtc_link_t *es_rtc_link_open(es_rtc_transport_t *t, const es_rtc_session_params_t *params,
+                                const es_rtc_link_callbacks_t *cb, void *user);
+
+/* es_rtc_link_close: ends the link now (close_notify when connected), calls on_closed and frees
+ * it. Not from inside the link's own callbacks. */
+void es_rtc_link_close(es_rtc_link_t *l, const char *reason);
+
+/* es_rtc_link_set_tick: on_tick every period_us (0 stops it), from the link's own timer. */
+void es_rtc_link_set_tick(es_rtc_link_t *l, uint64_t period_us, uint64_t now_us);
+
+/* es_rtc_link_restart_ice: an ICE restart with new credentials (es_rtc_session_restart_ice);
+ * the link is routed by the new local ufrag from now on. Returns 0 or ES_EINVAL. */
+int es_rtc_link_restart_ice(es_rtc_link_t *l, const char *local_ufrag, const char *local_pwd,
+                            const char *remote_ufrag, const char *remote_pwd);
+
+/* es_rtc_link_session: the link's session (state, stats, send_rtp/rtcp). Borrowed. */
+es_rtc_session_t *es_rtc_link_session(es_rtc_link_t *l);
+
+#endif

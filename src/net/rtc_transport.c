@@ -1,0 +1,434 @@
+/* The WebRTC transport host (include/estuary/rtc_transport.h): the UDP port, the host
+ * candidates, the routing maps (ufrag -> link for STUN, 5-tuple -> link for every valid pair,
+ * both O(1)) and one timer per link at its session's next deadline. */
+#define _GNU_SOURCE /* getifaddrs flags */
+#include "estuary/rtc_transport.h"
+
+#include "estuary/clock.h"
+#include "estuary/error.h"
+#include "estuary/ice.h"
+#include "estuary/log.h"
+#include "estuary/udp.h"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAP_BUCKETS 4096
+
+/* One valid pair of a link in the 5-tuple map: DTLS and SRTP from any of them reach it. */
+typedef struct route {
+    es_addr_pair_t addr;
+    es_rtc_link_t *l;
+    bool used;
+    struct route *next;
+} route_t;
+
+struct es_rtc_transport {
+    uv_loop_t *loop;
+    es_udp_t *udp;
+    int port, family;
+    char listen_host[64];
+    char cand_ip[ES_RTC_MAX_CANDIDATES][64];
+    const char *cand_ptr[ES_RTC_MAX_CANDIDATES];
+    size_t n_cand;
+    es_rtc_link_t *links;          /* all, newest first */
+    es_rtc_link_t *by_ufrag[MAP_BUCKETS];
+    route_t *by_tuple[MAP_BUCKETS];
+    uint64_t unknown_datagrams, last_unknown_log_us;
+    bool stopping;
+};
+
+struct es_rtc_link {
+    es_rtc_transport_t *t;
+    es_rtc_session_t *rs;
+    es_rtc_link_callbacks_t cb;
+    void *user;
+    char ufrag[ES_ICE_UFRAG_MAX + 1];
+    route_t routes[ES_RTC_SESSION_MAX_PAIRS];
+    uv_timer_t timer;              /* armed at the session's next deadline */
+    uint64_t timer_due;            /* µs it is armed for, 0 when idle */
+    uint64_t tick_us, next_tick_us;
+    bool ended;                    /* CLOSED or FAILED: freed when the current call returns */
+    char reason[160];
+    es_rtc_link_t *next, *prev, *next_ufrag;
+};
+
+/* --- maps --- */
+
+static size_t ufrag_bucket(const char *ufrag)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (const char *p = ufrag; *p; p++) h = (h ^ (uint8_t)*p) * 0x100000001b3ULL;
+    return (size_t)(h % MAP_BUCKETS);
+}
+
+static void ufrag_add(es_rtc_transport_t *t, es_rtc_link_t *l)
+{
+    size_t b = ufrag_bucket(l->ufrag);
+    l->next_ufrag = t->by_ufrag[b];
+    t->by_ufrag[b] = l;
+}
+
+static void ufrag_remove(es_rtc_transport_t *t, es_rtc_link_t *l)
+{
+    for (es_rtc_link_t **pp = &t->by_ufrag[ufrag_bucket(l->ufrag)]; *pp; pp = &(*pp)->next_ufrag)
+        if (*pp == l) {
+            *pp = l->next_ufrag;
+            return;
+        }
+}
+
+static es_rtc_link_t *ufrag_find(es_rtc_transport_t *t, const char *ufrag)
+{
+    for (es_rtc_link_t *l = t->by_ufrag[ufrag_bucket(ufrag)]; l; l = l->next_ufrag)
+        if (!strcmp(l->ufrag, ufrag)) return l;
+    return NULL;
+}
+
+static route_t **route_slot(es_rtc_transport_t *t, const es_addr_pair_t *a)
+{
+    route_t **pp = &t->by_tuple[es_addr_pair_hash(a) % MAP_BUCKETS];
+    while (*pp && !es_addr_pair_equal(&(*pp)->addr, a)) pp = &(*pp)->next;
+    return pp;
+}
+
+static void route_unlink(es_rtc_transport_t *t, route_t *r)
+{
+    if (!r->used) return;
+    route_t **pp = route_slot(t, &r->addr);
+    if (*pp == r) *pp = r->next;
+    r->used = false;
+}
+
+/* A 5-tuple belongs to one link: the one that authenticated it last (a client that reuses its
+ * port for a new session). */
+static void route_add(es_rtc_transport_t *t, es_rtc_link_t *l, const es_addr_pair_t *a)
+{
+    route_t **pp = route_slot(t, a);
+    if (*pp) route_unlink(t, *pp);
+    for (size_t i = 0; i < ES_RTC_SESSION_MAX_PAIRS; i++) {
+        route_t *r = &l->routes[i];
+        if (r->used) continue;
+        r->addr = *a;
+        r->l = l;
+        r->used = true;
+        pp = &t->by_tuple[es_addr_pair_hash(a) % MAP_BUCKETS];
+        r->next = *pp;
+        *pp = r;
+        return;
+    }
+}
+
+static void route_remove(es_rtc_transport_t *t, es_rtc_link_t *l, const es_addr_pair_t *a)
+{
+    for (size_t i = 0; i < ES_RTC_SESSION_MAX_PAIRS; i++)
+        if (l->routes[i].used && es_addr_pair_equal(&l->routes[i].addr, a))
+            route_unlink(t, &l->routes[i]);
+}
+
+/* --- links --- */
+
+static void on_timer_closed(uv_handle_t *h) { free(h->data); }
+
+static void link_free(es_rtc_link_t *l)
+{
+    es_rtc_transport_t *t = l->t;
+    ufrag_remove(t, l);
+    for (size_t i = 0; i < ES_RTC_SESSION_MAX_PAIRS; i++) route_unlink(t, &l->routes[i]);
+    if (l->prev) l->prev->next = l->next;
+    else t->links = l->next;
+    if (l->next) l->next->prev = l->prev;
+    if (l->cb.on_closed) l->cb.on_closed(l->user, l->reason[0] ? l->reason : "closed");
+    es_rtc_session_free(l->rs);
+    l->rs = NULL;
+    uv_close((uv_handle_t *)&l->timer, on_timer_closed); /* frees l */
+}
+
+static void on_link_timer(uv_timer_t *h);
+
+/* After every call into l's session: free it if it ended, else arm its timer for its next
+ * deadline (only when that is earlier than the armed one: an early wake-up costs nothing). */
+static void link_after(es_rtc_link_t *l, uint64_t now)
+{
+    if (l->ended) {
+        link_free(l);
+        return;
+    }
+    uint64_t due = es_rtc_session_next_timeout_us(l->rs, now);
+    if (l->next_tick_us && (!due || l->next_tick_us < due)) due = l->next_tick_us;
+    if (!due || (l->timer_due && l->timer_due <= due && l->timer_due >= now)) return;
+    l->timer_due = due;
+    uv_timer_start(&l->timer, on_link_timer, due > now ? (due - now + 999) / 1000 : 0, 0);
+}
+
+static void on_link_timer(uv_timer_t *h)
+{
+    es_rtc_link_t *l = h->data;
+    uint64_t now = es_clock_now_us();
+    l->timer_due = 0;
+    es_rtc_session_handle_timeout(l->rs, now);
+    if (l->next_tick_us && now >= l->next_tick_us && !l->ended) {
+        l->next_tick_us = now + l->tick_us;
+        if (l->cb.on_tick) l->cb.on_tick(l->user, now);
+    }
+    link_after(l, now);
+}
+
+static void ls_send(void *user, const uint8_t *buf, size_t len, const es_addr_pair_t *addr)
+{
+    es_rtc_link_t *l = user;
+    if (l->t->udp) es_udp_send(l->t->udp, buf, len, addr);
+}
+
+static void ls_rtp(void *user, uint64_t now, uint8_t *buf, size_t len)
+{
+    es_rtc_link_t *l = user;
+    if (!l->ended && l->cb.on_rtp) l->cb.on_rtp(l->user, now, buf, len);
+}
+
+static void ls_rtcp(void *user, uint64_t now, uint8_t *buf, size_t len)
+{
+    es_rtc_link_t *l = user;
+    if (!l->ended && l->cb.on_rtcp) l->cb.on_rtcp(l->user, now, buf, len);
+}
+
+static void ls_pair(void *user, const es_addr_pair_t *a, bool added)
+{
+    es_rtc_link_t *l = user;
+    if (added) route_add(l->t, l, a);
+    else route_remove(l->t, l, a);
+}
+
+static void ls_selected(void *user, const es_addr_pair_t *a, bool nominated)
+{
+    es_rtc_link_t *l = user;
+    if (l->cb.on_selected) l->cb.on_selected(l->user, a, nominated);
+}
+
+static void ls_state(void *user, es_rtc_session_state_t st, int err, const char *reason)
+{
+    es_rtc_link_t *l = user;
+    if (st == ES_RTC_SESSION_CLOSED || st == ES_RTC_SESSION_FAILED) {
+        if (!l->reason[0]) snprintf(l->reason, sizeof l->reason, "%s", reason);
+        l->ended = true;
+    }
+    if (l->cb.on_state) l->cb.on_state(l->user, st, err, reason);
+}
+
+es_rtc_link_t *es_rtc_link_open(es_rtc_transport_t *t, const es_rtc_session_params_t *params,
+                                const es_rtc_link_callbacks_t *cb, void *user)
+{
+    if (t->stopping || strlen(params->local_ufrag) > ES_ICE_UFRAG_MAX) return NULL;
+    es_rtc_link_t *l = calloc(1, sizeof *l);
+    if (!l) return NULL;
+    es_rtc_session_params_t p = *params;
+    p.cb = (es_rtc_session_callbacks_t){.send = ls_send, .on_rtp = ls_rtp, .on_rtcp = ls_rtcp,
+                                        .on_pair = ls_pair, .on_selected = ls_selected,
+                                        .on_state = ls_state};
+    p.user = l;
+    l->rs = es_rtc_session_new(&p);
+    if (!l->rs) {
+        free(l);
+        return NULL;
+    }
+    l->t = t;
+    l->cb = *cb;
+    l->user = user;
+    snprintf(l->ufrag, sizeof l->ufrag, "%s", params->local_ufrag);
+    uv_timer_init(t->loop, &l->timer);
+    l->timer.data = l;
+    l->next = t->links;
+    if (t->links) t->links->prev = l;
+    t->links = l;
+    ufrag_add(t, l);
+    link_after(l, params->now_us);
+    return l;
+}
+
+void es_rtc_link_close(es_rtc_link_t *l, const char *reason)
+{
+    if (!l->reason[0]) snprintf(l->reason, sizeof l->reason, "%s", reason);
+    es_rtc_session_close(l->rs, reason);
+    link_free(l);
+}
+
+void es_rtc_link_set_tick(es_rtc_link_t *l, uint64_t period_us, uint64_t now)
+{
+    l->tick_us = period_us;
+    l->next_tick_us = period_us ? now + period_us : 0;
+    link_after(l, now);
+}
+
+int es_rtc_link_restart_ice(es_rtc_link_t *l, const char *local_ufrag, const char *local_pwd,
+                            const char *remote_ufrag, const char *remote_pwd)
+{
+    if (strlen(local_ufrag) > ES_ICE_UFRAG_MAX) return ES_EINVAL;
+    uint64_t now = es_clock_now_us();
+    int rc = es_rtc_session_restart_ice(l->rs, local_ufrag, local_pwd, remote_ufrag, remote_pwd, now);
+    if (rc != 0) return rc;
+    ufrag_remove(l->t, l);
+    snprintf(l->ufrag, sizeof l->ufrag, "%s", local_ufrag);
+    ufrag_add(l->t, l);
+    link_after(l, now);
+    return 0;
+}
+
+es_rtc_session_t *es_rtc_link_session(es_rtc_link_t *l) { return l->rs; }
+
+/* --- UDP --- */
+
+static void on_datagram(void *user, uint64_t now, uint8_t *buf, size_t len,
+                        const es_addr_pair_t *addr)
+{
+    es_rtc_transport_t *t = user;
+    es_rtc_link_t *l = NULL;
+    /* STUN goes by ufrag (a check may come from a new pair, or for a new session from an old
+     * 5-tuple); everything else by 5-tuple. */
+    if (len && buf[0] <= 3) {
+        char ufrag[ES_ICE_UFRAG_MAX + 1];
+        if (es_stun_peek_ufrag(buf, len, ufrag, sizeof ufrag) > 0) l = ufrag_find(t, ufrag);
+    }
+    if (!l) {
+        route_t *r = *route_slot(t, addr);
+        l = r ? r->l : NULL;
+    }
+    if (!l || l->ended) {
+        t->unknown_datagrams++;
+        if (now - t->last_unknown_log_us > 10000000) {
+            t->last_unknown_log_us = now;
+            char from[64];
+            es_addr_format((const struct sockaddr *)&addr->remote, from, sizeof from);
+            es_log_ctx_t lc = {.remote = from};
+            ES_DEBUG("rtc", &lc, "datagram from an unknown address or ufrag dropped (%llu so far)",
+                     (unsigned long long)t->unknown_datagrams);
+        }
+        return;
+    }
+    es_rtc_session_handle_datagram(l->rs, now, buf, len, addr);
+    link_after(l, now);
+}
+
+/* --- candidates --- */
+
+static void add_candidate(es_rtc_transport_t *t, const char *ip)
+{
+    if (t->n_cand >= ES_RTC_MAX_CANDIDATES) return;
+    for (size_t i = 0; i < t->n_cand; i++)
+        if (!strcmp(t->cand_ip[i], ip)) return;
+    snprintf(t->cand_ip[t->n_cand++], sizeof t->cand_ip[0], "%s", ip);
+}
+
+/* Interface addresses for "*": IPv4 (and global IPv6 when bound to ::), loopback only when
+ * the machine has nothing else. */
+static void discover_candidates(es_rtc_transport_t *t, int family)
+{
+    struct ifaddrs *ifs = NULL;
+    if (getifaddrs(&ifs) != 0) return;
+    for (int pass = 0; pass < 2 && t->n_cand == 0; pass++) {
+        for (struct ifaddrs *i = ifs; i; i = i->ifa_next) {
+            if (!i->ifa_addr || !(i->ifa_flags & IFF_UP)) continue;
+            bool loop = (i->ifa_flags & IFF_LOOPBACK) != 0;
+            if (loop != (pass == 1)) continue;
+            char ip[INET6_ADDRSTRLEN];
+            if (i->ifa_addr->sa_family == AF_INET) {
+                inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, ip, sizeof ip);
+                add_candidate(t, ip);
+            } else if (i->ifa_addr->sa_family == AF_INET6 && family == AF_INET6) {
+                struct in6_addr *a = &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr;
+                if (IN6_IS_ADDR_LINKLOCAL(a)) continue;
+                inet_ntop(AF_INET6, a, ip, sizeof ip);
+                add_candidate(t, ip);
+            }
+        }
+    }
+    freeifaddrs(ifs);
+}
+
+static void resolve_candidates(es_rtc_transport_t *t, char *const *list, size_t n)
+{
+    t->n_cand = 0;
+    bool wildcard = !strcmp(t->listen_host, "0.0.0.0") || !strcmp(t->listen_host, "::");
+    for (size_t i = 0; i < n; i++) {
+        const char *c = list[i];
+        if (!strcmp(c, "*")) {
+            if (wildcard) discover_candidates(t, t->family);
+            else add_candidate(t, t->listen_host);
+            continue;
+        }
+        struct in6_addr a6;
+        struct in_addr a4;
+        if (inet_pton(AF_INET, c, &a4) == 1 || inet_pton(AF_INET6, c, &a6) == 1) {
+            add_candidate(t, c);
+            continue;
+        }
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM}, *res = NULL;
+        if (getaddrinfo(c, NULL, &hints, &res) != 0 || !res) {
+            ES_WARN("rtc", NULL, "webrtc.candidates: cannot resolve '%s'; skipped", c);
+            continue;
+        }
+        char ip[INET6_ADDRSTRLEN];
+        if (res->ai_family == AF_INET)
+            inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr, ip, sizeof ip);
+        else
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)res->ai_addr)->sin6_addr, ip, sizeof ip);
+        freeaddrinfo(res);
+        add_candidate(t, ip);
+    }
+    if (t->n_cand == 0) add_candidate(t, "127.0.0.1");
+    for (size_t i = 0; i < t->n_cand; i++) t->cand_ptr[i] = t->cand_ip[i];
+}
+
+/* --- start / stop --- */
+
+int es_rtc_transport_start(uv_loop_t *loop, const es_listen_t *udp_listen,
+                           char *const *candidates, size_t n_candidates,
+                           es_rtc_transport_t **out, char *err, size_t err_len)
+{
+    *out = NULL;
+    es_rtc_transport_t *t = calloc(1, sizeof *t);
+    if (!t) {
+        snprintf(err, err_len, "out of memory");
+        return ES_ENOMEM;
+    }
+    t->loop = loop;
+    if (es_udp_open(loop, udp_listen, on_datagram, t, &t->udp, err, err_len) != 0) {
+        free(t);
+        return ES_EIO;
+    }
+    t->port = es_udp_port(t->udp);
+    t->family = udp_listen->addr.ss_family;
+    snprintf(t->listen_host, sizeof t->listen_host, "%s", udp_listen->host);
+    resolve_candidates(t, candidates, n_candidates);
+    *out = t;
+    return 0;
+}
+
+void es_rtc_transport_set_candidates(es_rtc_transport_t *t, char *const *candidates,
+                                     size_t n_candidates)
+{
+    resolve_candidates(t, candidates, n_candidates);
+}
+
+size_t es_rtc_transport_candidates(const es_rtc_transport_t *t, const char *const **ips)
+{
+    *ips = t->cand_ptr;
+    return t->n_cand;
+}
+
+int es_rtc_transport_port(const es_rtc_transport_t *t) { return t ? t->port : 0; }
+
+void es_rtc_transport_stop(es_rtc_transport_t *t, const char *reason)
+{
+    if (!t || t->stopping) return;
+    t->stopping = true;
+    while (t->links) es_rtc_link_close(t->links, reason);
+    if (t->udp) es_udp_close(t->udp);
+    t->udp = NULL;
+}
+
+void es_rtc_transport_free(es_rtc_transport_t *t) { free(t); }
