@@ -14,9 +14,15 @@ build_pkgs=(build-essential cmake pkg-config
 # Tests: cmocka unit tests, clang's libFuzzer for the fuzz harnesses, curl and iproute2 for the
 # process tests (unshare --net + ip link), Node for the browser tests, Chromium as the browser,
 # aiortc as an independent WebRTC stack, ffmpeg/ffprobe to decode what clients receive, and
-# rtmpdump as a librtmp client (the FP9 handshake OBS uses).
+# rtmpdump as a librtmp client (the FP9 handshake OBS uses); Firefox ESR (driven over WebDriver
+# BiDi by puppeteer-core) and GStreamer's webrtcbin from Python (GObject introspection, with the
+# GstWebRTC/GstSdp typelibs, libnice's ICE elements and the VP8/Opus elements) as further
+# independent WebRTC clients for the interop test.
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev curl openssl iproute2 util-linux procps python3
-  chromium python3-aiortc python3-numpy ffmpeg rtmpdump)
+  chromium python3-aiortc python3-numpy ffmpeg rtmpdump
+  firefox-esr python3-gi python3-gst-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
+  gir1.2-gst-plugins-bad-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-nice)
 # Node: Debian's nodejs and npm, unless a node with npm is already on the PATH (some images ship
 # NodeSource's nodejs, which bundles npm and conflicts with Debian's npm package).
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
@@ -37,9 +43,10 @@ if ((${#missing[@]})); then
   "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# Browser-test packages (playwright-core drives Debian's /usr/bin/chromium; it downloads no browser).
+# Browser-test packages (playwright-core drives Debian's /usr/bin/chromium, puppeteer-core its
+# /usr/bin/firefox-esr; neither downloads a browser).
 if [ -f tests/e2e/package-lock.json ]; then
-  if [ ! -d tests/e2e/node_modules/playwright-core ] ||
+  if [ ! -d tests/e2e/node_modules/playwright-core ] || [ ! -d tests/e2e/node_modules/puppeteer-core ] ||
      [ tests/e2e/package-lock.json -nt tests/e2e/node_modules/.package-lock.json ]; then
     echo "bootstrap: npm ci in tests/e2e"
     (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
