@@ -915,6 +915,17 @@ int es_sdp_answer_init(const es_sdp_t *offer, bool receive, const es_sdp_caps_t 
             continue;
         }
         a->rtcp_rsize = m->rtcp_rsize;
+        /* A publisher that offers H.264 Baseline (42001f, libwebrtc lists it first) and
+         * Constrained Baseline (42e01f) sends the same constrained bitstream for both; answering
+         * 42e01f lets every player take it (Firefox, Safari and GStreamer offer no 42001f). */
+        if (receive && chosen->codec == ES_CODEC_H264 &&
+            h264_profile(chosen->h264_profile_level_id) == H264_BASELINE)
+            for (size_t k = 0; k < m->n_codecs && k < ES_SDP_MAX_CODECS; k++)
+                if (m->codecs[k].codec == ES_CODEC_H264 && m->codecs[k].h264_packetization_mode == 1 &&
+                    h264_profile(m->codecs[k].h264_profile_level_id) == H264_CONSTRAINED_BASELINE) {
+                    chosen = &m->codecs[k];
+                    break;
+                }
         a->codecs[0] = *chosen;
         keep_feedback(&a->codecs[0], cap);
         a->n_codecs = 1;

@@ -213,7 +213,9 @@ static void test_chromium_whip_offer_and_answer(void **state)
     assert_int_equal(codec_by_pt(v, 102)->apt, -1);
     assert_int_equal(codec_by_pt(v, 100)->vp9_profile_id, 2);
 
-    /* WHIP: we receive H.264 (the first packetization-mode=1 payload type in offer order). */
+    /* WHIP: we receive H.264: the first packetization-mode=1 payload type in offer order, but
+     * Constrained Baseline rather than Baseline (42e01f, PT 108, not 42001f, PT 102): the
+     * encoder's bitstream is the same and every player accepts 42e01f. */
     es_sdp_caps_t caps[2];
     make_caps(caps, h264(0x42e01f, 1, true));
     caps[1].remb = false;
@@ -223,8 +225,9 @@ static void test_chromium_whip_offer_and_answer(void **state)
     assert_int_equal(ans->setup, ES_SETUP_PASSIVE);
     assert_int_equal(es_sdp_answer_transport(ans), 0);
     assert_int_equal(ans->media[1].n_codecs, 2);
-    assert_int_equal(ans->media[1].codecs[0].pt, 102);
-    assert_int_equal(ans->media[1].codecs[1].pt, 103);
+    assert_int_equal(ans->media[1].codecs[0].pt, 108);
+    assert_int_equal(ans->media[1].codecs[0].h264_profile_level_id, 0x42e01f);
+    assert_int_equal(ans->media[1].codecs[1].pt, 109);
     assert_false(ans->media[1].codecs[0].fb_remb); /* not in caps */
     fill_answer(ans, false);
     es_sdp_t *back;
@@ -249,11 +252,11 @@ static void test_chromium_whip_offer_and_answer(void **state)
     assert_int_equal(back->media[0].codecs[0].channels, 2);
     assert_int_equal(back->media[1].n_codecs, 2);
     const es_sdp_codec_t *bc = &back->media[1].codecs[0];
-    assert_int_equal(bc->pt, 102);
-    assert_int_equal(bc->h264_profile_level_id, 0x42001f);
+    assert_int_equal(bc->pt, 108);
+    assert_int_equal(bc->h264_profile_level_id, 0x42e01f);
     assert_true(bc->fb_nack && bc->fb_pli && bc->fb_fir && bc->fb_transport_cc);
     assert_false(bc->fb_remb);
-    assert_int_equal(back->media[1].codecs[1].apt, 102);
+    assert_int_equal(back->media[1].codecs[1].apt, 108);
     /* Extmaps Estuary understands, with the offer's ids; toffset, timing etc. dropped. */
     assert_int_equal(back->media[1].n_extmaps, 5);
     assert_int_equal(back->media[1].extmaps[0].id, 2);
@@ -302,8 +305,9 @@ static void test_aiortc(void **state)
     make_caps(caps, h264(0x42e01f, 1, true));
     es_sdp_answer_t *ans = calloc(1, sizeof *ans);
     assert_int_equal(es_sdp_answer_init(s, true, caps, ans, err, sizeof err), 2);
-    assert_int_equal(ans->media[1].codecs[0].pt, 99); /* 42001f pm=1 comes first in the offer */
-    assert_int_equal(ans->media[1].codecs[1].pt, 100);
+    /* 42001f pm=1 (PT 99) comes first in the offer; its 42e01f (PT 101) is taken instead. */
+    assert_int_equal(ans->media[1].codecs[0].pt, 101);
+    assert_int_equal(ans->media[1].codecs[1].pt, 102);
     int t = es_sdp_answer_transport(ans);
     assert_int_equal(t, 0);
     assert_string_equal(s->media[t].ice_ufrag, "vWN4"); /* aiortc uses its first mid's transport */
