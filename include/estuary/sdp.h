@@ -134,7 +134,7 @@ int es_sdp_parse_fragment(const char *text, size_t len, es_sdp_t *out, char *err
  * setup attribute, a DTLS-SRTP proto, a unique mid. A single audio/video section needs no BUNDLE
  * group. Bundled sections may carry different ICE credentials and fingerprints: an initial offer
  * may give each m= section its own transport (RFC 9143 §7.2; aiortc 1.4 does), and the one used
- * is that of the first accepted section of the answer, see es_sdp_answer_transport.
+ * is that of the first accepted section of the answer, see es_sdp_local_transport.
  * Returns 0 or ES_EPROTO. */
 int es_sdp_check_webrtc(const es_sdp_t *offer, char *err, size_t err_len);
 
@@ -144,11 +144,12 @@ int es_sdp_check_webrtc(const es_sdp_t *offer, char *err, size_t err_len);
  * constrained baseline); the level is ignored when the receiver allows level asymmetry. */
 bool es_sdp_h264_compatible(const es_sdp_codec_t *have, const es_sdp_codec_t *want);
 
-/* What the answerer puts in one m= section of its answer. */
-typedef struct es_sdp_answer_media {
+/* One m= section of a description we write, an answer (es_sdp_answer_init) or an offer
+ * (es_sdp_offer_init); after es_sdp_answer_apply, what was negotiated for it. */
+typedef struct es_sdp_local_media {
     es_media_kind_t kind;
-    char kind_name[16];       /* copied from the offer */
-    char proto[32];           /* copied from the offer */
+    char kind_name[16];       /* an answer copies the offer's */
+    char proto[32];           /* an answer copies the offer's; an offer says UDP/TLS/RTP/SAVPF */
     char mid[33];
     bool rejected;            /* port 0 and nothing else but the mid (and a=inactive); codecs[0]
                                  then holds the offer's first payload type, written as the m=
@@ -161,21 +162,24 @@ typedef struct es_sdp_answer_media {
     size_t n_extmaps;
     uint32_t ssrc;            /* sendonly/sendrecv: our SSRC (a=ssrc with cname and msid), or 0 */
     uint32_t rtx_ssrc;        /* our RTX SSRC (a=ssrc-group:FID), or 0 */
-} es_sdp_answer_media_t;
+} es_sdp_local_media_t;
 
-/* The answer as a whole. Strings are NUL-terminated; candidates are written in order. */
-typedef struct es_sdp_answer {
+/* A description as a whole. Strings are NUL-terminated; candidates are written in order. */
+typedef struct es_sdp_local {
+    bool offer;               /* an offer: a=setup:actpass; else an answer (setup below) */
+    bool ice_lite;            /* a=ice-lite: our answers (ICE-lite server); not our offers, whose
+                                 full agent checks and nominates (RFC 8445 §6.1.1) */
     uint64_t session_id;
     char ice_ufrag[257], ice_pwd[257];
     char fingerprint[200];    /* "AB:CD:..." upper-case hex of the SHA-256 of our certificate */
-    es_sdp_setup_t setup;     /* ES_SETUP_PASSIVE when the offer said actpass or active */
+    es_sdp_setup_t setup;     /* answers: ES_SETUP_PASSIVE when the offer said actpass or active */
     char cname[64];           /* for a=ssrc cname */
     char msid_stream[64];     /* for a=msid (stream id); the track id is the mid */
     char candidates[8][96];   /* "1 1 udp 2130706431 192.0.2.1 8000 typ host" (after "a=candidate:") */
     size_t n_candidates;
-    es_sdp_answer_media_t media[ES_SDP_MAX_MEDIA];
+    es_sdp_local_media_t media[ES_SDP_MAX_MEDIA];
     size_t n_media;
-} es_sdp_answer_t;
+} es_sdp_local_t;
 
 /* What the answerer can do with one kind of media. */
 typedef struct es_sdp_caps {
@@ -208,21 +212,56 @@ typedef struct es_sdp_caps {
  * video codec: offered H264, VP8; this stream sends VP9", or which direction was offered).
  * Extmaps keep the offer's ids, but an id that an earlier section's accepted extmap gives
  * another URI is dropped (one id means one URI in a BUNDLE, RFC 8843 §9.2; aiortc offers id 2
- * twice). ans->setup is ES_SETUP_ACTIVE when the transport section (es_sdp_answer_transport)
+ * twice). ans->setup is ES_SETUP_ACTIVE when the transport section (es_sdp_local_transport)
  * offered passive, else ES_SETUP_PASSIVE (RFC 5763 §5). */
 int es_sdp_answer_init(const es_sdp_t *offer, bool receive, const es_sdp_caps_t caps[2],
-                       es_sdp_answer_t *ans, char *err, size_t err_len);
+                       es_sdp_local_t *ans, char *err, size_t err_len);
 
-/* es_sdp_answer_write: the answer as SDP text (CRLF line ends, a=ice-lite, BUNDLE of the
- * accepted mids, rtcp-mux, rtcp-rsize when offered) into out (cap bytes, NUL-terminated).
+/* es_sdp_local_write: the description as SDP text (CRLF line ends; a=ice-lite when ice_lite;
+ * a=setup:actpass in an offer; BUNDLE of the accepted mids, rtcp-mux, rtcp-rsize when offered)
+ * into out (cap bytes, NUL-terminated).
  * Candidates and a=end-of-candidates are written in every accepted section. Returns the length,
  * ES_E2BIG, or ES_EINVAL when a string the caller filled holds a control character (CR, LF). */
-int es_sdp_answer_write(const es_sdp_answer_t *ans, char *out, size_t cap);
+int es_sdp_local_write(const es_sdp_local_t *ans, char *out, size_t cap);
 
-/* es_sdp_answer_transport: the index (into ans->media and the offer's media, same order) of the
+/* es_sdp_local_transport: the index (into ans->media and the offer's media, same order) of the
  * m= section whose transport the BUNDLE group uses: the first accepted one, which the answer's
  * a=group:BUNDLE lists first (RFC 9143 §7.3.1). Take the client's ICE ufrag/pwd and fingerprint
  * from offer->media[index]. Returns -1 when no section is accepted. */
-int es_sdp_answer_transport(const es_sdp_answer_t *ans);
+int es_sdp_local_transport(const es_sdp_local_t *ans);
+
+/* What an offer proposes for one kind of media (es_sdp_offer_init). */
+typedef struct es_sdp_offer_media {
+    es_media_kind_t kind;     /* audio or video */
+    es_sdp_dir_t dir;         /* sendonly (we send: a WebSocket player, a relay push) or recvonly
+                                 (we receive: a relay pull) */
+    es_sdp_caps_t caps;       /* codecs in preference order, complete as they are to be written
+                                 (payload type, name, clock rate, channels, fmtp: a stream's
+                                 track codec as its publisher negotiated it), and the feedback
+                                 to offer */
+} es_sdp_offer_media_t;
+
+/* es_sdp_offer_init: an offer (RFC 8829 §5.2) with one m= section per entry of media (n, at most
+ * ES_SDP_MAX_MEDIA), mids "0", "1"..., all in one BUNDLE group with rtcp-mux and rtcp-rsize:
+ * each caps codec under its own payload type (RTX under the first free dynamic type when
+ * caps.rtx, with a=fmtp apt), the rtcp-fb caps allow, and the header extensions Estuary
+ * understands (sdes:mid, abs-send-time, transport-wide-cc when caps allow, ssrc-audio-level)
+ * with ids 1, 2... . offer->offer is true, ice_lite false, setup actpass. The caller fills
+ * credentials, fingerprint, candidates and SSRCs as for an answer. Returns 0, or ES_EINVAL
+ * (no media, a kind other than audio/video, a section without codecs, two codecs on one payload
+ * type). */
+int es_sdp_offer_init(const es_sdp_offer_media_t *media, size_t n, es_sdp_local_t *offer);
+
+/* es_sdp_answer_apply: checks the peer's parsed answer to our offer (RFC 3264 §6, RFC 8843 §7.3)
+ * and leaves in offer->media what was negotiated: per section, codecs[0] the answer's first
+ * payload type among ours (with its RTX when both have one), the answer's rtcp-fb on it, the
+ * extmaps the answer kept (its ids), dir our direction given the answer's, and rejected when the
+ * answer rejected it (port 0 outside BUNDLE) or it is inactive. Returns the number of sections
+ * with media to send or receive, or ES_EPROTO with the reason in err: other m= sections than
+ * offered (count, kinds, mids), a payload type or extmap we did not offer, a=setup actpass or
+ * missing, no ICE credentials or sha-256 fingerprint on the transport, no rtcp-mux, a BUNDLE
+ * group that is missing or includes a mid not offered. The transport is the answer's first
+ * accepted section (es_sdp_local_transport of the result). */
+int es_sdp_answer_apply(es_sdp_local_t *offer, const es_sdp_t *answer, char *err, size_t err_len);
 
 #endif

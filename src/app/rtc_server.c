@@ -277,7 +277,7 @@ static const char *EXT_LEVEL = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 static const char *EXT_ORIENT = "urn:3gpp:video-orientation";
 static const char *EXT_PLAYOUT = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay";
 
-static es_ext_ids_t ext_ids(const es_sdp_answer_media_t *m)
+static es_ext_ids_t ext_ids(const es_sdp_local_media_t *m)
 {
     es_ext_ids_t e = {0};
     for (size_t i = 0; i < m->n_extmaps; i++) {
@@ -294,7 +294,7 @@ static es_ext_ids_t ext_ids(const es_sdp_answer_media_t *m)
 }
 
 /* The negotiated track of answer section m (for offer section om). */
-static es_track_info_t track_from_answer(const es_sdp_answer_media_t *m, const es_sdp_media_t *om)
+static es_track_info_t track_from_answer(const es_sdp_local_media_t *m, const es_sdp_media_t *om)
 {
     es_track_info_t t = {.kind = m->kind, .rtx_pt = -1};
     t.codec = m->codecs[0];
@@ -327,7 +327,7 @@ static void set_result(es_rtc_result_t *res, int err, const char *fmt, ...)
 }
 
 /* Host candidates for the answer: the eip override, or the configured ones. */
-static void fill_candidates(es_rtc_server_t *rtc, const char *eip, es_sdp_answer_t *ans)
+static void fill_candidates(es_rtc_server_t *rtc, const char *eip, es_sdp_local_t *ans)
 {
     char ips[MAX_CANDIDATES][64];
     int ports[MAX_CANDIDATES];
@@ -407,7 +407,7 @@ static void publish_caps(const es_sdp_t *offer, const es_config_t *cfg, es_sdp_c
     }
 }
 
-static const char *codec_list(const es_sdp_answer_t *ans, char *out, size_t len)
+static const char *codec_list(const es_sdp_local_t *ans, char *out, size_t len)
 {
     out[0] = '\0';
     for (size_t i = 0; i < ans->n_media; i++) {
@@ -429,7 +429,7 @@ void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, con
     snprintf(key, sizeof key, "%s/%s", app, stream);
     es_log_ctx_t lc = {.stream = key, .remote = remote};
     es_sdp_t *offer = NULL;
-    es_sdp_answer_t *ans = NULL;
+    es_sdp_local_t *ans = NULL;
     char *text = NULL;
     session_t *s = NULL;
     es_stream_t *st = NULL;
@@ -489,7 +489,7 @@ void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, con
     es_random_text(s->ufrag, 8, ALNUM);
     es_random_text(s->pwd, 24, ALNUM);
     snprintf(s->etag, sizeof s->etag, "\"%s\"", s->ufrag);
-    int tidx = es_sdp_answer_transport(ans);
+    int tidx = es_sdp_local_transport(ans);
     if (tidx < 0 || (size_t)tidx >= offer->n_media) {
         set_result(res, ES_EPROTO, "bad SDP offer: no audio or video section to answer");
         goto out;
@@ -509,7 +509,7 @@ void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, con
     es_track_info_t tracks[ES_STREAM_MAX_TRACKS];
     size_t n_tracks = 0;
     for (size_t i = 0; i < ans->n_media && n_tracks < ES_STREAM_MAX_TRACKS; i++) {
-        es_sdp_answer_media_t *m = &ans->media[i];
+        es_sdp_local_media_t *m = &ans->media[i];
         if (m->rejected || !m->n_codecs || m->dir == ES_DIR_INACTIVE) continue;
         if (role == ES_RTC_PLAY) m->ssrc = es_random32();
         tracks[n_tracks] = track_from_answer(m, role == ES_RTC_PUBLISH ? &offer->media[i] : NULL);
@@ -521,7 +521,7 @@ void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, con
                    "WHIP offers sendonly, WHEP recvonly)", role == ES_RTC_PUBLISH ? "receive" : "send");
         goto out;
     }
-    int n = es_sdp_answer_write(ans, text, 16384);
+    int n = es_sdp_local_write(ans, text, 16384);
     if (n < 0) {
         set_result(res, ES_ERANGE, "answer too large");
         goto out;
@@ -650,7 +650,7 @@ void es_rtc_patch(es_rtc_server_t *rtc, const char *id, const char *if_match, co
             free(frag);
             return;
         }
-        es_sdp_answer_t *tmp = calloc(1, sizeof *tmp);
+        es_sdp_local_t *tmp = calloc(1, sizeof *tmp);
         size_t u = (size_t)snprintf(out, 1024, "a=ice-lite\r\na=ice-ufrag:%s\r\na=ice-pwd:%s\r\n", nu, np);
         if (tmp) {
             fill_candidates(rtc, NULL, tmp);

@@ -699,7 +699,7 @@ int es_sdp_check_webrtc(const es_sdp_t *offer, char *err, size_t err_len)
     return 0;
 }
 
-int es_sdp_answer_transport(const es_sdp_answer_t *ans)
+int es_sdp_local_transport(const es_sdp_local_t *ans)
 {
     for (size_t i = 0; ans && i < ans->n_media && i < ES_SDP_MAX_MEDIA; i++)
         if (!ans->media[i].rejected) return (int)i;
@@ -864,18 +864,19 @@ static const char *dir_name(es_sdp_dir_t d)
     }
 }
 
-int es_sdp_answer_init(const es_sdp_t *offer, bool receive, const es_sdp_caps_t caps[2], es_sdp_answer_t *ans,
+int es_sdp_answer_init(const es_sdp_t *offer, bool receive, const es_sdp_caps_t caps[2], es_sdp_local_t *ans,
                        char *err, size_t err_len)
 {
     if (err && err_len) err[0] = '\0';
     if (!offer || !caps || !ans) return ES_EINVAL;
     memset(ans, 0, sizeof *ans);
+    ans->ice_lite = true; /* Estuary answers as an ICE-lite server (RFC 8445 §2.5) */
     ans->n_media = offer->n_media < ES_SDP_MAX_MEDIA ? offer->n_media : ES_SDP_MAX_MEDIA;
     const char *uri_of_id[256] = {0}; /* extmap id -> URI accepted so far, across sections */
     int active = 0;
     for (size_t i = 0; i < ans->n_media; i++) {
         const es_sdp_media_t *m = &offer->media[i];
-        es_sdp_answer_media_t *a = &ans->media[i];
+        es_sdp_local_media_t *a = &ans->media[i];
         a->kind = m->kind;
         memcpy(a->kind_name, m->kind_name, sizeof a->kind_name);
         memcpy(a->proto, m->proto, sizeof a->proto);
@@ -965,7 +966,7 @@ int es_sdp_answer_init(const es_sdp_t *offer, bool receive, const es_sdp_caps_t 
     }
     /* RFC 5763 §5: actpass or active offered, we are passive (DTLS server); passive offered,
      * we are active. The setup that counts is the BUNDLE transport's. */
-    int t = es_sdp_answer_transport(ans);
+    int t = es_sdp_local_transport(ans);
     ans->setup = t >= 0 && offer->media[t].setup == ES_SETUP_PASSIVE ? ES_SETUP_ACTIVE
                                                                        : ES_SETUP_PASSIVE;
     if (active && err && err_len) err[0] = '\0';
@@ -1020,13 +1021,13 @@ static void put_codec(writer_t *w, const es_sdp_codec_t *c)
     if (c->fb_remb) put(w, "a=rtcp-fb:%u goog-remb\r\n", c->pt);
 }
 
-static void put_ssrc(writer_t *w, const es_sdp_answer_t *ans, const es_sdp_answer_media_t *a, uint32_t ssrc)
+static void put_ssrc(writer_t *w, const es_sdp_local_t *ans, const es_sdp_local_media_t *a, uint32_t ssrc)
 {
     if (ans->cname[0]) put(w, "a=ssrc:%u cname:%.*s\r\n", ssrc, FIELD(ans->cname));
     if (ans->msid_stream[0]) put(w, "a=ssrc:%u msid:%.*s %.*s\r\n", ssrc, FIELD(ans->msid_stream), FIELD(a->mid));
 }
 
-int es_sdp_answer_write(const es_sdp_answer_t *ans, char *out, size_t cap)
+int es_sdp_local_write(const es_sdp_local_t *ans, char *out, size_t cap)
 {
     if (!ans || !out || cap == 0) return ES_EINVAL;
     out[0] = '\0';
@@ -1039,15 +1040,15 @@ int es_sdp_answer_write(const es_sdp_answer_t *ans, char *out, size_t cap)
         if (!line_safe(ans->candidates[i], sizeof ans->candidates[i])) return ES_EINVAL;
     size_t n_media = ans->n_media < ES_SDP_MAX_MEDIA ? ans->n_media : ES_SDP_MAX_MEDIA;
     for (size_t i = 0; i < n_media; i++) {
-        const es_sdp_answer_media_t *a = &ans->media[i];
+        const es_sdp_local_media_t *a = &ans->media[i];
         if (!line_safe(a->mid, sizeof a->mid) || !line_safe(a->kind_name, sizeof a->kind_name) ||
             !line_safe(a->proto, sizeof a->proto))
             return ES_EINVAL;
     }
 
     writer_t w = {out, cap, 0, false};
-    put(&w, "v=0\r\no=- %llu 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=ice-lite\r\n",
-        (unsigned long long)ans->session_id);
+    put(&w, "v=0\r\no=- %llu 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n%s",
+        (unsigned long long)ans->session_id, ans->ice_lite ? "a=ice-lite\r\n" : "");
     bool any = false;
     for (size_t i = 0; i < n_media; i++) {
         if (ans->media[i].rejected || !ans->media[i].mid[0]) continue;
@@ -1058,7 +1059,7 @@ int es_sdp_answer_write(const es_sdp_answer_t *ans, char *out, size_t cap)
     put(&w, "a=msid-semantic: WMS *\r\n");
 
     for (size_t i = 0; i < n_media; i++) {
-        const es_sdp_answer_media_t *a = &ans->media[i];
+        const es_sdp_local_media_t *a = &ans->media[i];
         size_t n_codecs = a->n_codecs < ES_SDP_MAX_CODECS ? a->n_codecs : ES_SDP_MAX_CODECS;
         put(&w, "m=%.*s %u %.*s", FIELD(a->kind_name), a->rejected ? 0u : 9u, FIELD(a->proto));
         if (strstr(a->proto, "RTP")) { /* the parser's rule: payload type numbers */
@@ -1078,7 +1079,8 @@ int es_sdp_answer_write(const es_sdp_answer_t *ans, char *out, size_t cap)
         if (ans->ice_ufrag[0]) put(&w, "a=ice-ufrag:%.*s\r\n", FIELD(ans->ice_ufrag));
         if (ans->ice_pwd[0]) put(&w, "a=ice-pwd:%.*s\r\n", FIELD(ans->ice_pwd));
         if (ans->fingerprint[0]) put(&w, "a=fingerprint:sha-256 %.*s\r\n", FIELD(ans->fingerprint));
-        put(&w, "a=setup:%s\r\n", ans->setup == ES_SETUP_ACTIVE ? "active" : "passive");
+        put(&w, "a=setup:%s\r\n", ans->offer ? "actpass"
+                                    : ans->setup == ES_SETUP_ACTIVE ? "active" : "passive");
         put(&w, "a=%s\r\n", dir_name(a->dir));
         put(&w, "a=rtcp-mux\r\n");
         if (a->rtcp_rsize) put(&w, "a=rtcp-rsize\r\n");
@@ -1102,4 +1104,170 @@ int es_sdp_answer_write(const es_sdp_answer_t *ans, char *out, size_t cap)
         return ES_E2BIG;
     }
     return (int)w.len;
+}
+
+/* ---- offers and their answers ------------------------------------------------------------ */
+
+int es_sdp_offer_init(const es_sdp_offer_media_t *media, size_t n, es_sdp_local_t *offer)
+{
+    if (!media || !offer || n == 0 || n > ES_SDP_MAX_MEDIA) return ES_EINVAL;
+    memset(offer, 0, sizeof *offer);
+    offer->offer = true;
+    offer->setup = ES_SETUP_ACTPASS;
+    offer->n_media = n;
+    for (size_t i = 0; i < n; i++) {
+        const es_sdp_offer_media_t *om = &media[i];
+        es_sdp_local_media_t *m = &offer->media[i];
+        if ((om->kind != ES_MEDIA_AUDIO && om->kind != ES_MEDIA_VIDEO) || om->caps.n_codecs == 0 ||
+            om->caps.n_codecs > 4)
+            return ES_EINVAL;
+        m->kind = om->kind;
+        snprintf(m->kind_name, sizeof m->kind_name, "%s", om->kind == ES_MEDIA_AUDIO ? "audio" : "video");
+        snprintf(m->proto, sizeof m->proto, "UDP/TLS/RTP/SAVPF");
+        snprintf(m->mid, sizeof m->mid, "%zu", i);
+        m->dir = om->dir;
+        m->rtcp_rsize = true;
+        bool used[128] = {false};
+        for (size_t k = 0; k < om->caps.n_codecs; k++) {
+            uint8_t pt = om->caps.codecs[k].pt;
+            if (pt > 127 || used[pt]) return ES_EINVAL;
+            used[pt] = true;
+        }
+        for (size_t k = 0; k < om->caps.n_codecs; k++) {
+            es_sdp_codec_t c = om->caps.codecs[k];
+            c.fb_nack = om->caps.nack;
+            c.fb_pli = om->caps.pli;
+            c.fb_fir = om->caps.fir;
+            c.fb_transport_cc = om->caps.transport_cc;
+            c.fb_remb = om->caps.remb;
+            c.apt = -1;
+            m->codecs[m->n_codecs++] = c;
+            if (!om->caps.rtx || om->kind != ES_MEDIA_VIDEO) continue;
+            int rtx = -1; /* the first free dynamic payload type (RFC 3551 §3: 96..127) */
+            for (int pt = 96; pt < 128 && rtx < 0; pt++)
+                if (!used[pt]) rtx = pt;
+            if (rtx < 0) continue;
+            used[rtx] = true;
+            es_sdp_codec_t r = {.pt = (uint8_t)rtx, .codec = ES_CODEC_RTX, .clock_rate = c.clock_rate,
+                                .apt = c.pt};
+            snprintf(r.name, sizeof r.name, "rtx");
+            snprintf(r.fmtp, sizeof r.fmtp, "apt=%u", c.pt);
+            m->codecs[m->n_codecs++] = r;
+        }
+        uint8_t id = 1;
+        for (size_t k = 0; k < sizeof kept_extmaps / sizeof kept_extmaps[0]; k++) {
+            const char *uri = kept_extmaps[k];
+            bool audio_level = strstr(uri, "audio-level") != NULL;
+            if ((k == TWCC_URI_INDEX && !om->caps.transport_cc) ||
+                (audio_level && om->kind != ES_MEDIA_AUDIO) ||
+                strstr(uri, "orientation") || strstr(uri, "playout-delay"))
+                continue;
+            es_sdp_extmap_t *x = &m->extmaps[m->n_extmaps++];
+            x->id = id++;
+            snprintf(x->uri, sizeof x->uri, "%s", uri);
+        }
+    }
+    return 0;
+}
+
+static const es_sdp_codec_t *codec_of_pt(const es_sdp_local_media_t *m, unsigned pt)
+{
+    for (size_t k = 0; k < m->n_codecs && k < ES_SDP_MAX_CODECS; k++)
+        if (m->codecs[k].pt == pt) return &m->codecs[k];
+    return NULL;
+}
+
+int es_sdp_answer_apply(es_sdp_local_t *offer, const es_sdp_t *answer, char *err, size_t err_len)
+{
+    if (err && err_len) err[0] = '\0';
+    if (!offer || !answer || !offer->offer) return check_fail(err, err_len, "no offer to apply to");
+    if (answer->n_media != offer->n_media)
+        return check_fail(err, err_len, "the answer has %zu m= sections, the offer %zu",
+                          answer->n_media, offer->n_media);
+    int active = 0;
+    bool transport_seen = false;
+    for (size_t i = 0; i < offer->n_media && i < ES_SDP_MAX_MEDIA; i++) {
+        es_sdp_local_media_t *m = &offer->media[i];
+        const es_sdp_media_t *a = &answer->media[i];
+        if (a->kind != m->kind || strncmp(a->mid, m->mid, sizeof m->mid))
+            return check_fail(err, err_len, "m= section %zu: answered as %s mid '%.32s', offered "
+                              "%s mid '%s'", i, a->kind_name, a->mid, m->kind_name, m->mid);
+        bool bundled = false;
+        for (size_t b = 0; b < answer->n_bundle && b < ES_SDP_MAX_MEDIA; b++)
+            bundled |= !strncmp(answer->bundle_mids[b], m->mid, sizeof m->mid);
+        if (a->port == 0 && !bundled) { /* rejected (RFC 3264 §6) */
+            m->rejected = true;
+            m->dir = ES_DIR_INACTIVE;
+            continue;
+        }
+        if (!bundled && offer->n_media > 1)
+            return check_fail(err, err_len, "m= section %zu (mid %s) is accepted outside the "
+                              "BUNDLE group", i, m->mid);
+        if (!a->rtcp_mux) return check_fail(err, err_len, "mid %s: no a=rtcp-mux", m->mid);
+        if (!transport_seen) { /* the BUNDLE transport: the first accepted section's */
+            transport_seen = true;
+            if (!a->ice_ufrag[0] || !a->ice_pwd[0])
+                return check_fail(err, err_len, "mid %s: no a=ice-ufrag or a=ice-pwd", m->mid);
+            if (strcmp(a->fingerprint_alg, "sha-256") || a->fingerprint_len != 32)
+                return check_fail(err, err_len, "mid %s: no sha-256 a=fingerprint", m->mid);
+            if (a->setup != ES_SETUP_ACTIVE && a->setup != ES_SETUP_PASSIVE)
+                return check_fail(err, err_len, "mid %s: a=setup must be active or passive in an "
+                                  "answer (RFC 5763 §5)", m->mid);
+        }
+        /* Codecs: a subset of ours, the first is what flows (RFC 3264 §6.1). */
+        es_sdp_codec_t chosen = {0}, rtx = {0};
+        bool have = false, have_rtx = false;
+        for (size_t k = 0; k < a->n_codecs && k < ES_SDP_MAX_CODECS; k++) {
+            const es_sdp_codec_t *ours = codec_of_pt(m, a->codecs[k].pt);
+            if (!ours || ours->codec != a->codecs[k].codec)
+                return check_fail(err, err_len, "mid %s: payload type %u was not offered as %s",
+                                  m->mid, a->codecs[k].pt, a->codecs[k].name);
+            if (!have && ours->codec != ES_CODEC_RTX) {
+                chosen = *ours;
+                chosen.fb_nack &= a->codecs[k].fb_nack;
+                chosen.fb_pli &= a->codecs[k].fb_pli;
+                chosen.fb_fir &= a->codecs[k].fb_fir;
+                chosen.fb_transport_cc &= a->codecs[k].fb_transport_cc;
+                chosen.fb_remb &= a->codecs[k].fb_remb;
+                have = true;
+            }
+        }
+        for (size_t k = 0; have && k < a->n_codecs && k < ES_SDP_MAX_CODECS; k++)
+            if (a->codecs[k].codec == ES_CODEC_RTX && a->codecs[k].apt == chosen.pt) {
+                rtx = *codec_of_pt(m, a->codecs[k].pt);
+                have_rtx = true;
+            }
+        /* Extensions: those of ours the answer kept, under the answer's ids (RFC 8285 §6). */
+        es_sdp_extmap_t ext[ES_SDP_MAX_EXTMAPS];
+        size_t n_ext = 0;
+        for (size_t e = 0; e < a->n_extmaps && e < ES_SDP_MAX_EXTMAPS; e++) {
+            bool ours = false;
+            for (size_t k = 0; k < m->n_extmaps; k++)
+                ours |= !strncmp(m->extmaps[k].uri, a->extmaps[e].uri, sizeof a->extmaps[e].uri);
+            if (!ours)
+                return check_fail(err, err_len, "mid %s: extmap %.128s was not offered", m->mid,
+                                  a->extmaps[e].uri);
+            ext[n_ext++] = a->extmaps[e];
+        }
+        memcpy(m->extmaps, ext, sizeof ext);
+        m->n_extmaps = n_ext;
+        /* Direction (RFC 3264 §6.1): what we may do given the answer's. */
+        bool peer_recv = a->dir == ES_DIR_SENDRECV || a->dir == ES_DIR_RECVONLY;
+        bool peer_send = a->dir == ES_DIR_SENDRECV || a->dir == ES_DIR_SENDONLY;
+        if (m->dir == ES_DIR_SENDONLY) m->dir = peer_recv ? ES_DIR_SENDONLY : ES_DIR_INACTIVE;
+        else if (m->dir == ES_DIR_RECVONLY) m->dir = peer_send ? ES_DIR_RECVONLY : ES_DIR_INACTIVE;
+        else if (m->dir == ES_DIR_SENDRECV)
+            m->dir = peer_recv && peer_send ? ES_DIR_SENDRECV : peer_recv ? ES_DIR_SENDONLY
+                   : peer_send ? ES_DIR_RECVONLY : ES_DIR_INACTIVE;
+        m->n_codecs = 0;
+        if (!have) { /* an answer with no codec: nothing flows in this section */
+            m->dir = ES_DIR_INACTIVE;
+            continue;
+        }
+        m->codecs[m->n_codecs++] = chosen;
+        if (have_rtx) m->codecs[m->n_codecs++] = rtx;
+        if (m->dir != ES_DIR_INACTIVE) active++;
+    }
+    if (!transport_seen) return check_fail(err, err_len, "the answer rejects every m= section");
+    return active;
 }

@@ -2,7 +2,9 @@
  * offer stays inside its bounds (counts, payload types, terminated strings); an offer that
  * passes es_sdp_check_webrtc always gets an answer, for a receiver and for a sender, that writes
  * within ES_SDP_MAX_TEXT and parses back with the same sections, mids, directions, payload types
- * and BUNDLE group; es_sdp_parse_fragment on the same bytes fails cleanly or parses. */
+ * and BUNDLE group; es_sdp_parse_fragment on the same bytes fails cleanly or parses. The same
+ * bytes as the answer to an offer of ours (es_sdp_answer_apply) are refused with a reason or
+ * negotiate only payload types, extensions and sections that the offer had. */
 #include "estuary/error.h"
 #include "estuary/sdp.h"
 
@@ -13,7 +15,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static es_sdp_t offer, back;
-static es_sdp_answer_t ans;
+static es_sdp_local_t ans;
 static char out[ES_SDP_MAX_TEXT];
 static char err[256];
 
@@ -81,14 +83,14 @@ static void answer_round_trip(bool receive, const es_sdp_caps_t caps[2])
     strcpy(ans.candidates[0], "1 1 udp 2130706431 192.0.2.1 8000 typ host");
     ans.n_candidates = 1;
     for (size_t i = 0; i < ans.n_media; i++) ans.media[i].ssrc = receive ? 0 : 100 + (uint32_t)i;
-    int len = es_sdp_answer_write(&ans, out, sizeof out);
+    int len = es_sdp_local_write(&ans, out, sizeof out);
     if (len <= 0 || (size_t)len != strlen(out)) abort();
     if (es_sdp_parse(out, (size_t)len, &back, err, sizeof err) != 0) abort();
     check_bounds(&back);
     if (back.n_media != ans.n_media || !back.ice_lite) abort();
     size_t bundled = 0;
     for (size_t i = 0; i < ans.n_media; i++) {
-        const es_sdp_answer_media_t *a = &ans.media[i];
+        const es_sdp_local_media_t *a = &ans.media[i];
         const es_sdp_media_t *b = &back.media[i];
         if (strcmp(a->mid, b->mid)) abort();
         if (a->rejected) {
@@ -110,6 +112,51 @@ static void answer_round_trip(bool receive, const es_sdp_caps_t caps[2])
     if (bundled != back.n_bundle) abort();
 }
 
+/* Our offer: Opus audio and H.264 + VP8 video (both with RTX), mids 0 and 1. */
+static void answer_apply(void)
+{
+    static es_sdp_local_t ours, work;
+    static bool made;
+    if (!made) {
+        es_sdp_offer_media_t om[2];
+        memset(om, 0, sizeof om);
+        om[0].kind = ES_MEDIA_AUDIO;
+        om[0].dir = ES_DIR_SENDONLY;
+        om[0].caps.codecs[0] = codec(ES_CODEC_OPUS, 0);
+        om[0].caps.codecs[0].pt = 111;
+        om[0].caps.n_codecs = 1;
+        om[1].kind = ES_MEDIA_VIDEO;
+        om[1].dir = ES_DIR_RECVONLY;
+        om[1].caps.codecs[0] = codec(ES_CODEC_H264, 0x42e01f);
+        om[1].caps.codecs[0].pt = 102;
+        om[1].caps.codecs[1] = codec(ES_CODEC_VP8, 0);
+        om[1].caps.codecs[1].pt = 96;
+        om[1].caps.n_codecs = 2;
+        om[1].caps.rtx = om[1].caps.nack = om[1].caps.transport_cc = true;
+        if (es_sdp_offer_init(om, 2, &ours) != 0) abort();
+        made = true;
+    }
+    work = ours;
+    int n = es_sdp_answer_apply(&work, &offer, err, sizeof err);
+    if (n < 0) {
+        if (n != ES_EPROTO || !err[0]) abort();
+        return;
+    }
+    if ((size_t)n > ours.n_media || work.n_media != ours.n_media) abort();
+    for (size_t i = 0; i < work.n_media; i++) {
+        const es_sdp_local_media_t *m = &work.media[i];
+        if (m->n_codecs > 2) abort();
+        for (size_t k = 0; k < m->n_codecs; k++) {
+            bool offered = false;
+            for (size_t j = 0; j < ours.media[i].n_codecs; j++)
+                offered |= ours.media[i].codecs[j].pt == m->codecs[k].pt;
+            if (!offered) abort();
+        }
+        if (ours.media[i].dir == ES_DIR_SENDONLY && m->dir == ES_DIR_RECVONLY) abort();
+        if (ours.media[i].dir == ES_DIR_RECVONLY && m->dir == ES_DIR_SENDONLY) abort();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *text = (const char *)data;
@@ -125,6 +172,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     check_bounds(&offer);
+    answer_apply();
     if (es_sdp_check_webrtc(&offer, err, sizeof err) != 0) {
         if (!err[0]) abort();
         return 0;

@@ -94,7 +94,7 @@ static void make_caps(es_sdp_caps_t caps[2], es_sdp_codec_t video)
     caps[1].rtx = caps[1].nack = caps[1].pli = caps[1].fir = caps[1].transport_cc = true;
 }
 
-static void fill_answer(es_sdp_answer_t *a, bool send)
+static void fill_answer(es_sdp_local_t *a, bool send)
 {
     a->session_id = 4242;
     strcpy(a->ice_ufrag, "srvU");
@@ -112,17 +112,17 @@ static void fill_answer(es_sdp_answer_t *a, bool send)
 }
 
 /* Writes the answer and parses it back into *back (caller frees); returns the text. */
-static char *write_and_reparse(const es_sdp_answer_t *a, es_sdp_t **back)
+static char *write_and_reparse(const es_sdp_local_t *a, es_sdp_t **back)
 {
     char *out = malloc(ES_SDP_MAX_TEXT);
     assert_non_null(out);
-    int n = es_sdp_answer_write(a, out, ES_SDP_MAX_TEXT);
+    int n = es_sdp_local_write(a, out, ES_SDP_MAX_TEXT);
     assert_true(n > 0);
     assert_int_equal(strlen(out), (size_t)n);
     *back = calloc(1, sizeof **back);
     int rc = es_sdp_parse(out, (size_t)n, *back, err, sizeof err);
-    if (rc) fail_msg("answer does not re-parse: %s\n%s", err, out);
-    assert_true((*back)->ice_lite);
+    if (rc) fail_msg("description does not re-parse: %s\n%s", err, out);
+    assert_int_equal((*back)->ice_lite, a->ice_lite);
     return out;
 }
 
@@ -219,11 +219,11 @@ static void test_chromium_whip_offer_and_answer(void **state)
     es_sdp_caps_t caps[2];
     make_caps(caps, h264(0x42e01f, 1, true));
     caps[1].remb = false;
-    es_sdp_answer_t *ans = calloc(1, sizeof *ans);
+    es_sdp_local_t *ans = calloc(1, sizeof *ans);
     assert_int_equal(es_sdp_answer_init(s, true, caps, ans, err, sizeof err), 2);
     assert_string_equal(err, "");
     assert_int_equal(ans->setup, ES_SETUP_PASSIVE);
-    assert_int_equal(es_sdp_answer_transport(ans), 0);
+    assert_int_equal(es_sdp_local_transport(ans), 0);
     assert_int_equal(ans->media[1].n_codecs, 2);
     assert_int_equal(ans->media[1].codecs[0].pt, 108);
     assert_int_equal(ans->media[1].codecs[0].h264_profile_level_id, 0x42e01f);
@@ -303,12 +303,12 @@ static void test_aiortc(void **state)
     assert_int_equal(es_sdp_check_webrtc(s, err, sizeof err), 0);
     es_sdp_caps_t caps[2];
     make_caps(caps, h264(0x42e01f, 1, true));
-    es_sdp_answer_t *ans = calloc(1, sizeof *ans);
+    es_sdp_local_t *ans = calloc(1, sizeof *ans);
     assert_int_equal(es_sdp_answer_init(s, true, caps, ans, err, sizeof err), 2);
     /* 42001f pm=1 (PT 99) comes first in the offer; its 42e01f (PT 101) is taken instead. */
     assert_int_equal(ans->media[1].codecs[0].pt, 101);
     assert_int_equal(ans->media[1].codecs[1].pt, 102);
-    int t = es_sdp_answer_transport(ans);
+    int t = es_sdp_local_transport(ans);
     assert_int_equal(t, 0);
     assert_string_equal(s->media[t].ice_ufrag, "vWN4"); /* aiortc uses its first mid's transport */
     /* aiortc gives id 2 to audio-level (audio) and abs-send-time (video): only the first is
@@ -355,7 +355,7 @@ static void test_firefox_whep(void **state)
     /* WHEP: the stream is H.264 constrained baseline 3.1, packetization-mode 1. */
     es_sdp_caps_t caps[2];
     make_caps(caps, h264(0x42e01f, 1, false));
-    es_sdp_answer_t *ans = calloc(1, sizeof *ans);
+    es_sdp_local_t *ans = calloc(1, sizeof *ans);
     assert_int_equal(es_sdp_answer_init(s, false, caps, ans, err, sizeof err), 2);
     assert_int_equal(ans->media[0].codecs[0].pt, 109);
     assert_int_equal(ans->media[1].codecs[0].pt, 126);
@@ -442,7 +442,7 @@ static void test_bundle_only_and_missing_kind(void **state)
     assert_true(s->media[1].rtcp_mux);
     assert_int_equal(es_sdp_check_webrtc(s, err, sizeof err), 0);
     es_sdp_caps_t caps[2];
-    es_sdp_answer_t *ans = calloc(1, sizeof *ans);
+    es_sdp_local_t *ans = calloc(1, sizeof *ans);
     make_caps(caps, simple(ES_CODEC_VP8));
     assert_int_equal(es_sdp_answer_init(s, false, caps, ans, err, sizeof err), 2);
     assert_false(ans->media[1].rejected);
@@ -474,7 +474,7 @@ static void test_bundle_only_and_missing_kind(void **state)
     assert_int_equal(es_sdp_answer_init(s, false, caps, ans, err, sizeof err), 1);
     assert_int_equal(ans->media[0].dir, ES_DIR_INACTIVE);
     assert_false(ans->media[0].rejected);
-    assert_int_equal(es_sdp_answer_transport(ans), 0);
+    assert_int_equal(es_sdp_local_transport(ans), 0);
     /* Outside a BUNDLE group, port 0 rejects the section whatever a=bundle-only says. */
     edit("a=group:BUNDLE 0 1", "a=group:BUNDLE 0");
     assert_int_equal(es_sdp_parse(text, text_len, s, err, sizeof err), 0);
@@ -487,13 +487,126 @@ static void test_bundle_only_and_missing_kind(void **state)
     free(s);
 }
 
+/* The offerer side (a WebSocket player, a relay): our offer, written and parsed back, is a
+ * valid WebRTC offer; Estuary's own answerer answers it; applying that answer gives the
+ * negotiated codec, RTX, extension ids and directions. Then answers that break the rules. */
+static void test_offer_and_answer_apply(void **state)
+{
+    es_sdp_offer_media_t om[2];
+    memset(om, 0, sizeof om);
+    om[0].kind = ES_MEDIA_AUDIO;
+    om[0].dir = ES_DIR_SENDONLY;
+    es_sdp_codec_t opus = simple(ES_CODEC_OPUS), avc = h264(0x42e01f, 1, true), vp8 = simple(ES_CODEC_VP8);
+    opus.pt = 111;
+    strcpy(opus.name, "opus");
+    opus.clock_rate = 48000;
+    opus.channels = 2;
+    strcpy(opus.fmtp, "minptime=10;useinbandfec=1");
+    avc.pt = 102;
+    strcpy(avc.fmtp, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f");
+    vp8.pt = 96;
+    strcpy(vp8.name, "VP8");
+    vp8.clock_rate = 90000;
+    om[0].caps.codecs[0] = opus;
+    om[0].caps.n_codecs = 1;
+    om[0].caps.transport_cc = om[0].caps.nack = true;
+    om[1].kind = ES_MEDIA_VIDEO;
+    om[1].dir = ES_DIR_SENDONLY;
+    om[1].caps.codecs[0] = avc;
+    om[1].caps.codecs[1] = vp8;
+    om[1].caps.n_codecs = 2;
+    om[1].caps.rtx = om[1].caps.nack = om[1].caps.pli = om[1].caps.transport_cc = true;
+    es_sdp_local_t *offer = calloc(1, sizeof *offer);
+    assert_int_equal(es_sdp_offer_init(om, 0, offer), ES_EINVAL);
+    assert_int_equal(es_sdp_offer_init(om, 2, offer), 0);
+    fill_answer(offer, true);
+    es_sdp_t *parsed;
+    char *otext = write_and_reparse(offer, &parsed);
+    assert_null(strstr(otext, "a=ice-lite"));
+    assert_non_null(strstr(otext, "a=setup:actpass\r\n"));
+    assert_int_equal(es_sdp_check_webrtc(parsed, err, sizeof err), 0);
+    assert_int_equal(parsed->n_bundle, 2);
+    assert_int_equal(parsed->media[1].n_codecs, 4); /* H264, its rtx, VP8, its rtx */
+    assert_int_equal(codec_by_pt(&parsed->media[1], parsed->media[1].codecs[1].pt)->apt,
+                     parsed->media[1].codecs[0].pt);
+    assert_int_equal(parsed->media[1].ssrc, 1001);
+    assert_int_equal(parsed->media[1].rtx_ssrc, 2001);
+    assert_int_equal(parsed->media[0].dir, ES_DIR_SENDONLY);
+
+    /* Estuary answers it as a receiver taking VP8 only. */
+    es_sdp_caps_t caps[2];
+    make_caps(caps, simple(ES_CODEC_VP8));
+    es_sdp_local_t *ans = calloc(1, sizeof *ans);
+    assert_int_equal(es_sdp_answer_init(parsed, true, caps, ans, err, sizeof err), 2);
+    fill_answer(ans, false);
+    es_sdp_t *answer;
+    char *atext = write_and_reparse(ans, &answer);
+    es_sdp_local_t saved = *offer;
+    assert_int_equal(es_sdp_answer_apply(offer, answer, err, sizeof err), 2);
+    assert_int_equal(offer->media[1].codecs[0].codec, ES_CODEC_VP8);
+    assert_int_equal(offer->media[1].codecs[0].pt, om[1].caps.codecs[1].pt);
+    assert_int_equal(offer->media[1].n_codecs, 2);
+    assert_int_equal(offer->media[1].codecs[1].codec, ES_CODEC_RTX);
+    assert_int_equal(offer->media[1].codecs[1].apt, offer->media[1].codecs[0].pt);
+    assert_true(offer->media[1].codecs[0].fb_nack && offer->media[1].codecs[0].fb_transport_cc);
+    assert_int_equal(offer->media[0].dir, ES_DIR_SENDONLY);
+    assert_int_equal(offer->media[0].n_extmaps, ans->media[0].n_extmaps);
+    assert_int_equal(es_sdp_local_transport(offer), 0);
+    assert_int_equal(answer->media[0].setup, ES_SETUP_PASSIVE); /* so we are the DTLS client */
+
+    /* Broken answers are refused with the reason. */
+    es_sdp_t *bad = calloc(1, sizeof *bad);
+    *offer = saved;
+    *bad = *answer;
+    bad->media[1].codecs[0].pt = 77;
+    assert_int_equal(es_sdp_answer_apply(offer, bad, err, sizeof err), ES_EPROTO);
+    assert_non_null(strstr(err, "payload type 77 was not offered"));
+    *offer = saved;
+    *bad = *answer;
+    bad->media[0].setup = ES_SETUP_ACTPASS;
+    assert_int_equal(es_sdp_answer_apply(offer, bad, err, sizeof err), ES_EPROTO);
+    assert_non_null(strstr(err, "a=setup"));
+    *offer = saved;
+    *bad = *answer;
+    bad->media[0].fingerprint_len = 0;
+    assert_int_equal(es_sdp_answer_apply(offer, bad, err, sizeof err), ES_EPROTO);
+    *offer = saved;
+    *bad = *answer;
+    bad->n_media = 1;
+    assert_int_equal(es_sdp_answer_apply(offer, bad, err, sizeof err), ES_EPROTO);
+    *offer = saved;
+    *bad = *answer;
+    snprintf(bad->media[1].mid, sizeof bad->media[1].mid, "x");
+    assert_int_equal(es_sdp_answer_apply(offer, bad, err, sizeof err), ES_EPROTO);
+    /* A rejected video section (port 0, out of the group): audio alone goes on. */
+    *offer = saved;
+    *bad = *answer;
+    bad->media[1].port = 0;
+    bad->n_bundle = 1;
+    assert_int_equal(es_sdp_answer_apply(offer, bad, err, sizeof err), 1);
+    assert_true(offer->media[1].rejected);
+    /* An answer sendonly to our sendonly section: the peer will not receive; inactive. */
+    *offer = saved;
+    *bad = *answer;
+    bad->media[0].dir = ES_DIR_SENDONLY;
+    assert_int_equal(es_sdp_answer_apply(offer, bad, err, sizeof err), 1);
+    assert_int_equal(offer->media[0].dir, ES_DIR_INACTIVE);
+    free(bad);
+    free(otext);
+    free(atext);
+    free(parsed);
+    free(answer);
+    free(ans);
+    free(offer);
+}
+
 static void test_safari_whep(void **state)
 {
     es_sdp_t *s = parse_file("safari_whep_recvonly.sdp");
     assert_int_equal(es_sdp_check_webrtc(s, err, sizeof err), 0);
     assert_string_equal(s->media[0].ice_ufrag, "Wq/x");
     es_sdp_caps_t caps[2];
-    es_sdp_answer_t *ans = calloc(1, sizeof *ans);
+    es_sdp_local_t *ans = calloc(1, sizeof *ans);
     /* Constrained High from the publisher: PT 96 (640c1f, pm=1), not 100 (pm=0). */
     make_caps(caps, h264(0x640c29, 1, false));
     assert_int_equal(es_sdp_answer_init(s, false, caps, ans, err, sizeof err), 2);
@@ -538,7 +651,7 @@ static void test_obs_whip(void **state)
     assert_string_equal(s->media[1].msid, "XmQSKutZo7zYcEQl XmQSKutZo7zYcEQl-video");
     es_sdp_caps_t caps[2];
     make_caps(caps, h264(0x42e01f, 1, true));
-    es_sdp_answer_t *ans = calloc(1, sizeof *ans);
+    es_sdp_local_t *ans = calloc(1, sizeof *ans);
     assert_int_equal(es_sdp_answer_init(s, true, caps, ans, err, sizeof err), 2);
     assert_int_equal(ans->media[1].n_codecs, 1); /* OBS offers no RTX */
     assert_int_equal(ans->media[1].codecs[0].pt, 96);
@@ -567,7 +680,7 @@ static void test_gstreamer_whip(void **state)
     assert_int_equal(s->media[1].fingerprint[0], 0x2B); /* fingerprint after a=mid */
     es_sdp_caps_t caps[2];
     make_caps(caps, h264(0x42e01f, 1, true));
-    es_sdp_answer_t *ans = calloc(1, sizeof *ans);
+    es_sdp_local_t *ans = calloc(1, sizeof *ans);
     assert_int_equal(es_sdp_answer_init(s, true, caps, ans, err, sizeof err), 2);
     fill_answer(ans, false);
     es_sdp_t *back;
@@ -589,7 +702,7 @@ static void test_directions(void **state)
 {
     es_sdp_caps_t caps[2];
     make_caps(caps, simple(ES_CODEC_VP8));
-    es_sdp_answer_t *ans = calloc(1, sizeof *ans);
+    es_sdp_local_t *ans = calloc(1, sizeof *ans);
     /* A player's recvonly offer posted to WHIP: nothing to receive. */
     es_sdp_t *s = parse_file("chromium_whep_recvonly.sdp");
     assert_int_equal(es_sdp_answer_init(s, true, caps, ans, err, sizeof err), 0);
@@ -632,7 +745,7 @@ static void test_rejected_application_and_writer(void **state)
     assert_int_equal(es_sdp_check_webrtc(s, err, sizeof err), 0);
     es_sdp_caps_t caps[2];
     make_caps(caps, simple(ES_CODEC_VP8));
-    es_sdp_answer_t *ans = calloc(1, sizeof *ans);
+    es_sdp_local_t *ans = calloc(1, sizeof *ans);
     assert_int_equal(es_sdp_answer_init(s, true, caps, ans, err, sizeof err), 1);
     assert_true(ans->media[1].rejected);
     fill_answer(ans, false);
@@ -647,11 +760,11 @@ static void test_rejected_application_and_writer(void **state)
     /* Too small a buffer, and strings that would inject lines. */
     int full = (int)strlen(out);
     char small[64];
-    assert_int_equal(es_sdp_answer_write(ans, small, sizeof small), ES_E2BIG);
-    assert_int_equal(es_sdp_answer_write(ans, out, (size_t)full), ES_E2BIG);
-    assert_int_equal(es_sdp_answer_write(ans, out, (size_t)full + 1), full);
+    assert_int_equal(es_sdp_local_write(ans, small, sizeof small), ES_E2BIG);
+    assert_int_equal(es_sdp_local_write(ans, out, (size_t)full), ES_E2BIG);
+    assert_int_equal(es_sdp_local_write(ans, out, (size_t)full + 1), full);
     strcpy(ans->candidates[0], "1 1 udp 1 192.0.2.1 9 typ host\r\na=evil");
-    assert_int_equal(es_sdp_answer_write(ans, out, ES_SDP_MAX_TEXT), ES_EINVAL);
+    assert_int_equal(es_sdp_local_write(ans, out, ES_SDP_MAX_TEXT), ES_EINVAL);
     /* An offer saying passive makes us the DTLS client. */
     s->media[0].setup = ES_SETUP_PASSIVE;
     assert_int_equal(es_sdp_answer_init(s, true, caps, ans, err, sizeof err), 1);
@@ -973,6 +1086,7 @@ int main(void)
         cmocka_unit_test(test_h264_compatible),
         cmocka_unit_test(test_fragments),
         cmocka_unit_test(test_bundle_only_and_missing_kind),
+        cmocka_unit_test(test_offer_and_answer_apply),
         cmocka_unit_test(test_malformed),
     };
     return cmocka_run_group_tests_name("sdp", tests, NULL, NULL);
