@@ -21,12 +21,14 @@ typedef struct es_rtc_transport es_rtc_transport_t;
 typedef struct es_rtc_link es_rtc_link_t;
 
 /* What a link reports to its application; user is the es_rtc_link_open argument. on_rtp,
- * on_rtcp, on_selected and on_state are the session's (include/estuary/rtc_session.h). The
+ * on_rtcp, on_pair (optional: the transport routes pairs itself), on_selected and on_state are
+ * the session's (include/estuary/rtc_session.h). The
  * application may not close or free the link from inside them. on_closed comes once, when the
  * link is freed (after CLOSED/FAILED, es_rtc_link_close or es_rtc_transport_stop). */
 typedef struct es_rtc_link_callbacks {
     void (*on_rtp)(void *user, uint64_t now_us, uint8_t *buf, size_t len);
     void (*on_rtcp)(void *user, uint64_t now_us, uint8_t *buf, size_t len);
+    void (*on_pair)(void *user, const es_addr_pair_t *addr, bool added);
     void (*on_selected)(void *user, const es_addr_pair_t *addr, bool nominated);
     void (*on_state)(void *user, es_rtc_session_state_t state, int err, const char *reason);
     void (*on_closed)(void *user, const char *reason);

@@ -129,6 +129,17 @@ static void link_tick(void *user, uint64_t now)
     es_media_stream_tick(s->ms, now);
 }
 
+static void link_pair(void *user, const es_addr_pair_t *a, bool added)
+{
+    session_t *s = user;
+    char remote[64], local[64];
+    es_addr_format((const struct sockaddr *)&a->remote, remote, sizeof remote);
+    es_addr_format((const struct sockaddr *)&a->local, local, sizeof local);
+    es_log_ctx_t lc = sctx(s);
+    ES_DEBUG("rtc", &lc, "ICE: pair %s -> %s %s after %.0f ms", remote, local,
+             added ? "valid" : "dropped", (double)(es_clock_now_us() - s->created_us) / 1000.0);
+}
+
 static void link_selected(void *user, const es_addr_pair_t *a, bool nominated)
 {
     session_t *s = user;
@@ -556,7 +567,8 @@ void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, con
         .now_us = now,
     };
     static const es_rtc_link_callbacks_t link_cb = {
-        .on_rtp = link_rtp, .on_rtcp = link_rtcp, .on_selected = link_selected,
+        .on_rtp = link_rtp, .on_rtcp = link_rtcp, .on_pair = link_pair,
+        .on_selected = link_selected,
         .on_state = link_state, .on_closed = link_closed, .on_tick = link_tick};
     es_media_io_t io = {.send_rtp = io_send_rtp, .send_rtcp = io_send_rtcp, .user = s};
     int rc;

@@ -202,6 +202,7 @@ static void ls_pair(void *user, const es_addr_pair_t *a, bool added)
     es_rtc_link_t *l = user;
     if (added) route_add(l->t, l, a);
     else route_remove(l->t, l, a);
+    if (l->cb.on_pair) l->cb.on_pair(l->user, a, added);
 }
 
 static void ls_selected(void *user, const es_addr_pair_t *a, bool nominated)
