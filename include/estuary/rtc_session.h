@@ -15,8 +15,12 @@
  * valid pair DTLS came on (the offerer: its first succeeded pair). Once a pair is nominated, a
  * check on another pair never moves media; only a new nomination does. Consent (RFC 7675) is kept
  * per pair: a pair without authenticated traffic (a valid STUN request or response, an SRTP or
- * SRTCP packet that authenticates, a DTLS record) for consent_timeout_ms loses it; media stops
- * going to a nominated pair without consent, and the session closes when no pair has consent. */
+ * SRTCP packet that authenticates; not a DTLS record, which proves nothing before keys exist)
+ * for consent_timeout_ms loses it, whatever other pairs receive; media stops going to a
+ * nominated pair without consent, and the session closes when no pair has consent. An ICE-lite
+ * answerer sends no checks of its own, so the consent of a pair is the peer's word for it (a
+ * client that spoofs another address can aim its own media there: RFC 7675 consent by our own
+ * checks would close that, see docs/architecture.md). */
 #ifndef ESTUARY_RTC_SESSION_H
 #define ESTUARY_RTC_SESSION_H
 
@@ -96,10 +100,12 @@ es_rtc_session_t *es_rtc_session_new(const es_rtc_session_params_t *params);
 void es_rtc_session_free(es_rtc_session_t *s);
 
 /* es_rtc_session_add_remote_candidate: (full agent) a remote candidate to check, from the SDP
- * or a trickled a=candidate: local is the local address to send from (AF_UNSPEC: the transport
- * chooses), priority its RFC 8445 §5.1.2 priority. Checks start at the next timeout. Returns 0,
- * ES_EEXIST when the pair is known, ES_EBUSY when the table is full of pairs in use, ES_EINVAL
- * for an ICE-lite session. */
+ * or a trickled a=candidate: addr->remote is the candidate, addr->local the local address to send
+ * from (AF_UNSPEC: the transport chooses; the first response or check on it tells). Candidates
+ * are checked in the order given (priority, its RFC 8445 §5.1.2 priority, is not used yet: SDP
+ * lists the best first). Checks start at the next timeout. Returns 0, ES_EEXIST when a pair with
+ * that remote address is known, ES_EBUSY when every slot holds a pair media or DTLS uses (the
+ * least recently heard other pair makes room), ES_EINVAL for an ICE-lite session. */
 int es_rtc_session_add_remote_candidate(es_rtc_session_t *s, const es_addr_pair_t *addr,
                                         uint32_t priority, uint64_t now_us);
 
@@ -127,9 +133,10 @@ int es_rtc_session_send_rtcp(es_rtc_session_t *s, uint8_t *buf, size_t len, size
 void es_rtc_session_close(es_rtc_session_t *s, const char *reason);
 
 /* es_rtc_session_restart_ice: new credentials after an ICE restart (RFC 8445 §9): checks with
- * the old ufrag stop being answered; media stays on the selected pair until a pair is nominated
- * with the new credentials (a full agent starts checking its known candidates again). Returns 0
- * or ES_EINVAL. */
+ * the old ufrag stop being answered. An ICE-lite session keeps media on its nominated pair
+ * until the peer nominates one with the new credentials; a full agent checks its known
+ * candidates again and, until it nominates anew, sends media to the pair DTLS came on or its
+ * first succeeded pair. Returns 0 or ES_EINVAL. */
 int es_rtc_session_restart_ice(es_rtc_session_t *s, const char *local_ufrag,
                                const char *local_pwd, const char *remote_ufrag,
                                const char *remote_pwd, uint64_t now_us);
@@ -142,6 +149,12 @@ const char *es_rtc_session_state_name(es_rtc_session_state_t st);
 /* es_rtc_session_selected: the pair media goes to, or NULL; *nominated (may be NULL) says whether
  * it was nominated. Borrowed until the next call into the session. */
 const es_addr_pair_t *es_rtc_session_selected(const es_rtc_session_t *s, bool *nominated);
+
+/* es_rtc_session_pair_has_consent: whether addr is a valid pair of the session that has had
+ * authenticated traffic within the consent timeout at now_us. For a transport deciding which
+ * session owns a 5-tuple that two sessions claim. */
+bool es_rtc_session_pair_has_consent(const es_rtc_session_t *s, const es_addr_pair_t *addr,
+                                     uint64_t now_us);
 
 /* es_rtc_session_stats: counters since creation. */
 es_rtc_session_stats_t es_rtc_session_stats(const es_rtc_session_t *s);

@@ -248,19 +248,20 @@ typedef struct es_sdp_offer_media {
  * understands (sdes:mid, abs-send-time, transport-wide-cc when caps allow, ssrc-audio-level)
  * with ids 1, 2... . offer->offer is true, ice_lite false, setup actpass. The caller fills
  * credentials, fingerprint, candidates and SSRCs as for an answer. Returns 0, or ES_EINVAL
- * (no media, a kind other than audio/video, a section without codecs, two codecs on one payload
- * type). */
+ * (no media or more than ES_SDP_MAX_MEDIA, a kind other than audio/video, a section without
+ * codecs or with more than 4, two codecs on one payload type). */
 int es_sdp_offer_init(const es_sdp_offer_media_t *media, size_t n, es_sdp_local_t *offer);
 
 /* es_sdp_answer_apply: checks the peer's parsed answer to our offer (RFC 3264 §6, RFC 8843 §7.3)
  * and leaves in offer->media what was negotiated: per section, codecs[0] the answer's first
  * payload type among ours (with its RTX when both have one), the answer's rtcp-fb on it, the
- * extmaps the answer kept (its ids), dir our direction given the answer's, and rejected when the
- * answer rejected it (port 0 outside BUNDLE) or it is inactive. Returns the number of sections
- * with media to send or receive, or ES_EPROTO with the reason in err: other m= sections than
- * offered (count, kinds, mids), a payload type or extmap we did not offer, a=setup actpass or
- * missing, no ICE credentials or sha-256 fingerprint on the transport, no rtcp-mux, a BUNDLE
- * group that is missing or includes a mid not offered. The transport is the answer's first
+ * extmaps the answer kept (its ids), dir our direction given the answer's (ES_DIR_INACTIVE when
+ * nothing flows), and rejected when the answer rejected it (port 0 outside the BUNDLE group).
+ * Returns the number of sections with media to send or receive, or ES_EPROTO with the reason in
+ * err: other m= sections than offered (count, kinds, mids), a payload type or extmap we did not
+ * offer, a=setup actpass or missing, no ICE credentials or sha-256 fingerprint on the transport,
+ * no rtcp-mux, accepted sections outside the BUNDLE group (when more than one was offered), a
+ * BUNDLE group naming a mid we did not offer, every section rejected. The transport is the answer's first
  * accepted section (es_sdp_local_transport of the result). */
 int es_sdp_answer_apply(es_sdp_local_t *offer, const es_sdp_t *answer, char *err, size_t err_len);
 

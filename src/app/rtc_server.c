@@ -52,6 +52,9 @@ struct session {
     es_media_sink_t *sink;
     uint64_t created_us, connected_us;
     char codecs[96];               /* "opus, H264" for logs and the API */
+    uint64_t selected_log_us;      /* "media to" lines: a bucket of 5 (refilled at this time) */
+    unsigned selected_tokens;
+    unsigned selected_unlogged;    /* changes not logged since the last line */
     session_t *next, *prev;
 };
 
@@ -140,22 +143,43 @@ static void link_pair(void *user, const es_addr_pair_t *a, bool added)
              added ? "valid" : "dropped", (double)(es_clock_now_us() - s->created_us) / 1000.0);
 }
 
+/* Where media goes changed. A client may flip its nomination on every check: after a burst of 5
+ * lines, one a second, with the count of changes in between. */
 static void link_selected(void *user, const es_addr_pair_t *a, bool nominated)
 {
     session_t *s = user;
-    es_log_ctx_t lc = sctx(s);
-    if (!a) {
-        ES_INFO("rtc", &lc, "ICE: media to %s stopped: the pair lost consent (RFC 7675)",
-                s->media_remote);
+    uint64_t now = es_clock_now_us();
+    char local[64] = "";
+    if (a) {
+        es_addr_format((const struct sockaddr *)&a->remote, s->media_remote, sizeof s->media_remote);
+        es_addr_format((const struct sockaddr *)&a->local, local, sizeof local);
+    }
+    if (!s->selected_log_us) { /* a token bucket: 5, refilled one a second */
+        s->selected_tokens = 5;
+        s->selected_log_us = now;
+    }
+    uint64_t secs = (now - s->selected_log_us) / 1000000;
+    if (secs) {
+        s->selected_tokens = s->selected_tokens + secs >= 5 ? 5 : s->selected_tokens + (unsigned)secs;
+        s->selected_log_us += secs * 1000000;
+    }
+    if (!s->selected_tokens) {
+        s->selected_unlogged++;
         return;
     }
-    char local[64];
-    es_addr_format((const struct sockaddr *)&a->remote, s->media_remote, sizeof s->media_remote);
-    es_addr_format((const struct sockaddr *)&a->local, local, sizeof local);
-    lc = sctx(s);
-    ES_INFO("rtc", &lc, "ICE: media to %s from %s (%s) after %.0f ms", s->media_remote, local,
-            nominated ? "nominated" : "the pair DTLS came on, not nominated yet",
-            (double)(es_clock_now_us() - s->created_us) / 1000.0);
+    s->selected_tokens--;
+    char more[64] = "";
+    if (s->selected_unlogged)
+        snprintf(more, sizeof more, "; %u earlier changes not logged", s->selected_unlogged);
+    s->selected_unlogged = 0;
+    es_log_ctx_t lc = sctx(s);
+    if (!a)
+        ES_INFO("rtc", &lc, "ICE: media to %s stopped: the pair lost consent (RFC 7675)%s",
+                s->media_remote, more);
+    else
+        ES_INFO("rtc", &lc, "ICE: media to %s from %s (%s) after %.0f ms%s", s->media_remote, local,
+                nominated ? "nominated" : "not nominated yet",
+                (double)(now - s->created_us) / 1000.0, more);
 }
 
 static void link_state(void *user, es_rtc_session_state_t st, int err, const char *reason)

@@ -105,11 +105,16 @@ static void route_unlink(es_rtc_transport_t *t, route_t *r)
     r->used = false;
 }
 
-/* A 5-tuple belongs to one link: the one that authenticated it last (a client that reuses its
- * port for a new session). */
-static void route_add(es_rtc_transport_t *t, es_rtc_link_t *l, const es_addr_pair_t *a)
+/* A 5-tuple belongs to one link. Another session's valid pair on it takes it over only once the
+ * owner's pair has lost consent (a client that reuses its port for a new session): a source
+ * address is easy to spoof, and a check signed with an attacker's own session's password must
+ * not divert a victim's DTLS and SRTP. */
+static void route_add(es_rtc_transport_t *t, es_rtc_link_t *l, const es_addr_pair_t *a,
+                      uint64_t now)
 {
     route_t **pp = route_slot(t, a);
+    if (*pp && (*pp)->l == l) return;
+    if (*pp && !(*pp)->l->ended && es_rtc_session_pair_has_consent((*pp)->l->rs, a, now)) return;
     if (*pp) route_unlink(t, *pp);
     for (size_t i = 0; i < ES_RTC_SESSION_MAX_PAIRS; i++) {
         route_t *r = &l->routes[i];
@@ -151,19 +156,22 @@ static void link_free(es_rtc_link_t *l)
 
 static void on_link_timer(uv_timer_t *h);
 
-/* After every call into l's session: free it if it ended, else arm its timer for its next
- * deadline (only when that is earlier than the armed one: an early wake-up costs nothing). */
-static void link_after(es_rtc_link_t *l, uint64_t now)
+/* Arms l's timer for its next deadline, only when that is earlier than the armed one (an early
+ * wake-up costs nothing; it re-arms). */
+static void link_arm(es_rtc_link_t *l, uint64_t now)
 {
-    if (l->ended) {
-        link_free(l);
-        return;
-    }
     uint64_t due = es_rtc_session_next_timeout_us(l->rs, now);
     if (l->next_tick_us && (!due || l->next_tick_us < due)) due = l->next_tick_us;
     if (!due || (l->timer_due && l->timer_due <= due && l->timer_due >= now)) return;
     l->timer_due = due;
     uv_timer_start(&l->timer, on_link_timer, due > now ? (due - now + 999) / 1000 : 0, 0);
+}
+
+/* After every call into l's session: free it if it ended, else arm its timer. */
+static void link_after(es_rtc_link_t *l, uint64_t now)
+{
+    if (l->ended) link_free(l);
+    else link_arm(l, now);
 }
 
 static void on_link_timer(uv_timer_t *h)
@@ -200,7 +208,7 @@ static void ls_rtcp(void *user, uint64_t now, uint8_t *buf, size_t len)
 static void ls_pair(void *user, const es_addr_pair_t *a, bool added)
 {
     es_rtc_link_t *l = user;
-    if (added) route_add(l->t, l, a);
+    if (added) route_add(l->t, l, a, es_clock_now_us());
     else route_remove(l->t, l, a);
     if (l->cb.on_pair) l->cb.on_pair(l->user, a, added);
 }
@@ -262,7 +270,7 @@ void es_rtc_link_set_tick(es_rtc_link_t *l, uint64_t period_us, uint64_t now)
 {
     l->tick_us = period_us;
     l->next_tick_us = period_us ? now + period_us : 0;
-    link_after(l, now);
+    link_arm(l, now); /* may run inside the link's callbacks: never frees */
 }
 
 int es_rtc_link_restart_ice(es_rtc_link_t *l, const char *local_ufrag, const char *local_pwd,
@@ -311,6 +319,15 @@ static void on_datagram(void *user, uint64_t now, uint8_t *buf, size_t len,
         return;
     }
     es_rtc_session_handle_datagram(l->rs, now, buf, len, addr);
+    /* SRTP and SRTCP only refresh a pair's consent: no deadline moves earlier, and the armed
+     * timer re-arms itself when it fires. Nothing more to do per media packet. */
+    if (buf[0] >= 128 && buf[0] <= 191 && !l->ended) return;
+    /* A check that made or kept a pair valid: claim its 5-tuple if it was refused before (its
+     * owner has lost consent since) or went to another session. */
+    if (buf[0] <= 3 && !l->ended && es_rtc_session_pair_has_consent(l->rs, addr, now)) {
+        route_t *r = *route_slot(t, addr);
+        if (!r || r->l != l) route_add(t, l, addr, now);
+    }
     link_after(l, now);
 }
 

@@ -1184,6 +1184,14 @@ int es_sdp_answer_apply(es_sdp_local_t *offer, const es_sdp_t *answer, char *err
     if (answer->n_media != offer->n_media)
         return check_fail(err, err_len, "the answer has %zu m= sections, the offer %zu",
                           answer->n_media, offer->n_media);
+    for (size_t b = 0; b < answer->n_bundle && b < ES_SDP_MAX_MEDIA; b++) {
+        bool ours = false;
+        for (size_t i = 0; i < offer->n_media && i < ES_SDP_MAX_MEDIA; i++)
+            ours |= !strncmp(answer->bundle_mids[b], offer->media[i].mid, sizeof offer->media[i].mid);
+        if (!ours)
+            return check_fail(err, err_len, "the answer's BUNDLE group names mid '%.32s', which "
+                              "was not offered", answer->bundle_mids[b]);
+    }
     int active = 0;
     bool transport_seen = false;
     for (size_t i = 0; i < offer->n_media && i < ES_SDP_MAX_MEDIA; i++) {

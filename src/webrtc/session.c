@@ -18,7 +18,7 @@
 #define CHECK_RTO_US 200000   /* first retransmission of a check; doubles up to RTO_MAX_US */
 #define CHECK_RTO_MAX_US 1600000
 #define CHECK_TRIES 7         /* RFC 8489 §6.2.1 Rc */
-#define CONSENT_CHECK_US 5000000 /* RFC 7675 §5.1: a consent check every 4-6 s */
+#define CONSENT_CHECK_US 4000000 /* RFC 7675 §5.1: a consent check every 4-6 s (+ jitter) */
 
 typedef enum { CHECK_NONE = 0, CHECK_WAITING, CHECK_IN_PROGRESS, CHECK_SUCCEEDED, CHECK_FAILED } check_state_t;
 
@@ -135,6 +135,24 @@ static int pair_find(const es_rtc_session_t *s, const es_addr_pair_t *a)
     return -1;
 }
 
+/* The pair of a received datagram: an exact match, else (full agent) the pair of a candidate we
+ * check from an unspecified local address, which now learns that address. One 5-tuple is never
+ * two pairs. */
+static int pair_lookup(es_rtc_session_t *s, const es_addr_pair_t *a)
+{
+    int i = pair_find(s, a);
+    if (i >= 0 || a->local.ss_family == AF_UNSPEC) return i;
+    for (int k = 0; k < ES_RTC_SESSION_MAX_PAIRS; k++) {
+        pair_t *p = &s->pairs[k];
+        if (p->used && p->addr.local.ss_family == AF_UNSPEC &&
+            es_addr_equal((const struct sockaddr *)&p->addr.remote, (const struct sockaddr *)&a->remote)) {
+            p->addr.local = a->local; /* not valid yet: no route to move */
+            return k;
+        }
+    }
+    return -1;
+}
+
 static bool has_consent(const es_rtc_session_t *s, const pair_t *p, uint64_t now)
 {
     return p->valid && now - p->consent_us < (uint64_t)s->prm.consent_timeout_ms * 1000;
@@ -184,11 +202,16 @@ static void pair_set_valid(es_rtc_session_t *s, int i, uint64_t now)
 
 /* --- sending --- */
 
-static void send_on(es_rtc_session_t *s, int i, const uint8_t *buf, size_t len)
+static void send_to(es_rtc_session_t *s, const es_addr_pair_t *a, const uint8_t *buf, size_t len)
 {
     s->stats.tx_bytes += len;
     s->stats.tx_packets++;
-    s->prm.cb.send(s->prm.user, buf, len, &s->pairs[i].addr);
+    s->prm.cb.send(s->prm.user, buf, len, a);
+}
+
+static void send_on(es_rtc_session_t *s, int i, const uint8_t *buf, size_t len)
+{
+    send_to(s, &s->pairs[i].addr, buf, len);
 }
 
 /* Where media goes: the nominated pair while it has consent; before any nomination, the valid
@@ -201,20 +224,23 @@ static int compute_selected(const es_rtc_session_t *s, uint64_t now, bool *nomin
         return has_consent(s, &s->pairs[s->nominated], now) ? s->nominated : -1;
     }
     if (s->dtls_pair >= 0 && has_consent(s, &s->pairs[s->dtls_pair], now)) return s->dtls_pair;
-    if (s->prm.ice_controlling) {
-        int best = -1;
-        for (int i = 0; i < ES_RTC_SESSION_MAX_PAIRS; i++) {
-            const pair_t *p = &s->pairs[i];
-            if (p->used && p->check == CHECK_SUCCEEDED && has_consent(s, p, now) &&
-                (best < 0 || p->added_us < s->pairs[best].added_us))
-                best = i;
-        }
-        return best;
+    /* The full agent: its first succeeded pair. A lite agent that is the DTLS client (the offer
+     * said setup:passive) hears no DTLS first: its first valid pair, or it would wait for the
+     * nomination. A lite DTLS server waits for the ClientHello's pair. */
+    bool lite_client = !s->prm.ice_controlling && s->prm.dtls_role == ES_DTLS_ROLE_CLIENT;
+    if (!s->prm.ice_controlling && !lite_client) return -1;
+    int best = -1;
+    for (int i = 0; i < ES_RTC_SESSION_MAX_PAIRS; i++) {
+        const pair_t *p = &s->pairs[i];
+        bool ok = s->prm.ice_controlling ? p->check == CHECK_SUCCEEDED : p->valid;
+        if (p->used && ok && has_consent(s, p, now) &&
+            (best < 0 || p->added_us < s->pairs[best].added_us))
+            best = i;
     }
-    return -1;
+    return best;
 }
 
-static void after_dtls(es_rtc_session_t *s, uint64_t now);
+static void after_dtls(es_rtc_session_t *s, uint64_t now, int rc);
 
 static void update_selected(es_rtc_session_t *s, uint64_t now)
 {
@@ -230,8 +256,7 @@ static void update_selected(es_rtc_session_t *s, uint64_t now)
     /* A DTLS client speaks first, once it knows where to. */
     if (sel >= 0 && !s->dtls_started && s->prm.dtls_role == ES_DTLS_ROLE_CLIENT && !ended(s)) {
         s->dtls_started = true;
-        es_dtls_start(s->dtls, now);
-        after_dtls(s, now);
+        after_dtls(s, now, es_dtls_start(s->dtls, now));
     }
 }
 
@@ -246,7 +271,8 @@ static void flush_dtls(es_rtc_session_t *s)
         if (to >= 0) send_on(s, to, out, (size_t)n);
 }
 
-static void after_dtls(es_rtc_session_t *s, uint64_t now)
+/* After a call into DTLS that returned rc: send what it queued, follow its state. */
+static void after_dtls(es_rtc_session_t *s, uint64_t now, int rc)
 {
     flush_dtls(s);
     es_dtls_state_t ds = es_dtls_state(s->dtls);
@@ -262,7 +288,9 @@ static void after_dtls(es_rtc_session_t *s, uint64_t now)
         set_state(s, ES_RTC_SESSION_CONNECTED, 0, "");
     } else if (ds == ES_DTLS_FAILED) {
         const char *why = es_dtls_error(s->dtls);
-        set_state(s, ES_RTC_SESSION_FAILED, strstr(why, "fingerprint") ? ES_EACCES : ES_EPROTO, why);
+        /* The peer's certificate is not the one its SDP announced: an authorization failure. */
+        int err = rc == ES_ETIMEDOUT ? ES_ETIMEDOUT : strstr(why, "fingerprint") ? ES_EACCES : ES_EPROTO;
+        set_state(s, ES_RTC_SESSION_FAILED, err, why);
     } else if (ds == ES_DTLS_CLOSED) {
         set_state(s, ES_RTC_SESSION_CLOSED, 0, "DTLS close_notify from the peer");
     }
@@ -297,9 +325,7 @@ static void maybe_nominate(es_rtc_session_t *s, uint64_t now)
     if (!s->prm.ice_controlling || s->nominated >= 0) return;
     for (int i = 0; i < ES_RTC_SESSION_MAX_PAIRS; i++)
         if (s->pairs[i].used && s->pairs[i].inflight && s->pairs[i].nominating) return;
-    bool nom;
-    int pick = compute_selected(s, now, &nom);
-    if (pick >= 0) check_send(s, pick, true, now);
+    if (s->selected >= 0) check_send(s, s->selected, true, now);
 }
 
 static void run_checks(es_rtc_session_t *s, uint64_t now)
@@ -313,6 +339,8 @@ static void run_checks(es_rtc_session_t *s, uint64_t now)
             if (now >= p->next_consent_us) {
                 es_ice_check_forget(s->ice, p->txid);
                 p->inflight = false;
+            } else {
+                p->next_tx_us = p->next_consent_us; /* nothing before then */
             }
             continue;
         }
@@ -348,7 +376,9 @@ static void run_checks(es_rtc_session_t *s, uint64_t now)
         pair_t *p = &s->pairs[s->selected];
         if (p->check == CHECK_SUCCEEDED && !p->inflight && now >= p->next_consent_us) {
             check_send(s, s->selected, false, now);
-            p->next_tx_us = p->next_consent_us = now + CONSENT_CHECK_US;
+            /* 4-6 s, the jitter from the check's random transaction id (RFC 7675 §5.1). */
+            p->next_tx_us = p->next_consent_us =
+                now + CONSENT_CHECK_US + (uint64_t)p->txid[ES_ICE_TXID_LEN - 1] * 2000000 / 255;
         }
     }
 }
@@ -383,13 +413,9 @@ static void handle_stun(es_rtc_session_t *s, uint64_t now, const uint8_t *buf, s
     }
     if (msg.kind == ES_ICE_MSG_REQUEST) {
         s->stats.stun_requests++;
-        int i = pair_find(s, addr);
+        int i = pair_lookup(s, addr);
         if (i < 0) i = pair_add(s, addr, now);
-        if (n > 0) {
-            s->stats.tx_bytes += (uint64_t)n;
-            s->stats.tx_packets++;
-            s->prm.cb.send(s->prm.user, out, (size_t)n, addr);
-        }
+        if (n > 0) send_to(s, addr, out, (size_t)n);
         if (i < 0) return;
         pair_set_valid(s, i, now);
         /* A triggered check (RFC 8445 §7.3.1.4): a full agent learns a peer-reflexive pair
@@ -406,7 +432,7 @@ static void handle_stun(es_rtc_session_t *s, uint64_t now, const uint8_t *buf, s
         return;
     }
     if (n > 0) { /* a 420 to a request we could not understand */
-        s->prm.cb.send(s->prm.user, out, (size_t)n, addr);
+        send_to(s, addr, out, (size_t)n);
         return;
     }
     if (msg.kind != ES_ICE_MSG_SUCCESS && msg.kind != ES_ICE_MSG_ERROR) return;
@@ -424,15 +450,29 @@ static void handle_stun(es_rtc_session_t *s, uint64_t now, const uint8_t *buf, s
         if (p->check != CHECK_SUCCEEDED) p->check = CHECK_FAILED;
         return;
     }
-    if (msg.kind == ES_ICE_MSG_ERROR) { /* 487 included: we keep our role (ice.c) */
-        if (p->check != CHECK_SUCCEEDED) p->check = CHECK_FAILED;
+    if (msg.kind == ES_ICE_MSG_ERROR) {
+        /* 487 included (we keep our role, ice.c). Like a timeout: until connected the pair is
+         * checked again; libnice takes 400/401 without integrity, so one forged error must not
+         * end a pair. */
+        if (p->check != CHECK_SUCCEEDED)
+            p->check = s->state == ES_RTC_SESSION_CONNECTED ? CHECK_FAILED : CHECK_WAITING;
+        p->nominating = false;
         return;
     }
-    /* We sent from an unknown local address; the response says which one was used. */
+    /* We sent from an unknown local address; the response says which one was used (a pair
+     * that the peer's own check made for that 5-tuple already took p's place: pair_lookup). */
     if (addr->local.ss_family != AF_UNSPEC && p->addr.local.ss_family == AF_UNSPEC) {
-        if (p->valid && s->prm.cb.on_pair) s->prm.cb.on_pair(s->prm.user, &p->addr, false);
-        p->addr.local = addr->local;
-        if (p->valid && s->prm.cb.on_pair) s->prm.cb.on_pair(s->prm.user, &p->addr, true);
+        int q = pair_find(s, addr);
+        if (q >= 0 && q != i) {
+            s->pairs[q].check = CHECK_SUCCEEDED;
+            s->pairs[q].nominating = p->nominating;
+            if (s->nominated == i) s->nominated = q;
+            pair_drop(s, i); /* never valid: nothing routed */
+            i = q;
+            p = &s->pairs[q];
+        } else {
+            p->addr.local = addr->local;
+        }
     }
     p->check = CHECK_SUCCEEDED;
     pair_set_valid(s, i, now);
@@ -466,8 +506,7 @@ void es_rtc_session_handle_datagram(es_rtc_session_t *s, uint64_t now, uint8_t *
             update_selected(s, now);
         }
         if (!s->dtls_started) s->dtls_started = true; /* a server starts on the ClientHello */
-        es_dtls_handle_datagram(s->dtls, now, buf, len);
-        after_dtls(s, now);
+        after_dtls(s, now, es_dtls_handle_datagram(s->dtls, now, buf, len));
         return;
     }
     if (b >= 128 && b <= 191 && s->srtp) {
@@ -500,8 +539,7 @@ void es_rtc_session_handle_timeout(es_rtc_session_t *s, uint64_t now)
     if (s->dtls_started && s->state != ES_RTC_SESSION_NEW) {
         uint64_t due = es_dtls_next_timeout_us(s->dtls, now);
         if (due && due <= now) {
-            es_dtls_handle_timeout(s->dtls, now);
-            after_dtls(s, now);
+            after_dtls(s, now, es_dtls_handle_timeout(s->dtls, now));
             if (ended(s)) return;
         }
     }
@@ -517,6 +555,7 @@ void es_rtc_session_handle_timeout(es_rtc_session_t *s, uint64_t now)
                 snprintf(why, sizeof why, "DTLS handshake not completed within %u ms",
                          s->prm.connect_timeout_ms);
             set_state(s, ES_RTC_SESSION_FAILED, ES_ETIMEDOUT, why);
+            return;
         }
         update_selected(s, now);
         return;
@@ -620,6 +659,13 @@ const es_addr_pair_t *es_rtc_session_selected(const es_rtc_session_t *s, bool *n
 {
     if (nominated) *nominated = s->selected_nominated;
     return s->selected >= 0 ? &s->pairs[s->selected].addr : NULL;
+}
+
+bool es_rtc_session_pair_has_consent(const es_rtc_session_t *s, const es_addr_pair_t *addr,
+                                     uint64_t now)
+{
+    int i = pair_find(s, addr);
+    return i >= 0 && has_consent(s, &s->pairs[i], now);
 }
 
 es_rtc_session_stats_t es_rtc_session_stats(const es_rtc_session_t *s) { return s->stats; }

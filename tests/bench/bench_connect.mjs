@@ -11,6 +11,7 @@
 // decode a frame within BENCH_TIMEOUT_MS is a failure, listed with the times it did reach.
 // Usage: node bench_connect.mjs BASE_URL [N]   (BENCH_SERVER_LOG: the server's log file)
 import { launchBrowser } from '../e2e/lib/browser.mjs';
+import { waitFor, sleep } from '../e2e/lib/proc.mjs';
 import { readFileSync, writeFileSync } from 'node:fs';
 
 const [base, nArg] = process.argv.slice(2);
@@ -21,18 +22,7 @@ const GAP_MS = Number(process.env.BENCH_GAP_MS || 250);
 const REUSE_PAGE = process.env.BENCH_REUSE_PAGE === '1';
 const SLOW_MS = 500; // sessions slower than this to DTLS connected get their details printed
 const STREAM = 'bench';
-const sleep = (ms) => new Promise(res => setTimeout(res, ms));
 const api = async (path, init) => fetch(base + path, { ...init, signal: AbortSignal.timeout(5000) });
-
-async function waitFor(what, fn, timeoutMs = 15000) {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    const v = await fn().catch(() => null);
-    if (v) return v;
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 // Runs in the page: one WHEP session, as web/estuary.js's play() makes it (recvonly audio and
 // video, max-bundle, the offer posted at once), with time stamps; then closes it.
@@ -167,7 +157,7 @@ function serverView(logText) {
     let k;
     // Before 3510022: "ICE: client nominated R -> L after N ms" (the only pair the server used).
     // From 3510022: "ICE: pair R -> L valid after N ms" (debug) for every pair a check made
-    // valid, and "ICE: media to R from L (nominated | the pair DTLS came on, ...) after N ms".
+    // valid, and "ICE: media to R from L (nominated | not nominated yet) after N ms".
     if ((k = /ICE: client nominated (\S+) -> (\S+) after (\d+) ms/.exec(line)) && p.nominatedMs == null) {
       p.nominatedMs = Number(k[3]); p.nominatedPair = `${k[1]} -> ${k[2]}`;
     }
@@ -194,7 +184,7 @@ try {
   const info = await waitFor('the publisher\'s media', async () => {
     const s = await (await api(`/api/v1/streams/live/${STREAM}`)).json();
     return s.packets_in > 50 && s.tracks?.length === 2 ? s : null;
-  });
+  }, 15000);
   publisher = { resource: pubResource, tracks: info.tracks.map(t => `${t.kind} ${t.codec}${t.width ? ` ${t.width}x${t.height}` : ''}`) };
   console.log(`# publisher: ${publisher.tracks.join(', ')}; ${N} players, one after another, ${REUSE_PAGE ? 'one page, a fresh RTCPeerConnection each' : 'a fresh page each'}, ${TIMEOUT_MS} ms bound each`);
 

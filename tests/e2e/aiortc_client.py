@@ -11,6 +11,7 @@ no STUN server is used.
                                             with what was decoded (frames, size, audio)
 Exit status 0 when the exchange worked (for play: media was decoded), 1 otherwise."""
 import asyncio
+import signal
 import fractions
 import json
 import math
@@ -92,6 +93,17 @@ def delete(url, location):
         pass
 
 
+async def run_for(seconds):
+    """Sleeps `seconds`, or less when SIGTERM comes: the caller then leaves as it would at the
+    end (DELETE, close), as a real client stopped by its user does."""
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except asyncio.TimeoutError:
+        pass
+
+
 async def publish(url, seconds, codec=None):
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     pc.addTransceiver(ToneTrack(), direction="sendonly")
@@ -112,7 +124,7 @@ async def publish(url, seconds, codec=None):
         await asyncio.sleep(0.1)
     print(f"publisher {pc.connectionState}", file=sys.stderr, flush=True)
     ok = pc.connectionState == "connected"
-    await asyncio.sleep(seconds)
+    await run_for(seconds)
     delete(url, location)
     await pc.close()
     return 0 if ok else 1
@@ -159,7 +171,7 @@ async def play(url, seconds):
         print(json.dumps({"error": f"{status} {body}"}))
         return 1
     await pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
-    await asyncio.sleep(seconds)
+    await run_for(seconds)
     delete(url, location)
     await pc.close()
     for t in tasks:

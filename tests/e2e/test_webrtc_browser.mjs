@@ -6,23 +6,13 @@
 // Usage: node test_webrtc_browser.mjs BASE_URL UDP_PORT
 import { launchBrowser, reporter } from './lib/browser.mjs';
 import { playAndTimeFirstFrame, observeMedia } from './lib/media.mjs';
+import { waitFor, sleep } from './lib/proc.mjs';
 import { spawn } from 'node:child_process';
 
 const [base, udpPort] = process.argv.slice(2);
 const r = reporter();
 const api = async (path, init) => fetch(base + path, init);
 const sessions = async () => (await (await api('/api/v1/sessions')).json()).sessions;
-const sleep = (ms) => new Promise(res => setTimeout(res, ms));
-
-async function waitFor(what, fn, timeoutMs = 10000) {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    const v = await fn().catch(() => null);
-    if (v) return v;
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 const browser = await launchBrowser();
 const firstFrameMs = [];

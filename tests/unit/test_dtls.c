@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "dtls_fixtures.h"
+
 #include "estuary/dtls.h"
 #include "estuary/error.h"
 
@@ -35,18 +37,6 @@ typedef struct {
     unsigned datagrams; /* exchanged so far */
     size_t largest;
 } pair_t;
-
-static size_t fp_bytes(const es_dtls_cert_t *c, uint8_t *out)
-{
-    const char *hex = es_dtls_cert_fingerprint(c);
-    size_t n = 0;
-    for (size_t i = 0; hex[i] != '\0'; i += 3) {
-        unsigned v;
-        assert_int_equal(sscanf(hex + i, "%2X", &v), 1);
-        out[n++] = (uint8_t)v;
-    }
-    return n;
-}
 
 static void pair_init(pair_t *p, const es_dtls_cert_t *cs, const es_dtls_cert_t *cc)
 {

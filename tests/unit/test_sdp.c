@@ -578,6 +578,11 @@ static void test_offer_and_answer_apply(void **state)
     *bad = *answer;
     snprintf(bad->media[1].mid, sizeof bad->media[1].mid, "x");
     assert_int_equal(es_sdp_answer_apply(offer, bad, err, sizeof err), ES_EPROTO);
+    *offer = saved;
+    *bad = *answer;
+    snprintf(bad->bundle_mids[1], sizeof bad->bundle_mids[1], "7");
+    assert_int_equal(es_sdp_answer_apply(offer, bad, err, sizeof err), ES_EPROTO);
+    assert_non_null(strstr(err, "mid '7'"));
     /* A rejected video section (port 0, out of the group): audio alone goes on. */
     *offer = saved;
     *bad = *answer;

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "dtls_fixtures.h"
+
 #include "estuary/dtls.h"
 #include "estuary/error.h"
 #include "estuary/srtp.h"
@@ -196,18 +198,6 @@ static void test_retransmission_and_capacity(void **state)
 }
 
 /* ---- keys from a DTLS handshake ---------------------------------------------------------- */
-
-static size_t fp_bytes(const es_dtls_cert_t *c, uint8_t *out)
-{
-    const char *hex = es_dtls_cert_fingerprint(c);
-    size_t n = 0;
-    for (size_t i = 0; hex[i] != '\0'; i += 3) {
-        unsigned v;
-        assert_int_equal(sscanf(hex + i, "%2X", &v), 1);
-        out[n++] = (uint8_t)v;
-    }
-    return n;
-}
 
 static void shuttle(es_dtls_t *from, es_dtls_t *to)
 {

@@ -50,3 +50,17 @@ export async function decodeMedia(url, seconds, prefix) {
   }
   return m;
 }
+
+export const sleep = (ms) => new Promise(res => setTimeout(res, ms));
+
+// Polls fn() every 100 ms until it returns something truthy (returned) or timeoutMs passes
+// (throws "timed out waiting for <what>"); a rejection counts as "not yet".
+export async function waitFor(what, fn, timeoutMs = 10000) {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const v = await fn().catch(() => null);
+    if (v) return v;
+    await sleep(100);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
