@@ -55,6 +55,29 @@ try {
       r.check(`${codec}: player ${i + 1} receives audio samples with energy`, m.audioSamples > 48000 && m.audioEnergy > 0, JSON.stringify(m));
     }
 
+    // transport-cc: Chrome's bandwidth estimate grows only on feedback from the receiver; without
+    // transport-cc it never passes 0.6 Mbit/s. Read for up to 10 s, before the datagram spray
+    // below: the spray overflows the server's socket buffer under ASan, Chrome's loss-based
+    // controller backs off, and its ramp back up can take longer than 10 s (about half the runs
+    // ended at 0.7-0.9 Mbit/s, with or without the session core).
+    const estimate = () => pub.evaluate(async () => {
+      let best = 0;
+      (await window.estuarySession.pc.getStats()).forEach(s => {
+        if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate) best = Math.max(best, s.availableOutgoingBitrate);
+      });
+      return best;
+    });
+    let bwe = await estimate();
+    for (let i = 0; i < 20 && bwe <= 1.5e6; i++) { await sleep(500); bwe = Math.max(bwe, await estimate()); }
+    const rate = (await (await api(`/api/v1/streams/live/${stream}`)).json()).bitrate_in_bps;
+    console.log(`# ${codec}: publisher's bandwidth estimate ${(bwe / 1e6).toFixed(2)} Mbit/s, stream in ${(rate / 1e6).toFixed(2)} Mbit/s`);
+    // Asserted on the VP8 publisher only: Chromium's OpenH264 encoder sends about 0.45 Mbit/s
+    // here and is application-limited; when its start-up probes do not land, GoogCC keeps the
+    // estimate near twice the acknowledged rate (0.7-0.9 Mbit/s in about a third of the runs, the
+    // same before the session core), while VP8 fills its budget and the estimate passes 3 Mbit/s.
+    if (codec === 'VP8')
+      r.check(`${codec}: transport-cc feedback lets the publisher's estimate grow past 1.5 Mbit/s`, bwe > 1.5e6, `${bwe} bit/s`);
+
     if (codec === 'H264') {
       // Spray: random datagrams of every first-byte class at the media port during the stream.
       const spray = spawn('python3', ['-c', `
@@ -88,22 +111,6 @@ print(n)
       const after = await observeMedia(players[0], 3000);
       r.check(`${codec}: after the publisher reconnects, player 1 decodes frames again without a new WHEP (${after.frames} in 3 s)`, after.frames >= 15 && after.changedSamples > 0, JSON.stringify(after));
     }
-
-    // transport-cc: Chrome's bandwidth estimate grows only on feedback from the receiver. It is
-    // read for up to 10 s: the datagram spray just before can dent it for a moment (a loaded
-    // 2-core machine delays feedback); without transport-cc it never passes 0.6 Mbit/s.
-    const estimate = () => pub.evaluate(async () => {
-      let best = 0;
-      (await window.estuarySession.pc.getStats()).forEach(s => {
-        if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate) best = Math.max(best, s.availableOutgoingBitrate);
-      });
-      return best;
-    });
-    let bwe = await estimate();
-    for (let i = 0; i < 20 && bwe <= 1.5e6; i++) { await sleep(500); bwe = Math.max(bwe, await estimate()); }
-    const rate = (await (await api(`/api/v1/streams/live/${stream}`)).json()).bitrate_in_bps;
-    console.log(`# ${codec}: publisher's bandwidth estimate ${(bwe / 1e6).toFixed(2)} Mbit/s, stream in ${(rate / 1e6).toFixed(2)} Mbit/s`);
-    r.check(`${codec}: transport-cc feedback lets the publisher's estimate grow past 1.5 Mbit/s`, bwe > 1.5e6, `${bwe} bit/s`);
 
     // DELETE the players and the publisher; the API stops listing them.
     const before = await sessions();
