@@ -9,12 +9,14 @@
 // log gives, per session, "ICE: client nominated ... after N ms" and "DTLS connected ... N ms after
 // the offer" (from the server's receipt of the offer). A session that does not connect and
 // decode a frame within BENCH_TIMEOUT_MS is a failure, listed with the times it did reach.
-// Usage: node bench_connect.mjs BASE_URL [N]   (BENCH_SERVER_LOG: the server's log file)
+// Usage: node bench_connect.mjs BASE_URL UDP_PORT RTMP_PORT (as es_run_with_server runs it;
+// BENCH_N: the number of players, ES_SERVER_LOG: the server's log file)
 import { launchBrowser } from '../e2e/lib/browser.mjs';
 import { waitFor, sleep } from '../e2e/lib/proc.mjs';
 import { readFileSync, writeFileSync } from 'node:fs';
 
-const [base, nArg] = process.argv.slice(2);
+const [base] = process.argv.slice(2);
+const nArg = process.env.BENCH_N;
 const N = Number(nArg || 30);
 const CODEC = (process.env.BENCH_CODEC || 'H264').toUpperCase();
 const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT_MS || 10000);
@@ -229,7 +231,7 @@ try {
 
 // The server's view.
 let logText = '';
-try { logText = readFileSync(process.env.BENCH_SERVER_LOG, 'utf8'); } catch { /* none */ }
+try { logText = readFileSync(process.env.ES_SERVER_LOG, 'utf8'); } catch { /* none */ }
 const srv = serverView(logText);
 for (const r of results) {
   const s = r.id && srv.get(r.id);

@@ -43,45 +43,14 @@ echo "# binary: $bin ($(stat -c '%y' "$bin" | cut -d. -f1)$(ldd "$bin" 2>/dev/nu
 echo "# namespace addresses: $(ip -br -4 addr | awk '{print $1 " " $3}' | paste -sd, | sed 's/,/, /g')"
 echo "# browser: $("${CHROMIUM:-/usr/bin/chromium}" --version 2>/dev/null | head -1)"
 
-work=$(mktemp -d)
-port=$(es_free_port)
-udp=$(es_free_port)
-rtmp=$(es_free_port)
-# The end-to-end tests' configuration (tests/e2e/lib/with_server.sh), defaults otherwise.
-cat > "$work/estuary.yaml" <<YAML
-log:
-  level: ${BENCH_LOG_LEVEL:-debug}
-http:
-  listen: "127.0.0.1:$port"
-webrtc:
-  udp_listen: "0.0.0.0:$udp"
-  candidates: ["*"]
-rtmp:
-  listen: "127.0.0.1:$rtmp"
-hls:
-  directory: "$work/hls"
-YAML
-(cd "$work" && exec "$bin" -c "$work/estuary.yaml") 2> "$work/estuary.log" &
-pid=$!
-if ! es_wait_http "http://127.0.0.1:$port/api/v1/version" 10; then
-  echo "estuary did not start"; cat "$work/estuary.log"; kill -9 $pid 2>/dev/null; rm -rf "$work"
-  exit 1
-fi
-
 timeout_ms=${BENCH_TIMEOUT_MS:-10000}
-# Bounded as a whole: every session may take its full timeout plus the page's set-up.
-BENCH_SERVER_LOG="$work/estuary.log" timeout $((120 + n * (timeout_ms / 1000 + 10))) \
-  node "$here/bench_connect.mjs" "http://127.0.0.1:$port" "$n"
+export BENCH_N=$n
+# The end-to-end tests' server (tests/e2e/lib/with_server.sh), bounded as a whole: every session
+# may take its full timeout plus the page's set-up.
+. "$here/../e2e/lib/with_server.sh"
+ES_LOG_LEVEL=${BENCH_LOG_LEVEL:-debug} ES_KEEP_LOG=${BENCH_LOG:-} \
+  ES_NODE_TIMEOUT=$((120 + n * (timeout_ms / 1000 + 10))) \
+  es_run_with_server "$1" "$here/bench_connect.mjs"
 rc=$?
-[ $rc -eq 124 ] && echo "FAIL - the benchmark did not finish in time"
-
-kill -TERM $pid; wait $pid; src=$?
-if [ $src -ne 0 ] || grep -qE 'Sanitizer|runtime error' "$work/estuary.log"; then
-  echo "FAIL - server exit $src or sanitizer report:"
-  grep -A30 -E 'Sanitizer|runtime error' "$work/estuary.log" | head -60
-  rc=1
-fi
 echo "# load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
-[ -n "${BENCH_LOG:-}" ] && cp "$work/estuary.log" "$BENCH_LOG" && echo "# server log kept in $BENCH_LOG"
-rm -rf "$work"
 exit $rc

@@ -5,7 +5,9 @@
 # when set, is appended to the configuration (e.g. an apps section); ES_RTMP_YAML adds keys to its
 # rtmp section and ES_HLS_YAML to its hls section (each line indented by two spaces; without it
 # an ended stream's HLS folder goes at once); HLS is written below the server's temporary
-# folder, exported as ES_WORK. Usage from a script:
+# folder, exported as ES_WORK; the server log's path is exported as ES_SERVER_LOG. ES_LOG_LEVEL
+# (default debug) sets the log level, ES_NODE_TIMEOUT (default 240) bounds the node script in
+# seconds, and ES_KEEP_LOG=FILE keeps a copy of the server log. Usage from a script:
 #   . "$here/lib/with_server.sh"; es_run_with_server "$1" "$here/test_x.mjs"
 es_run_with_server() {
   local bin work port udp rtmp pid rc src
@@ -16,7 +18,7 @@ es_run_with_server() {
   rtmp=$(es_free_port)
   cat > "$work/estuary.yaml" <<YAML
 log:
-  level: debug
+  level: ${ES_LOG_LEVEL:-debug}
 http:
   listen: "127.0.0.1:$port"
 webrtc:
@@ -37,8 +39,10 @@ YAML
     echo "estuary did not start"; cat "$work/estuary.log"; kill -9 $pid 2>/dev/null; rm -rf "$work"
     return 1
   fi
-  ES_WORK="$work" timeout 240 node "$2" "http://127.0.0.1:$port" "$udp" "$rtmp"
+  ES_WORK="$work" ES_SERVER_LOG="$work/estuary.log" timeout "${ES_NODE_TIMEOUT:-240}" \
+    node "$2" "http://127.0.0.1:$port" "$udp" "$rtmp"
   rc=$?
+  [ $rc -eq 124 ] && echo "FAIL - $2 did not finish within ${ES_NODE_TIMEOUT:-240} s"
   kill -TERM $pid; wait $pid; src=$?
   if [ $src -ne 0 ] || grep -qE 'Sanitizer|runtime error' "$work/estuary.log"; then
     echo "FAIL - server exit $src or sanitizer report:"
@@ -46,6 +50,7 @@ YAML
     rc=1
   fi
   if [ $rc -ne 0 ]; then echo "# server log (last 60 lines):"; grep -v " DEBUG http: " "$work/estuary.log" | tail -60; fi
+  if [ -n "${ES_KEEP_LOG:-}" ]; then cp "$work/estuary.log" "$ES_KEEP_LOG" && echo "# server log kept in $ES_KEEP_LOG"; fi
   rm -rf "$work"
   return $rc
 }
