@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_CANDIDATES ES_RTC_MAX_CANDIDATES
 #define MEDIA_TICK_US 10000 /* a publisher's media stream timers: NACK, transport-cc, RR */
 
 typedef struct session session_t;
@@ -364,8 +363,8 @@ static void set_result(es_rtc_result_t *res, int err, const char *fmt, ...)
 /* Host candidates for the answer: the eip override, or the configured ones. */
 static void fill_candidates(es_rtc_server_t *rtc, const char *eip, es_sdp_local_t *ans)
 {
-    char ips[MAX_CANDIDATES][64];
-    int ports[MAX_CANDIDATES];
+    char ips[ES_RTC_MAX_CANDIDATES][64];
+    int ports[ES_RTC_MAX_CANDIDATES];
     size_t n = 0;
     if (eip && *eip) {
         char host[64];
@@ -383,7 +382,7 @@ static void fill_candidates(es_rtc_server_t *rtc, const char *eip, es_sdp_local_
     } else {
         const char *const *cand;
         size_t nc = es_rtc_transport_candidates(rtc->transport, &cand);
-        for (size_t i = 0; i < nc && n < MAX_CANDIDATES; i++) {
+        for (size_t i = 0; i < nc && n < ES_RTC_MAX_CANDIDATES; i++) {
             snprintf(ips[n], sizeof ips[n], "%s", cand[i]);
             ports[n++] = es_rtc_transport_port(rtc->transport);
         }

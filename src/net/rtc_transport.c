@@ -318,10 +318,15 @@ static void on_datagram(void *user, uint64_t now, uint8_t *buf, size_t len,
         }
         return;
     }
+    bool nom0, nom1;
+    const es_addr_pair_t *sel0 = es_rtc_session_selected(l->rs, &nom0);
     es_rtc_session_handle_datagram(l->rs, now, buf, len, addr);
-    /* SRTP and SRTCP only refresh a pair's consent: no deadline moves earlier, and the armed
-     * timer re-arms itself when it fires. Nothing more to do per media packet. */
-    if (buf[0] >= 128 && buf[0] <= 191 && !l->ended) return;
+    /* SRTP and SRTCP only refresh a pair's consent: no deadline moves earlier (the armed timer
+     * re-arms itself when it fires), unless the packet gave its pair consent back and media
+     * moved there (a new consent-check time). Nothing more to do per media packet. */
+    if (buf[0] >= 128 && buf[0] <= 191 && !l->ended &&
+        es_rtc_session_selected(l->rs, &nom1) == sel0 && nom1 == nom0)
+        return;
     /* A check that made or kept a pair valid: claim its 5-tuple if it was refused before (its
      * owner has lost consent since) or went to another session. */
     if (buf[0] <= 3 && !l->ended && es_rtc_session_pair_has_consent(l->rs, addr, now)) {

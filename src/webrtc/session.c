@@ -505,7 +505,7 @@ void es_rtc_session_handle_datagram(es_rtc_session_t *s, uint64_t now, uint8_t *
             s->dtls_pair = i;
             update_selected(s, now);
         }
-        if (!s->dtls_started) s->dtls_started = true; /* a server starts on the ClientHello */
+        s->dtls_started = true; /* a server starts on the ClientHello */
         after_dtls(s, now, es_dtls_handle_datagram(s->dtls, now, buf, len));
         return;
     }
@@ -646,8 +646,9 @@ int es_rtc_session_restart_ice(es_rtc_session_t *s, const char *local_ufrag,
         p->inflight = p->nominating = false;
         if (p->used && s->prm.ice_controlling) p->check = CHECK_WAITING;
     }
-    /* Media stays on the selected pair; the next nomination (with the new credentials) moves it.
-     * A full agent nominates again after its checks succeed. */
+    /* A lite agent keeps media on its nominated pair until the peer nominates with the new
+     * credentials; a full agent forgets its nomination and nominates again once a check
+     * succeeds (until then media goes to the DTLS pair or its first succeeded pair). */
     if (s->prm.ice_controlling) s->nominated = -1;
     s->next_check_us = now;
     return 0;

@@ -96,6 +96,17 @@ static bool has_use_candidate(const uint8_t *buf, size_t len)
     return false;
 }
 
+/* The pair as side `to` sees a datagram from `from`. */
+static es_addr_pair_t pair_from(const net_t *n, const struct sockaddr_in *from, int to)
+{
+    es_addr_pair_t a;
+    memset(&a, 0, sizeof a);
+    memcpy(&a.remote, from, sizeof *from);
+    a.remote_len = sizeof *from;
+    memcpy(&a.local, &n->side[to].addr, sizeof n->side[to].addr);
+    return a;
+}
+
 /* Puts a datagram from side `from` on the link to side `to`, with from_addr as its source. */
 static void link_send(net_t *n, int to, const struct sockaddr_in *from_addr, const uint8_t *buf,
                       size_t len)
@@ -110,10 +121,7 @@ static void link_send(net_t *n, int to, const struct sockaddr_in *from_addr, con
         if (d->due) continue;
         d->due = n->now + n->delay_us + (n->jitter_us ? rnd(n) % n->jitter_us : 0) + 1;
         d->to = to;
-        memset(&d->addr, 0, sizeof d->addr);
-        memcpy(&d->addr.remote, from_addr, sizeof *from_addr);
-        d->addr.remote_len = sizeof *from_addr;
-        memcpy(&d->addr.local, &n->side[to].addr, sizeof n->side[to].addr);
+        d->addr = pair_from(n, from_addr, to);
         d->len = len;
         memcpy(d->buf, buf, len);
         return;
@@ -157,6 +165,30 @@ static void cb_state(void *user, es_rtc_session_state_t st, int err, const char 
     sd->state = st;
     sd->err = err;
     snprintf(sd->reason, sizeof sd->reason, "%s", reason);
+}
+
+/* A stand-alone ICE agent with side `as`'s credentials as they were at the start (a second
+ * interface of that peer, or that peer before an ICE restart). */
+static es_ice_t *agent_of(int as)
+{
+    static const char *uf[2] = {"offU", "ansU"};
+    static const char *pw[2] = {"offerer-password-0123456789", "answerer-password-0123456789"};
+    es_ice_params_t ip = {.local_ufrag = uf[as], .local_pwd = pw[as], .remote_ufrag = uf[1 - as],
+                          .remote_pwd = pw[1 - as], .controlling = as == 0};
+    es_ice_t *ice = es_ice_new(&ip);
+    assert_non_null(ice);
+    return ice;
+}
+
+/* agent sends side `to` a connectivity check from `from` (nominating or not). */
+static void inject_check(net_t *n, es_ice_t *agent, const struct sockaddr_in *from, int to,
+                         bool nominate)
+{
+    uint8_t req[ES_ICE_MSG_MAX], txid[ES_ICE_TXID_LEN];
+    int len = es_ice_check_create(agent, nominate, 1, req, sizeof req, txid);
+    assert_true(len > 0);
+    es_addr_pair_t a = pair_from(n, from, to);
+    es_rtc_session_handle_datagram(n->side[to].s, n->now, req, (size_t)len, &a);
 }
 
 typedef struct setup {
@@ -396,16 +428,8 @@ static void test_offerer_learns_local_address_once(void **state)
     net_t n;
     setup_t su = {.offerer_dtls_client = true};
     net_init(&n, &su);
-    es_ice_params_t ip = {.local_ufrag = "ansU", .local_pwd = "answerer-password-0123456789",
-                          .remote_ufrag = "offU", .remote_pwd = "offerer-password-0123456789"};
-    es_ice_t *peer = es_ice_new(&ip);
-    uint8_t req[ES_ICE_MSG_MAX], txid[ES_ICE_TXID_LEN];
-    int len = es_ice_check_create(peer, false, 1, req, sizeof req, txid);
-    es_addr_pair_t from = {0};
-    memcpy(&from.remote, &n.side[1].addr, sizeof n.side[1].addr);
-    from.remote_len = sizeof n.side[1].addr;
-    memcpy(&from.local, &n.side[0].addr, sizeof n.side[0].addr);
-    es_rtc_session_handle_datagram(n.side[0].s, n.now, req, (size_t)len, &from);
+    es_ice_t *peer = agent_of(1); /* checks from the answerer, as a full agent would send */
+    inject_check(&n, peer, &n.side[1].addr, 0, false);
     assert_int_equal(n.side[0].pairs_valid, 1);
     run_connect(&n, 3000000);
     assert_true(both_connected(&n));
@@ -433,19 +457,10 @@ static void test_check_on_other_pair_never_moves_media(void **state)
     assert_true(nom);
     assert_int_equal(((const struct sockaddr_in *)&sel->remote)->sin_port, htons(5000));
     /* The client's second interface: a controlling agent with its credentials. */
-    es_ice_params_t ip = {.local_ufrag = "offU", .local_pwd = "offerer-password-0123456789",
-                          .remote_ufrag = "ansU", .remote_pwd = "answerer-password-0123456789",
-                          .controlling = true};
-    es_ice_t *other = es_ice_new(&ip);
+    es_ice_t *other = agent_of(0);
     struct sockaddr_in b = addr4("192.0.2.77", 6000);
-    es_addr_pair_t from_b = {0};
-    memcpy(&from_b.remote, &b, sizeof b);
-    from_b.remote_len = sizeof b;
-    memcpy(&from_b.local, &n.side[1].addr, sizeof n.side[1].addr);
-    uint8_t req[ES_ICE_MSG_MAX], txid[ES_ICE_TXID_LEN];
     unsigned changes = n.side[1].selected_changes;
-    int len = es_ice_check_create(other, false, 1, req, sizeof req, txid);
-    es_rtc_session_handle_datagram(n.side[1].s, n.now, req, (size_t)len, &from_b);
+    inject_check(&n, other, &b, 1, false);
     assert_int_equal(n.side[1].pairs_valid, 2);
     sel = es_rtc_session_selected(n.side[1].s, &nom);
     assert_int_equal(((const struct sockaddr_in *)&sel->remote)->sin_port, htons(5000));
@@ -454,16 +469,14 @@ static void test_check_on_other_pair_never_moves_media(void **state)
      * checking; after the consent timeout media to A stops, but the session lives on B. */
     n.cut[1] = true;
     for (int i = 0; i < 12; i++) {
-        len = es_ice_check_create(other, false, 1, req, sizeof req, txid);
-        es_rtc_session_handle_datagram(n.side[1].s, n.now, req, (size_t)len, &from_b);
+        inject_check(&n, other, &b, 1, false);
         run_until(&n, n.now + 1000000);
     }
     assert_int_equal(n.side[1].state, ES_RTC_SESSION_CONNECTED);
     assert_null(es_rtc_session_selected(n.side[1].s, &nom));
     assert_int_equal(send_rtp(&n, 1, 1), ES_EAGAIN);
     /* A nomination on B moves media there. */
-    len = es_ice_check_create(other, true, 1, req, sizeof req, txid);
-    es_rtc_session_handle_datagram(n.side[1].s, n.now, req, (size_t)len, &from_b);
+    inject_check(&n, other, &b, 1, true);
     sel = es_rtc_session_selected(n.side[1].s, &nom);
     assert_non_null(sel);
     assert_true(nom);
@@ -519,18 +532,9 @@ static void test_ice_restart(void **state)
     assert_true(nom);
     assert_rtp_flows(&n, 2);
     /* A check with the old credentials is dropped. */
-    es_ice_params_t ip = {.local_ufrag = "offU", .local_pwd = "offerer-password-0123456789",
-                          .remote_ufrag = "ansU", .remote_pwd = "answerer-password-0123456789",
-                          .controlling = true};
-    es_ice_t *old = es_ice_new(&ip);
-    uint8_t req[ES_ICE_MSG_MAX], txid[ES_ICE_TXID_LEN];
-    int len = es_ice_check_create(old, true, 1, req, sizeof req, txid);
+    es_ice_t *old = agent_of(0);
     uint64_t dropped = es_rtc_session_stats(n.side[1].s).dropped;
-    es_addr_pair_t from = {0};
-    memcpy(&from.remote, &n.side[0].addr, sizeof n.side[0].addr);
-    from.remote_len = sizeof n.side[0].addr;
-    memcpy(&from.local, &n.side[1].addr, sizeof n.side[1].addr);
-    es_rtc_session_handle_datagram(n.side[1].s, n.now, req, (size_t)len, &from);
+    inject_check(&n, old, &n.side[0].addr, 1, true);
     assert_int_equal(es_rtc_session_stats(n.side[1].s).dropped, dropped + 1);
     es_ice_free(old);
     net_deinit(&n);
@@ -567,10 +571,7 @@ static void test_garbage_is_dropped(void **state)
     setup_t su = {.offerer_dtls_client = true};
     net_init(&n, &su);
     run_connect(&n, 3000000);
-    es_addr_pair_t from = {0};
-    memcpy(&from.remote, &n.side[0].addr, sizeof n.side[0].addr);
-    from.remote_len = sizeof n.side[0].addr;
-    memcpy(&from.local, &n.side[1].addr, sizeof n.side[1].addr);
+    es_addr_pair_t from = pair_from(&n, &n.side[0].addr, 1);
     uint8_t junk[300];
     for (int k = 0; k < 2000; k++) {
         size_t len = 1 + rnd(&n) % sizeof junk;
