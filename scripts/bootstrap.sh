@@ -6,11 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Build: compiler, CMake, pkg-config and the -dev packages found by CMakeLists.txt.
+# Build: compiler, CMake, pkg-config and the -dev packages found by CMakeLists.txt (libcurl for
+# the HTTP hooks of admission).
 build_pkgs=(build-essential cmake pkg-config
   libuv1-dev libwebsockets-dev libwebsockets-evlib-uv libssl-dev libyaml-dev libjansson-dev
   libnice-dev libsrtp2-dev libavcodec-dev libswresample-dev libavutil-dev libopus-dev
-  libavformat-dev)
+  libavformat-dev libcurl4-openssl-dev)
 # Tests: cmocka unit tests, clang's libFuzzer for the fuzz harnesses, curl and iproute2 for the
 # process tests (unshare --net + ip link), Node for the browser tests, Chromium as the browser,
 # aiortc as an independent WebRTC stack, ffmpeg/ffprobe to decode what clients receive, and

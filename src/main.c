@@ -8,6 +8,9 @@
 #include "estuary/error.h"
 #include "estuary/log.h"
 #include "estuary/registry.h"
+#include "estuary/admission.h"
+#include "estuary/hooks.h"
+#include "estuary/live.h"
 #include "estuary/server.h"
 #include "estuary/rtc_server.h"
 #include "estuary/rtmp_server.h"
@@ -107,6 +110,54 @@ static void on_force_exit(uv_timer_t *t)
     exit(0);
 }
 
+#define STREAMS_TICK_MS 10
+#define STREAMS_SLOW_TICKS 10    /* es_live_maintain every 100 ms */
+#define CLIENTS_EXPIRE_TICKS 500 /* forget idle client addresses every 5 s */
+
+/* The streams' own timer: bridges every 10 ms, maintenance (HLS, WebRTC -> FLV bridges, idle
+ * streams) every 100 ms, whatever protocols are enabled. */
+static void on_streams_tick(uv_timer_t *t)
+{
+    es_server_t *srv = t->data;
+    uint64_t now = es_clock_now_us();
+    unsigned n = ++srv->streams_ticks;
+    es_live_tick(srv->registry, srv->cfg, now, n % STREAMS_SLOW_TICKS == 0);
+    if (n % CLIENTS_EXPIRE_TICKS == 0) es_clients_expire(srv->clients, srv->cfg->limits.offers_per_ip, now);
+}
+
+/* Ends every session and stream, in an order where each still finds what it detaches from. */
+static void stop_all(es_server_t *srv)
+{
+    es_rtc_server_stop(srv->rtc);   /* DTLS close_notify to every peer, closes the UDP port */
+    es_rtmp_server_stop(srv->rtmp); /* closes every RTMP connection and the TCP port */
+    es_http_server_stop(srv->http); /* stops accepting and closes every connection */
+    es_hooks_stop(srv->hooks);      /* pending hook calls are dropped */
+    if (srv->registry) es_live_shutdown(srv->registry, srv->cfg);
+    if (srv->streams_timer.data && !uv_is_closing((uv_handle_t *)&srv->streams_timer))
+        uv_close((uv_handle_t *)&srv->streams_timer, NULL);
+}
+
+/* A server reachable from elsewhere where anyone may publish is worth a line at start. */
+static void warn_open_publishing(const es_config_t *cfg)
+{
+    const es_listen_t *ls[] = {&cfg->http.listen, &cfg->http.https_listen, &cfg->rtmp.listen};
+    bool exposed = false;
+    for (size_t i = 0; i < sizeof ls / sizeof ls[0]; i++)
+        if (ls[i]->enabled && strncmp(ls[i]->host, "127.", 4) != 0 && strcmp(ls[i]->host, "::1") != 0)
+            exposed = true;
+    if (!exposed) return;
+    for (size_t i = 0; i < cfg->n_apps; i++) {
+        const es_app_config_t *a = &cfg->apps[i];
+        if ((!a->publish_token || !*a->publish_token) && (!a->on_publish || !*a->on_publish))
+            ES_WARN("main", NULL, "listening on non-loopback addresses and app '%s' needs no "
+                    "publish token: anyone who reaches this server can publish (set "
+                    "apps.%s.publish_token or an on_publish hook; docs/operations.md)", a->name,
+                    a->name);
+    }
+    if (!cfg->api.token || !*cfg->api.token)
+        ES_INFO("main", NULL, "api.token is not set: the admin API answers loopback clients only");
+}
+
 static void shutdown_server(es_server_t *srv, int signum)
 {
     if (srv->stopping) {
@@ -119,9 +170,7 @@ static void shutdown_server(es_server_t *srv, int signum)
     uv_timer_init(srv->loop, &force_exit);
     uv_timer_start(&force_exit, on_force_exit, SHUTDOWN_GRACE_MS, 0);
     uv_unref((uv_handle_t *)&force_exit);
-    es_rtc_server_stop(srv->rtc);   /* DTLS close_notify to every peer, closes the UDP port */
-    es_rtmp_server_stop(srv->rtmp); /* closes every RTMP connection and the TCP port */
-    es_http_server_stop(srv->http); /* stops accepting and closes every connection */
+    stop_all(srv);
     close_handle((uv_handle_t *)&sig_hup);
     close_handle((uv_handle_t *)&sig_usr1);
     /* SIGTERM/SIGINT stay armed so that a second one forces the exit; unref them instead. */
@@ -228,10 +277,18 @@ int main(int argc, char **argv)
     srv.started_us = es_clock_now_us();
     srv.started_wall_us = es_clock_wall_us();
     srv.registry = es_registry_new();
+    srv.clients = es_clients_new();
+    srv.hooks = es_hooks_new(&loop);
     int status = 0;
     ES_INFO("main", NULL, "estuary %s (%s) starting, configuration %s, pid %d", ES_VERSION,
             ES_GIT_REV, config_path ? config_path : "(embedded default)", (int)getpid());
-    if (!srv.registry || es_http_server_start(&srv, &srv.http) < 0 ||
+    if (srv.registry) {
+        uv_timer_init(&loop, &srv.streams_timer);
+        srv.streams_timer.data = &srv;
+        uv_timer_start(&srv.streams_timer, on_streams_tick, STREAMS_TICK_MS, STREAMS_TICK_MS);
+    }
+    warn_open_publishing(cfg);
+    if (!srv.registry || !srv.clients || !srv.hooks || es_http_server_start(&srv, &srv.http) < 0 ||
         es_rtc_server_start(&srv, &srv.rtc) < 0 || es_rtmp_server_start(&srv, &srv.rtmp) < 0) {
         ES_ERROR("main", NULL, "startup failed; exiting");
         if (cfg->log.file) /* stderr is what systemd and a terminal show: say where to look */
@@ -247,9 +304,7 @@ int main(int argc, char **argv)
     }
     /* Close whatever is left (signal handles, lws leftovers after a failed start) and let the
      * close callbacks run, so that the loop closes cleanly and nothing leaks. */
-    es_rtc_server_stop(srv.rtc);
-    es_rtmp_server_stop(srv.rtmp);
-    es_http_server_stop(srv.http);
+    stop_all(&srv);
     uv_run(&loop, UV_RUN_DEFAULT); /* lws closes its handles */
     es_rtc_server_free(srv.rtc);
     srv.rtc = NULL;
@@ -261,6 +316,8 @@ int main(int argc, char **argv)
     uv_run(&loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&loop) != 0) ES_WARN("main", NULL, "event loop closed with handles open");
     if (status == 0) ES_INFO("main", NULL, "stopped");
+    es_hooks_free(srv.hooks);
+    es_clients_free(srv.clients);
     es_registry_free(srv.registry);
     es_config_free(srv.cfg);
     free(srv.config_path);

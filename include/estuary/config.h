@@ -36,6 +36,11 @@ typedef struct es_app_config {
     bool rtmp_to_rtc;     /* offer RTMP-published streams to WebRTC players */
     bool rtc_to_rtmp;     /* offer WebRTC-published streams to RTMP/HTTP-FLV players */
     bool hls;             /* write HLS for this app's streams */
+    bool publisher_takeover; /* a new publisher with valid credentials replaces a silent one */
+    char *on_publish;     /* HTTP callbacks (include/estuary/hooks.h); NULL: none */
+    char *on_unpublish;
+    char *on_play;
+    char *on_stop;
 } es_app_config_t;
 
 typedef struct es_config {
@@ -69,6 +74,9 @@ typedef struct es_config {
         es_listen_t listen;
         uint32_t chunk_size;      /* outgoing chunk size, 128..65536 bytes */
         uint32_t handshake_timeout_ms;
+        uint32_t connect_timeout_ms; /* connect after the handshake, publish/play after connect */
+        uint32_t idle_timeout_ms; /* a publisher sending nothing, or a client doing nothing */
+        uint32_t max_message_bytes; /* largest message once publishing (64 KiB before) */
         uint32_t player_queue_ms; /* a player further behind than this drops to the next key frame */
         uint32_t player_queue_bytes; /* ... or with more than this many bytes queued */
         uint32_t player_stall_ms; /* a player whose socket took nothing for this long is closed */
@@ -81,11 +89,24 @@ typedef struct es_config {
         uint32_t window;          /* segments listed in a live playlist */
         bool fmp4;                /* fMP4 (CMAF) segments instead of MPEG-TS */
         uint32_t cleanup_ms;      /* a stream's folder is removed this long after it ended */
+        uint32_t max_segment_ms;  /* a segment is cut here even without a key frame */
+        uint32_t max_segment_bytes; /* ... or at this size */
     } hls;
+    struct {
+        char *token;              /* Bearer token of the admin API; NULL: loopback clients only */
+    } api;
+    struct {
+        uint32_t timeout_ms;      /* a hook that has not answered by then refuses */
+    } hooks;
     es_app_config_t *apps;
     size_t n_apps;
     struct {
-        uint32_t max_sessions;    /* WebRTC + RTMP sessions at once; 503 past it */
+        uint32_t max_sessions;    /* WebRTC, RTMP and HTTP-FLV sessions at once; 503 past it */
+        uint32_t max_sessions_per_ip; /* ... from one client address; 429 past it; 0: no limit */
+        uint32_t offers_per_ip;   /* WHIP/WHEP offers per second from one address (burst of
+                                     twice that); 429 past it; 0: no limit */
+        uint32_t player_wait_ms;  /* an RTMP/HTTP-FLV player of an unpublished stream is closed
+                                     after this; 0: waits forever */
         uint32_t max_http_body;   /* bytes; 413 past it */
     } limits;
 } es_config_t;

@@ -22,6 +22,8 @@ enum {
     ES_EACCES = -12, /* not authorized: a missing or wrong token */
     ES_ENOTSUP = -13, /* nothing in common: no codec or direction both sides support */
     ES_ESTALE = -14, /* a precondition failed: the resource changed (an ETag that no longer matches) */
+    ES_EAUTH = -15,  /* authentication required: no token was presented */
+    ES_ELIMIT = -16, /* a per-client limit: too many sessions or requests from one address */
 };
 
 /* es_strerror: a short English description of an ES_E* code; never NULL, static storage. */

@@ -37,6 +37,11 @@ typedef struct es_http_request {
     const char *conn_id;       /* "h<N>", for logs */
     const char *params[ES_HTTP_MAX_PARAMS]; /* values of {name} route segments, in order */
     size_t n_params;
+    const char *query;         /* the raw query string without '?' ("a=1&b=2"), "" when none */
+    bool admin;                /* the caller passed the admin check (api.token, or loopback
+                                  without one): listings may show everything */
+    void *conn;                /* the server's connection, for es_http_async_begin; NULL in
+                                  unit tests */
 } es_http_request_t;
 
 /* A response a handler fills. Strings are copied in; body is owned (freed by the server). */
@@ -54,11 +59,37 @@ typedef struct es_http_response {
 typedef int (*es_http_handler_fn)(void *user, const es_http_request_t *req,
                                   es_http_response_t *resp);
 
+#define ES_HTTP_ROUTE_ADMIN 1u /* admin API: api.token as Bearer, or loopback without one; no
+                                  CORS headers */
+
 typedef struct es_http_route {
     unsigned methods;          /* ES_HTTP_* bits */
     const char *pattern;       /* "/api/v1/streams/{app}/{stream}": {x} matches one segment */
     es_http_handler_fn handler;
+    unsigned flags;            /* ES_HTTP_ROUTE_* */
 } es_http_route_t;
+
+/* An answer given later (a handler waiting for an admission hook). The handler calls
+ * es_http_async_begin and returns without a status; later it fills es_http_async_response and
+ * calls es_http_async_finish, unless `cancel` was called first (the client went away: then the
+ * handle is gone and the handler must forget it). */
+typedef struct es_http_async es_http_async_t;
+
+/* es_http_async_begin: defers the answer to req. NULL when req has no connection (unit tests)
+ * or one is deferred already. */
+es_http_async_t *es_http_async_begin(const es_http_request_t *req, void (*cancel)(void *user),
+                                     void *user);
+
+/* es_http_async_response: the response to fill before es_http_async_finish. */
+es_http_response_t *es_http_async_response(es_http_async_t *a);
+
+/* es_http_async_finish: sends the filled response. The handle is gone after the call. */
+void es_http_async_finish(es_http_async_t *a);
+
+/* es_http_status_of: the HTTP status for an ES_E* refusal, the same for every endpoint: 400
+ * (EINVAL, EPROTO), 401 (EAUTH), 403 (EACCES), 404 (ENOENT), 406 (ENOTSUP), 409 (EEXIST), 412
+ * (ESTALE), 413 (E2BIG), 429 (ELIMIT), 500 (ERANGE), 503 (the rest: EBUSY, ENOMEM, EIO...). */
+int es_http_status_of(int err);
 
 /* es_http_route_match: finds the route for method+path. On a match returns it and fills
  * req->params/n_params with pointers into `scratch` (scratch_len bytes, caller's storage).

@@ -39,6 +39,28 @@ bool es_live_release(es_registry_t *reg, es_stream_t *st);
  * WebRTC bridge. The caller keeps its reference. */
 void es_live_publish_tag(es_stream_t *st, es_tag_t *tag, uint64_t now_us);
 
+/* es_live_source_begin: a publisher of `kind` was admitted (include/estuary/admission.h) and
+ * takes the stream at monotonic now_us. `kick` ends that publisher's session (a takeover by a
+ * new publisher, es_live_source_kick), called with `user` and the reason. An RTMP source resets
+ * the frame hub (new sequence headers follow) and, when the app has rtmp_to_rtc, gets its RTMP ->
+ * WebRTC bridge. Returns 0, or ES_EEXIST when the stream has a source. */
+int es_live_source_begin(es_stream_t *st, es_source_kind_t kind,
+                         void (*kick)(void *user, const char *why), void *user,
+                         const es_config_t *cfg, uint64_t now_us);
+
+/* es_live_source_silent_us: how long (µs) the stream's source has sent no media at now_us; 0
+ * without a source. */
+uint64_t es_live_source_silent_us(const es_stream_t *st, uint64_t now_us);
+
+/* es_live_source_kick: ends the source's session through its kick callback (which calls
+ * es_live_source_ended as any leaving publisher does). No-op without a source. */
+void es_live_source_kick(es_stream_t *st, const char *why);
+
+/* es_live_tick: the stream maintenance of the whole registry, every 10 ms, on its own timer
+ * whatever protocols are enabled: the RTMP -> WebRTC bridges' RTCP and, with `slow` (every
+ * 100 ms), es_live_maintain of each stream, releasing the ones that became idle. */
+void es_live_tick(es_registry_t *reg, const es_config_t *cfg, uint64_t now_us, bool slow);
+
 /* es_live_source_ended: the publisher left (at monotonic now_us): frees either bridge (WebRTC
  * players stay and wait), forgets the hub's headers and GOP (its players stay and wait), forgets
  * why FLV was unavailable, and sets source NONE. */

@@ -25,7 +25,12 @@ typedef struct es_stream {
     char name[ES_STREAM_NAME_MAX + 1];
     char key[ES_APP_NAME_MAX + 1 + ES_STREAM_NAME_MAX + 1]; /* "app/name", for logs */
     uint64_t created_us;   /* monotonic µs, as given to es_registry_add */
-    es_source_kind_t source;         /* set by whoever publishes (rtc_server, rtmp_server) */
+    /* Every field below is written by include/estuary/live.h only (the stream's owner). */
+    es_source_kind_t source;         /* es_live_source_begin / es_live_source_ended */
+    uint64_t source_active_us;       /* monotonic µs of the source's last media (RTMP tags; a
+                                        WebRTC source's packets are in its media stream) */
+    void (*source_kick)(void *user, const char *why); /* ends the source's session */
+    void *source_user;
     struct es_media_stream *media;   /* RTP fan-out to WebRTC players; owned, never NULL once
                                         made by es_live_open */
     struct es_frame_hub *frames;     /* FLV-tag fan-out to RTMP/HTTP-FLV players; NULL until one

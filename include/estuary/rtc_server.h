@@ -16,13 +16,15 @@ typedef struct es_rtc_server es_rtc_server_t;
 
 typedef enum { ES_RTC_PUBLISH = 0, ES_RTC_PLAY } es_rtc_role_t;
 
-#define ES_RTC_ID_LEN 16 /* hex characters of a session id */
+#define ES_RTC_ID_LEN 16     /* hex characters of a session id */
+#define ES_RTC_SECRET_LEN 32 /* hex characters of a session's resource secret (128 bits) */
 
 /* The outcome of an offer, a trickle PATCH or a DELETE, for the HTTP layer. */
 typedef struct es_rtc_result {
     int err;                  /* 0, or the ES_E* code (see each function) */
     char *sdp;                /* malloc'ed answer (offer) or sdpfrag (ICE restart), else NULL */
     char id[ES_RTC_ID_LEN + 1];
+    char secret[ES_RTC_SECRET_LEN + 1]; /* the resource URL is .../<id>-<secret> */
     char etag[40];            /* ETag of the ICE session ("\"<ufrag>\"") */
     char error[512];          /* why, when err != 0 */
 } es_rtc_result_t;
@@ -46,16 +48,26 @@ void es_rtc_server_free(es_rtc_server_t *rtc);
 /* es_rtc_server_port: the bound UDP port. */
 int es_rtc_server_port(const es_rtc_server_t *rtc);
 
-/* es_rtc_offer: a WHIP (ES_RTC_PUBLISH) or WHEP (ES_RTC_PLAY) offer for app/stream. eip
- * ("IP" or "IP:PORT", or NULL) replaces the host candidates (SRS's ?eip=). remote is the HTTP
- * client's "ip:port" for logs. Fills *res (free res->sdp): err 0 with the answer, id and ETag,
- * or ES_EINVAL (bad name or eip), ES_EPROTO (bad SDP, no BUNDLE...), ES_ENOENT (nothing to
- * play), ES_ENOTSUP (no common codec or direction; the reason names the codecs), ES_EEXIST
- * (already published), ES_EBUSY (limits.max_sessions, WebRTC off), ES_ENOMEM, ES_ERANGE (answer
- * too large), with the reason in res->error. */
+/* es_rtc_offer: a WHIP (ES_RTC_PUBLISH) or WHEP (ES_RTC_PLAY) offer for app/stream, admitted
+ * by es_admit (include/estuary/admission.h) with `token` (the Bearer token or NULL) at the
+ * moment the session takes the stream (hooks were asked before, by the caller). eip ("IP" or
+ * "IP:PORT", or NULL) replaces the host candidates (SRS's ?eip=). remote is the HTTP client's
+ * "ip:port": logs, and the session counts against its address. Fills *res (free res->sdp): err 0
+ * with the answer, id, secret and ETag, or an es_admit refusal (ES_EINVAL, ES_EACCES, ES_EAUTH,
+ * ES_EBUSY, ES_ELIMIT, ES_EEXIST, ES_ENOENT), ES_EINVAL (bad eip), ES_EPROTO (bad SDP, no
+ * BUNDLE...), ES_ENOTSUP (no common codec or direction; the reason names the codecs), ES_EBUSY
+ * (WebRTC off), ES_ENOMEM, ES_ERANGE (answer too large), with the reason in res->error. A
+ * publisher admitted as a takeover ends the silent publisher first. */
 void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, const char *stream,
-                  const char *sdp, size_t len, const char *eip, const char *remote,
-                  es_rtc_result_t *res);
+                  const char *token, const char *sdp, size_t len, const char *eip,
+                  const char *remote, es_rtc_result_t *res);
+
+/* es_rtc_resource_check: `resource` ("<id>-<secret>", the last segment of a WHIP/WHEP
+ * resource URL) names a live session of this role, app and stream, with its secret (compared in
+ * constant time). Returns 0 with the session id in id_out (ES_RTC_ID_LEN + 1 bytes), or
+ * ES_ENOENT for anything else, so that a guess learns nothing. */
+int es_rtc_resource_check(es_rtc_server_t *rtc, const char *resource, es_rtc_role_t role,
+                          const char *app, const char *stream, char *id_out);
 
 /* es_rtc_patch: a trickle-ice-sdpfrag (RFC 8840) for session id. if_match ("" or "*" or the
  * ETag) must match the current ETag (else ES_ESTALE). Candidates only: err 0 and no sdp. A new

@@ -41,6 +41,11 @@ typedef struct es_rtmp_chunk_stats {
  * streams together are also held to 2 * max_message bytes. NULL when out of memory. */
 es_rtmp_chunk_reader_t *es_rtmp_chunk_reader_new(size_t max_message);
 
+/* es_rtmp_chunk_reader_set_max_message: changes the bound on one message (and so on partial
+ * bytes, 2 * max_message) for what arrives next; 0 means ES_RTMP_MAX_MESSAGE. Messages already
+ * partly buffered keep the length they announced only if it fits the new bound. */
+void es_rtmp_chunk_reader_set_max_message(es_rtmp_chunk_reader_t *r, size_t max_message);
+
 /* es_rtmp_chunk_reader_free: NULL-safe. */
 void es_rtmp_chunk_reader_free(es_rtmp_chunk_reader_t *r);
 

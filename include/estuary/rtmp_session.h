@@ -65,7 +65,10 @@ typedef struct es_rtmp_session_cb {
      * published), ES_EACCES (NetStream.Publish.Unauthorized, then handle_bytes returns
      * ES_EACCES and the owner closes), or another negative ES_E* (NetStream.Publish.Failed,
      * reason in `reason`). Refusals other than ES_EACCES leave the connection open: clients
-     * close it themselves on an error status. NULL: every publish fails (ES_ENOENT). */
+     * close it themselves on an error status. ES_EAUTH is answered as ES_EACCES. ES_EAGAIN:
+     * the answer comes later (an admission hook), through es_rtmp_session_complete; until then
+     * the client's media is ignored and another publish/play is ignored. NULL: every publish
+     * fails (ES_ENOENT). */
     int (*on_publish)(void *user, const char *name, const char *query, char *reason,
                       size_t reason_len);
     /* play "name?query": return 0 (StreamBegin, NetStream.Play.Reset, NetStream.Play.Start,
@@ -93,6 +96,10 @@ typedef struct es_rtmp_session_cb {
 
 typedef struct es_rtmp_session_params {
     uint32_t chunk_size;        /* our outgoing chunk size, 128..65536 bytes (rtmp.chunk_size) */
+    uint32_t max_message_before;/* bytes of one message until a publish is accepted (64 KiB);
+                                   0: ES_RTMP_MAX_MESSAGE */
+    uint32_t max_message;       /* bytes of one message once publishing (rtmp.max_message_bytes);
+                                   0: ES_RTMP_MAX_MESSAGE */
     uint32_t window_ack_size;   /* Window Acknowledgement Size we announce, bytes (2500000) */
     es_rtmp_session_cb_t cb;
     void *user;
@@ -113,13 +120,26 @@ void es_rtmp_session_free(es_rtmp_session_t *s);
  * malformed input (bad C0 version, a chunk for an unknown chunk stream without a full header,
  * bad AMF0 in a command, a command without name and transaction id, publish/play before
  * connect, a chunk size of 0 or > 2^31-1, a NUL byte in a name), ES_E2BIG (more than 64 chunk
- * streams, over 32 MiB of partial messages, an app/name/query/tcUrl longer than its bound:
+ * streams, a message over max_message_before (before a publish
+ * is accepted) or max_message, partial messages over twice that, an app/name/query/tcUrl longer than its bound:
  * those are answered with _error or an error onStatus first), ES_ENOMEM, or the error a
  * callback returned for connect/publish/play refusals that end the connection. Later calls
  * return the same error. (A message cannot exceed 16 MiB: its length field has 24 bits.) The
  * reason in words is es_rtmp_session_error(s). Callbacks may be invoked during the call, but
  * must not free the session. */
 int es_rtmp_session_handle_bytes(es_rtmp_session_t *s, const uint8_t *buf, size_t len);
+
+/* es_rtmp_session_complete: the late answer to a publish or play whose callback returned
+ * ES_EAGAIN: rc and reason as that callback would have returned them (0 accepts). Sends the
+ * status sequence. Returns 0, ES_EINVAL when nothing is pending, or the error that ends the
+ * session (a refusal with ES_EACCES/ES_EAUTH, a send failure): the owner closes then. */
+int es_rtmp_session_complete(es_rtmp_session_t *s, int rc, const char *reason);
+
+/* es_rtmp_session_pending: true while a publish/play answer is pending. */
+bool es_rtmp_session_pending(const es_rtmp_session_t *s);
+
+/* es_rtmp_session_connected: true once `connect` was accepted. */
+bool es_rtmp_session_connected(const es_rtmp_session_t *s);
 
 /* es_rtmp_session_error: what went wrong, for the log ("" while fine). Static or session-owned. */
 const char *es_rtmp_session_error(const es_rtmp_session_t *s);

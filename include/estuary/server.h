@@ -16,6 +16,8 @@
 typedef struct es_http_server es_http_server_t;
 struct es_rtc_server;
 struct es_rtmp_server;
+struct es_clients;
+struct es_hooks;
 
 typedef struct es_server {
     uv_loop_t *loop;
@@ -27,9 +29,19 @@ typedef struct es_server {
     struct es_rtmp_server *rtmp; /* RTMP connections and the TCP port; frame-hub timers */
     uint64_t started_us;       /* monotonic µs at start */
     uint64_t started_wall_us;  /* wall-clock µs at start */
-    unsigned sessions;         /* WebRTC + RTMP sessions now (limits.max_sessions) */
+    unsigned sessions;         /* WebRTC, RTMP and HTTP-FLV sessions now (limits.max_sessions) */
+    struct es_clients *clients; /* sessions and offer rates per client address */
+    struct es_hooks *hooks;    /* admission's HTTP callbacks */
+    uv_timer_t streams_timer;  /* stream maintenance (es_live_tick), whatever protocols run */
+    unsigned streams_ticks;
     bool stopping;
 } es_server_t;
+
+/* es_server_session_open / es_server_session_close: a session (WebRTC, RTMP connection,
+ * HTTP-FLV player) from `client` ("ip:port") began / ended: counted in `sessions` and per
+ * address in `clients` (limits.max_sessions, limits.max_sessions_per_ip). */
+void es_server_session_open(es_server_t *srv, const char *client);
+void es_server_session_close(es_server_t *srv, const char *client);
 
 /* es_http_server_start: listens on cfg->http.listen (and https when enabled) with libwebsockets
  * attached to srv->loop. Returns 0, or ES_EIO after logging why (bind failure with the key and

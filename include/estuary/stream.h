@@ -147,6 +147,7 @@ es_media_sink_stats_t es_media_sink_stats(const es_media_sink_t *sink);
 typedef struct es_media_source_stats {
     uint64_t packets, bytes, lost, nacks_sent, keyframes;
     int64_t rtt_us;
+    uint64_t last_us;   /* monotonic µs of the last media packet from the publisher; 0: none */
 } es_media_source_stats_t;
 
 /* es_media_stream_source_stats: counters of the current publisher (all zero without one; rtt_us

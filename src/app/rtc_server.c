@@ -9,6 +9,7 @@
 #include "estuary/clock.h"
 #include "estuary/dtls.h"
 #include "estuary/error.h"
+#include "estuary/hooks.h"
 #include "estuary/ice.h"
 #include "estuary/live.h"
 #include "estuary/log.h"
@@ -46,6 +47,7 @@ struct session {
     char media_remote[64];
     char ufrag[16], pwd[40], remote_ufrag[ES_ICE_UFRAG_MAX + 1];
     char etag[40];
+    char secret[ES_RTC_SECRET_LEN + 1]; /* in the resource URL only: PATCH and DELETE need it */
     es_rtc_link_t *link;
     es_media_stream_t *ms;
     es_media_sink_t *sink;
@@ -106,7 +108,10 @@ static void link_closed(void *user, const char *reason)
         else if (s->sink) es_media_stream_remove_sink(s->ms, s->sink);
         stream_release(rtc, s);
     }
-    if (rtc->srv->sessions) rtc->srv->sessions--;
+    es_server_session_close(rtc->srv, s->http_remote);
+    es_admit_end(rtc->srv, s->role == ES_RTC_PUBLISH ? ES_PROTO_WHIP : ES_PROTO_WHEP,
+                 s->role == ES_RTC_PUBLISH ? ES_ADMIT_PUBLISH : ES_ADMIT_PLAY, s->app,
+                 s->stream_name, s->http_remote, s->id);
     free(s);
 }
 
@@ -452,9 +457,16 @@ static const char *codec_list(const es_sdp_local_t *ans, char *out, size_t len)
     return out;
 }
 
+/* A publisher taken over by a new one (es_live_source_kick). */
+static void kick_session(void *user, const char *why)
+{
+    session_t *s = user;
+    es_rtc_link_close(s->link, why); /* link_closed frees s */
+}
+
 void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, const char *stream,
-                  const char *sdp, size_t len, const char *eip, const char *remote,
-                  es_rtc_result_t *res)
+                  const char *token, const char *sdp, size_t len, const char *eip,
+                  const char *remote, es_rtc_result_t *res)
 {
     memset(res, 0, sizeof *res);
     es_server_t *srv = rtc->srv;
@@ -475,15 +487,21 @@ void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, con
         set_result(res, ES_EINVAL, "eip must be IP or IP:PORT, not '%s'", eip);
         goto out;
     }
-    es_admit_request_t areq = {.app = app, .stream = stream, .protocol = ES_ADMIT_WEBRTC,
+    char ip[48];
+    es_client_ip(remote, ip, sizeof ip);
+    es_admit_request_t areq = {.app = app, .stream = stream, .token = token,
+                               .protocol = role == ES_RTC_PUBLISH ? ES_PROTO_WHIP : ES_PROTO_WHEP,
                                .role = role == ES_RTC_PUBLISH ? ES_ADMIT_PUBLISH : ES_ADMIT_PLAY,
-                               .sessions = srv->sessions};
-    char why[400];
-    int arc = es_admit(srv->registry, cfg, &areq, &st, why, sizeof why);
+                               .sessions = srv->sessions,
+                               .sessions_from_ip = es_clients_sessions(srv->clients, ip),
+                               .now_us = es_clock_now_us()};
+    es_admit_decision_t d;
+    int arc = es_admit(srv->registry, cfg, &areq, &d);
     if (arc != 0) {
-        set_result(res, arc, "%s", why);
+        set_result(res, arc, "%s", d.reason);
         goto out;
     }
+    st = d.stream;
     offer = calloc(1, sizeof *offer);
     ans = calloc(1, sizeof *ans);
     text = malloc(16384);
@@ -520,6 +538,7 @@ void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, con
     }
     /* Identity and credentials. */
     es_random_text(s->id, ES_RTC_ID_LEN, HEX);
+    es_random_text(s->secret, ES_RTC_SECRET_LEN, HEX);
     es_random_text(s->ufrag, 8, ALNUM);
     es_random_text(s->pwd, 24, ALNUM);
     snprintf(s->etag, sizeof s->etag, "\"%s\"", s->ufrag);
@@ -561,8 +580,19 @@ void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, con
         goto out;
     }
     codec_list(ans, s->codecs, sizeof s->codecs);
-    /* The stream. */
+    /* The stream, taken over from a silent publisher when admission said so. */
     uint64_t now = es_clock_now_us();
+    if (d.takeover && st) {
+        es_log_ctx_t klc = {.stream = key, .remote = remote};
+        ES_INFO("rtc", &klc, "publisher takeover: the current publisher of %s sent nothing for "
+                "%.1f s and is replaced", key, (double)es_live_source_silent_us(st, now) / 1e6);
+        es_live_source_kick(st, "replaced by a new publisher (apps.<app>.publisher_takeover)");
+        st = es_registry_find(srv->registry, app, stream); /* may be gone with its publisher */
+        if (st && st->source != ES_SOURCE_NONE) {
+            set_result(res, ES_EEXIST, "stream %s is already being published", key);
+            goto out;
+        }
+    }
     if (!st) {
         if (es_live_open(srv->registry, app, stream, now, &st) != 0) {
             set_result(res, ES_ENOMEM, "out of memory");
@@ -608,14 +638,15 @@ void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, con
         set_result(res, rc, "cannot create the session: %s", es_strerror(rc));
         goto out;
     }
-    if (role == ES_RTC_PUBLISH) st->source = ES_SOURCE_WEBRTC;
+    if (role == ES_RTC_PUBLISH) es_live_source_begin(st, ES_SOURCE_WEBRTC, kick_session, s, cfg, now);
     s->next = rtc->sessions;
     if (rtc->sessions) rtc->sessions->prev = s;
     rtc->sessions = s;
-    srv->sessions++;
+    es_server_session_open(srv, remote);
     res->sdp = text;
     text = NULL;
     snprintf(res->id, sizeof res->id, "%s", s->id);
+    snprintf(res->secret, sizeof res->secret, "%s", s->secret);
     snprintf(res->etag, sizeof res->etag, "%s", s->etag);
     lc = sctx(s);
     ES_INFO("rtc", &lc, "%s offer accepted: %s; answer candidates %s%s, DTLS %s",
@@ -703,6 +734,24 @@ void es_rtc_patch(es_rtc_server_t *rtc, const char *id, const char *if_match, co
                  frag->n_candidates);
     }
     free(frag);
+}
+
+int es_rtc_resource_check(es_rtc_server_t *rtc, const char *resource, es_rtc_role_t role,
+                          const char *app, const char *stream, char *id_out)
+{
+    id_out[0] = '\0';
+    if (!rtc || !resource || strlen(resource) != ES_RTC_ID_LEN + 1 + ES_RTC_SECRET_LEN ||
+        resource[ES_RTC_ID_LEN] != '-')
+        return ES_ENOENT;
+    char id[ES_RTC_ID_LEN + 1];
+    memcpy(id, resource, ES_RTC_ID_LEN);
+    id[ES_RTC_ID_LEN] = '\0';
+    session_t *s = session_find(rtc, id);
+    if (!s || s->role != role || strcmp(s->app, app) || strcmp(s->stream_name, stream) ||
+        !es_config_token_equal(s->secret, resource + ES_RTC_ID_LEN + 1))
+        return ES_ENOENT;
+    memcpy(id_out, id, sizeof id);
+    return 0;
 }
 
 int es_rtc_delete(es_rtc_server_t *rtc, const char *id, const char *why)

@@ -5,15 +5,21 @@
  * player subscribes to the hub and is written to only while its socket keeps up: tags are taken
  * from its queue while less than PLAYER_WRITE_HIGH bytes wait in libuv's write queue, so a slow
  * player's backlog stays in its bounded hub queue (which drops to the next key frame) and never
- * slows anyone else. A 10 ms timer drives the bridges' RTCP; every 100 ms it also runs the
- * handshake and idle timeouts and the hubs' stall detection (RTMP and HTTP-FLV players). */
+ * slows anyone else. Publish and play are admitted by es_admit_begin (include/estuary/hooks.h)
+ * like every protocol's, the app's hook answering later through es_rtmp_session_complete. A
+ * 10 ms timer closes connections marked for closing; every 100 ms it runs the handshake,
+ * connect, idle and waiting-player timeouts. Stream maintenance (bridges, HLS) has its own timer
+ * (es_live_tick, main.c). */
 #include "estuary/rtmp_server.h"
 
+#include "estuary/admission.h"
 #include "estuary/clock.h"
 #include "estuary/error.h"
 #include "estuary/frame_hub.h"
+#include "estuary/hooks.h"
 #include "estuary/live.h"
 #include "estuary/log.h"
+#include "estuary/random.h"
 #include "estuary/rtmp_bridge.h"
 #include "estuary/rtmp_session.h"
 #include "estuary/stream.h"
@@ -28,8 +34,7 @@
 #define SLOW_TICKS 10                 /* the 100 ms checks run every 10th tick */
 #define READ_BUF 65536
 #define PLAYER_WRITE_HIGH (256 * 1024) /* bytes in libuv's write queue before we stop popping */
-#define IDLE_TIMEOUT_MS 30000          /* a publisher silent this long, or a connection that
-                                          neither publishes nor plays this long, is closed */
+#define MAX_MESSAGE_BEFORE 65536       /* bytes of one message until a publish is accepted */
 
 typedef struct conn {
     uv_tcp_t tcp;                 /* first: the handle's data points back here too */
@@ -43,8 +48,15 @@ typedef struct conn {
     es_stream_t *st;              /* the stream published or played; NULL before */
     es_frame_sub_t *sub;          /* player: its queue in st->frames */
     es_live_clock_t clock;        /* player: output timestamps */
+    char app_query[ES_RTMP_QUERY_MAX + 1]; /* the query of connect's app ("token=T") */
+    char token[ES_RTMP_QUERY_MAX + 1];     /* the token publish/play presented */
+    es_hook_call_t *hook;         /* the admission hook being asked (publish or play) */
+    bool hook_publish;            /* ... for a publish */
     es_rtmp_role_t role;
-    uint64_t created_us, last_rx_us, role_since_us;
+    bool handshake_done;
+    uint64_t created_us, last_rx_us, role_since_us; /* role_since_us: since the role (NONE too)
+                                                        began: connect, a stop */
+    uint64_t waiting_since_us;    /* player: since its stream has had no publisher; 0 */
     uint64_t bytes_in, bytes_out, tags;
     bool closing;
     bool close_pending;           /* conn_close_later: the timer closes it */
@@ -177,6 +189,7 @@ static void notify_players(es_rtmp_server_t *rs, es_stream_t *st, bool published
 {
     for (conn_t *c = rs->conns; c; c = c->next) {
         if (c->closing || c->st != st || c->role != ES_RTMP_ROLE_PLAYER) continue;
+        c->waiting_since_us = published ? 0 : es_clock_now_us();
         char desc[300];
         snprintf(desc, sizeof desc, "%s is %s", st->key, published ? "published" : "unpublished");
         es_rtmp_session_send_status(c->sess, "status",
@@ -200,6 +213,7 @@ static void conn_detach(conn_t *c)
                 (double)(now - c->role_since_us) / 1e6, (unsigned long long)c->bytes_in);
         c->st = NULL;
         notify_players(rs, st, false);
+        es_admit_end(rs->srv, ES_PROTO_RTMP, ES_ADMIT_PUBLISH, c->app, c->name, c->remote, c->id);
     } else if (c->role == ES_RTMP_ROLE_PLAYER) {
         es_frame_sub_stats_t fs = es_frame_sub_stats(c->sub);
         ES_INFO("rtmp", &lc, "play ended after %.1f s: %llu tags, %llu bytes, %u overflows "
@@ -209,6 +223,7 @@ static void conn_detach(conn_t *c)
         es_frame_hub_unsubscribe(st->frames, c->sub);
         c->sub = NULL;
         c->st = NULL;
+        es_admit_end(rs->srv, ES_PROTO_RTMP, ES_ADMIT_PLAY, c->app, c->name, c->remote, c->id);
     }
     es_live_release(rs->srv->registry, st);
 }
@@ -248,9 +263,11 @@ static void conn_close(conn_t *c, const char *reason)
     ES_INFO("rtmp", &lc, "%s connection closed after %.1f s: %s (in %llu bytes, out %llu bytes)",
             role_name(c->role), (double)(es_clock_now_us() - c->created_us) / 1e6, reason,
             (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out);
+    es_hook_cancel(c->hook);
+    c->hook = NULL;
     conn_detach(c);
     conn_unlink(c);
-    if (c->rs->srv->sessions) c->rs->srv->sessions--;
+    es_server_session_close(c->rs->srv, c->remote);
     uv_read_stop((uv_stream_t *)&c->tcp);
     uv_shutdown_t *req = malloc(sizeof *req);
     if (req) {
@@ -275,12 +292,13 @@ static int on_connect(void *user, const es_rtmp_connect_info_t *info, char *reas
         ES_INFO("rtmp", &lc, "connect refused: %s", reason);
         return ES_EINVAL;
     }
-    if (!es_config_find_app(cfg, info->app)) {
-        snprintf(reason, len, "unknown app '%s' (not in apps, and there is no \"*\" entry)",
-                 info->app);
+    if (!es_config_find_app(cfg, info->app)) { /* es_admit's words, a step earlier */
+        snprintf(reason, len, "app '%s' is not configured", info->app);
         ES_INFO("rtmp", &lc, "connect refused: %s", reason);
-        return ES_ENOENT;
+        return ES_EACCES;
     }
+    snprintf(c->app_query, sizeof c->app_query, "%s", info->app_query);
+    c->role_since_us = es_clock_now_us();
     ES_DEBUG("rtmp", &lc, "connect app=%s tcUrl=%s flashVer=%s", info->app, info->tc_url,
              info->flash_ver);
     return 0;
@@ -301,132 +319,142 @@ static void query_token(const char *query, char *out, size_t len)
     }
 }
 
-/* Checks the app's token against ?token= of the stream name or the app. 0, or ES_EACCES. */
-static int check_token(conn_t *c, const char *expected, const char *query, char *reason,
-                       size_t len)
+/* A publisher taken over by a new one (es_live_source_kick). */
+static void kick_conn(void *user, const char *why) { conn_close(user, why); }
+
+/* Attaches c to its stream as the publisher or a player: es_admit at the moment it takes the
+ * stream (a hook may have been asked before, the stream may have changed meanwhile), the
+ * takeover of a silent publisher, the stream and its frame hub. Returns 0, or the refusal with
+ * the reason (logged here). */
+static int attach(conn_t *c, bool publish, char *reason, size_t len)
 {
-    if (!expected || !*expected) return 0;
-    char tok[ES_RTMP_QUERY_MAX + 1];
-    query_token(query, tok, sizeof tok);
-    if (!tok[0]) {
-        snprintf(reason, len, "app %s needs a token: add ?token=TOKEN to the stream key", c->app);
-        return ES_EACCES;
+    es_rtmp_server_t *rs = c->rs;
+    es_server_t *srv = rs->srv;
+    const es_config_t *cfg = srv->cfg;
+    uint64_t now = es_clock_now_us();
+    char ip[48];
+    es_client_ip(c->remote, ip, sizeof ip);
+    es_admit_request_t areq = {.app = c->app, .stream = c->name, .token = c->token,
+                               .role = publish ? ES_ADMIT_PUBLISH : ES_ADMIT_PLAY,
+                               .protocol = ES_PROTO_RTMP, .sessions = srv->sessions,
+                               .sessions_from_ip = es_clients_sessions(srv->clients, ip),
+                               .counted = true, .now_us = now};
+    es_admit_decision_t d;
+    es_log_ctx_t lc = clog_ctx(c);
+    int rc = es_admit(srv->registry, cfg, &areq, &d);
+    es_stream_t *st = d.stream;
+    if (rc == 0 && d.takeover && st) {
+        ES_INFO("rtmp", &lc, "publisher takeover: the current publisher sent nothing for %.1f s "
+                "and is replaced", (double)es_live_source_silent_us(st, now) / 1e6);
+        es_live_source_kick(st, "replaced by a new publisher (apps.<app>.publisher_takeover)");
+        st = es_registry_find(srv->registry, c->app, c->name);
+        if (st && st->source != ES_SOURCE_NONE) {
+            rc = ES_EEXIST;
+            snprintf(d.reason, sizeof d.reason, "stream %.200s is already being published", c->key);
+        }
     }
-    if (!es_config_token_equal(expected, tok)) {
-        snprintf(reason, len, "wrong token for app %s", c->app);
-        return ES_EACCES;
+    if (rc == 0 && (rc = es_live_open(srv->registry, c->app, c->name, now, &st)) != 0)
+        snprintf(d.reason, sizeof d.reason, "cannot open stream %.200s: %s", c->key, es_strerror(rc));
+    es_frame_hub_limits_t lim = es_live_hub_limits(cfg);
+    es_frame_sub_t *sub = NULL;
+    if (rc == 0 && (!es_live_frames(st, &lim) ||
+                    (!publish && !(sub = es_frame_hub_subscribe(st->frames, player_wake, c, now))))) {
+        rc = ES_ENOMEM;
+        snprintf(d.reason, sizeof d.reason, "out of memory");
+        es_live_release(srv->registry, st);
+    }
+    if (rc != 0) {
+        snprintf(reason, len, "%s", d.reason);
+        es_admit_log_refusal(ES_PROTO_RTMP, areq.role, c->app, c->name, c->remote, c->id, rc,
+                             d.reason);
+        c->key[0] = '\0';
+        return rc;
+    }
+    c->st = st;
+    c->role_since_us = now;
+    if (publish) {
+        es_live_source_begin(st, ES_SOURCE_RTMP, kick_conn, c, cfg, now);
+        c->role = ES_RTMP_ROLE_PUBLISHER;
+        const es_app_config_t *ac = d.app;
+        ES_INFO("rtmp", &lc, "publish started%s", ac && ac->rtmp_to_rtc ? "" : " (rtmp_to_rtc "
+                "off: WebRTC players cannot watch)");
+        notify_players(rs, st, true);
+    } else {
+        c->sub = sub;
+        c->role = ES_RTMP_ROLE_PLAYER;
+        c->waiting_since_us = st->source == ES_SOURCE_NONE ? now : 0;
+        ES_INFO("rtmp", &lc, "play started%s", st->source == ES_SOURCE_NONE
+                ? " (not published yet: waiting for a publisher)"
+                : st->source == ES_SOURCE_WEBRTC ? " (published over WebRTC: no frames for RTMP "
+                "players yet)" : "");
     }
     return 0;
 }
 
-static int stream_check(conn_t *c, const char *name, char *reason, size_t len)
+/* The app's hook answered a pending publish or play. */
+static void on_hook_done(void *user, int err, const char *reason)
+{
+    conn_t *c = user;
+    c->hook = NULL;
+    char why[ES_ADMIT_REASON_MAX];
+    snprintf(why, sizeof why, "%s", reason);
+    int rc = err;
+    if (err) {
+        es_admit_log_refusal(ES_PROTO_RTMP, c->hook_publish ? ES_ADMIT_PUBLISH : ES_ADMIT_PLAY,
+                             c->app, c->name, c->remote, c->id, err, why);
+        c->key[0] = '\0';
+    } else {
+        rc = attach(c, c->hook_publish, why, sizeof why);
+    }
+    int r = es_rtmp_session_complete(c->sess, rc, why);
+    if (r < 0 && r != ES_EINVAL) conn_close(c, es_rtmp_session_error(c->sess)[0]
+                                                ? es_rtmp_session_error(c->sess) : why);
+    else if (c->role == ES_RTMP_ROLE_PLAYER) player_pump(c);
+}
+
+/* publish and play: the name, the token (?token= of the stream name, else of connect's app),
+ * es_admit_begin, and the attachment now or after the hook (ES_EAGAIN). */
+static int begin(conn_t *c, bool publish, const char *name, const char *query, char *reason,
+                 size_t len)
 {
     if (c->role != ES_RTMP_ROLE_NONE || c->st) {
         snprintf(reason, len, "this connection already %s %s",
                  c->role == ES_RTMP_ROLE_PUBLISHER ? "publishes" : "plays", c->key);
         return ES_EINVAL;
     }
-    if (!es_registry_valid_name(name, ES_STREAM_NAME_MAX)) {
-        snprintf(reason, len, "bad stream name '%s': use 1-128 letters, digits, '_', '-', '.'",
-                 name);
-        return ES_EINVAL;
-    }
-    snprintf(c->key, sizeof c->key, "%s/%s", c->app, name);
     snprintf(c->name, sizeof c->name, "%s", name);
-    return 0;
-}
-
-/* What publish and play share: the stream name, the app and its token (publish_token or
- * play_token), no other publisher (publish), and the stream with its frame hub, made when
- * absent. Returns 0 with *st and *ac, or the error for the session with the reason filled. */
-static int open_stream(conn_t *c, const char *name, const char *query, bool publish, char *reason,
-                       size_t len, es_stream_t **st, const es_app_config_t **ac)
-{
-    es_rtmp_server_t *rs = c->rs;
-    const es_config_t *cfg = rs->srv->cfg;
-    int rc = stream_check(c, name, reason, len);
-    if (rc != 0) return rc;
-    if (!(*ac = es_config_find_app(cfg, c->app))) {
-        snprintf(reason, len, "unknown app '%s'", c->app);
-        return ES_ENOENT;
-    }
-    rc = check_token(c, publish ? (*ac)->publish_token : (*ac)->play_token, query, reason, len);
-    if (rc != 0) return rc;
-    *st = es_registry_find(rs->srv->registry, c->app, name);
-    if (publish && *st && (*st)->source != ES_SOURCE_NONE) {
-        snprintf(reason, len, "stream %s is already being published (over %s)", c->key,
-                 (*st)->source == ES_SOURCE_RTMP ? "RTMP" : "WebRTC");
-        return ES_EEXIST;
-    }
-    if ((rc = es_live_open(rs->srv->registry, c->app, name, es_clock_now_us(), st)) != 0) {
-        snprintf(reason, len, "cannot open stream %s: %s", c->key, es_strerror(rc));
+    snprintf(c->key, sizeof c->key, "%s/%s", c->app, name);
+    query_token(query, c->token, sizeof c->token);
+    if (!c->token[0]) query_token(c->app_query, c->token, sizeof c->token);
+    es_admit_request_t areq = {.app = c->app, .stream = name, .token = c->token,
+                               .role = publish ? ES_ADMIT_PUBLISH : ES_ADMIT_PLAY,
+                               .protocol = ES_PROTO_RTMP, .counted = true,
+                               .now_us = es_clock_now_us()};
+    es_admit_decision_t d;
+    int rc = es_admit_begin(c->rs->srv, &areq, c->remote, c->id, query, &d, on_hook_done, c,
+                            &c->hook);
+    if (rc != 0) {
+        snprintf(reason, len, "%s", d.reason);
+        c->key[0] = '\0';
         return rc;
     }
-    es_frame_hub_limits_t lim = es_live_hub_limits(cfg);
-    if (!es_live_frames(*st, &lim)) {
-        snprintf(reason, len, "out of memory");
-        es_live_release(rs->srv->registry, *st);
-        return ES_ENOMEM;
+    if (c->hook) {
+        c->hook_publish = publish;
+        return ES_EAGAIN;
     }
-    return 0;
+    return attach(c, publish, reason, len);
 }
 
 static int on_publish(void *user, const char *name, const char *query, char *reason, size_t len)
 {
-    conn_t *c = user;
-    es_rtmp_server_t *rs = c->rs;
-    es_stream_t *st = NULL;
-    const es_app_config_t *ac = NULL;
-    int rc = open_stream(c, name, query, true, reason, len, &st, &ac);
-    es_log_ctx_t lc = clog_ctx(c);
-    if (rc != 0) {
-        ES_INFO("rtmp", &lc, "publish refused: %s", reason);
-        c->key[0] = '\0';
-        return rc;
-    }
-    es_frame_hub_reset(st->frames);
-    st->source = ES_SOURCE_RTMP;
-    if (ac->rtmp_to_rtc)
-        st->bridge = es_rtmp_bridge_new(st->media, st->key, rs->srv->cfg->rtmp.opus_bitrate);
-    c->st = st;
-    c->role = ES_RTMP_ROLE_PUBLISHER;
-    c->role_since_us = es_clock_now_us();
-    ES_INFO("rtmp", &lc, "publish started%s", ac->rtmp_to_rtc ? "" : " (rtmp_to_rtc off: "
-            "WebRTC players cannot watch)");
-    notify_players(rs, st, true);
-    return 0;
+    return begin(user, true, name, query, reason, len);
 }
 
 static int on_play(void *user, const char *name, const char *query, char *reason, size_t len)
 {
-    conn_t *c = user;
-    es_stream_t *st = NULL;
-    const es_app_config_t *ac = NULL;
-    uint64_t now = es_clock_now_us();
-    int rc = open_stream(c, name, query, false, reason, len, &st, &ac);
-    es_frame_sub_t *sub = NULL;
-    if (rc == 0 && !(sub = es_frame_hub_subscribe(st->frames, player_wake, c, now))) {
-        snprintf(reason, len, "out of memory");
-        rc = ES_ENOMEM;
-        es_live_release(c->rs->srv->registry, st);
-    }
-    es_log_ctx_t lc = clog_ctx(c);
-    if (rc != 0) {
-        ES_INFO("rtmp", &lc, "play refused: %s", reason);
-        c->key[0] = '\0';
-        return rc;
-    }
-    c->st = st;
-    c->sub = sub;
-    c->role = ES_RTMP_ROLE_PLAYER;
-    c->role_since_us = now;
-    ES_INFO("rtmp", &lc, "play started%s", st->source == ES_SOURCE_NONE
-            ? " (not published yet: waiting for a publisher)"
-            : st->source == ES_SOURCE_WEBRTC ? " (published over WebRTC: no frames for RTMP "
-            "players yet)" : "");
     /* The status sequence is queued by the session after we return; the cached tags follow on
      * the next loop turn so they come after it. */
-    return 0;
+    return begin(user, false, name, query, reason, len);
 }
 
 static void on_media(void *user, uint8_t type, uint32_t ts, const uint8_t *payload, size_t len)
@@ -452,6 +480,7 @@ static void on_stop(void *user)
     ES_DEBUG("rtmp", &lc, "client ended its %s", role_name(c->role));
     conn_detach(c);
     c->role = ES_RTMP_ROLE_NONE;
+    c->role_since_us = es_clock_now_us();
     c->key[0] = '\0';
 }
 
@@ -481,6 +510,10 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     c->bytes_in += (uint64_t)n;
     c->last_rx_us = es_clock_now_us();
     int rc = es_rtmp_session_handle_bytes(c->sess, (const uint8_t *)buf->base, (size_t)n);
+    if (!c->handshake_done && es_rtmp_session_handshake_done(c->sess)) {
+        c->handshake_done = true;
+        c->role_since_us = c->last_rx_us; /* connect must follow within connect_timeout_ms */
+    }
     if (rc < 0 && !c->closing) {
         char why[320];
         snprintf(why, sizeof why, "%s", es_rtmp_session_error(c->sess));
@@ -511,7 +544,8 @@ static void on_connection(uv_stream_t *server, int status)
         uv_close((uv_handle_t *)&c->tcp, on_closed);
         return;
     }
-    snprintf(c->id, sizeof c->id, "r%llu", (unsigned long long)++rs->next_id);
+    c->id[0] = 'r'; /* random: an id says nothing about how many came before */
+    es_random_text(c->id + 1, 15, "0123456789abcdef");
     struct sockaddr_storage ss;
     int sl = sizeof ss;
     char ip[INET6_ADDRSTRLEN] = "?";
@@ -529,14 +563,21 @@ static void on_connection(uv_stream_t *server, int status)
     c->created_us = c->last_rx_us = es_clock_now_us();
     const es_config_t *cfg = rs->srv->cfg;
     es_log_ctx_t lc = clog_ctx(c);
-    if (rs->stopping || rs->srv->sessions >= cfg->limits.max_sessions) {
-        ES_WARN("rtmp", &lc, "connection refused: at capacity (limits.max_sessions is %u)",
-                cfg->limits.max_sessions);
+    char ipbuf[48], why[160];
+    es_client_ip(c->remote, ipbuf, sizeof ipbuf);
+    int arc = rs->stopping ? ES_EBUSY
+                           : es_admit_connection(cfg, rs->srv->sessions,
+                                                 es_clients_sessions(rs->srv->clients, ipbuf),
+                                                 why, sizeof why);
+    if (arc != 0) {
+        if (!rs->stopping) ES_WARN("rtmp", &lc, "connection refused: %s", why);
         uv_close((uv_handle_t *)&c->tcp, on_closed);
         return;
     }
     es_rtmp_session_params_t p = {
         .chunk_size = cfg->rtmp.chunk_size,
+        .max_message_before = MAX_MESSAGE_BEFORE,
+        .max_message = cfg->rtmp.max_message_bytes,
         .window_ack_size = 2500000,
         .cb = {.send = session_send, .on_connect = on_connect, .on_publish = on_publish,
                .on_play = on_play, .on_media = on_media, .on_stop = on_stop},
@@ -552,24 +593,45 @@ static void on_connection(uv_stream_t *server, int status)
     c->next = rs->conns;
     if (rs->conns) rs->conns->prev = c;
     rs->conns = c;
-    rs->srv->sessions++;
+    es_server_session_open(rs->srv, c->remote);
     ES_DEBUG("rtmp", &lc, "connection accepted");
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
 /* --- timer --- */
 
-static void maintain_streams(es_rtmp_server_t *rs, uint64_t now)
+/* The timeouts of one connection (every 100 ms). Returns the reason to close it, or NULL. */
+static const char *timed_out(const conn_t *c, const es_config_t *cfg, uint64_t now, char *why,
+                             size_t len)
 {
-    es_registry_t *reg = rs->srv->registry;
-    size_t n = es_registry_count(reg);
-    if (!n) return;
-    es_stream_t **list = malloc(n * sizeof *list);
-    if (!list) return;
-    n = es_registry_list(reg, list, n);
-    for (size_t i = 0; i < n; i++)
-        if (es_live_maintain(list[i], rs->srv->cfg, now)) es_live_release(reg, list[i]);
-    free(list);
+    const uint64_t ms = 1000;
+    if (!c->handshake_done) {
+        if (now - c->created_us <= (uint64_t)cfg->rtmp.handshake_timeout_ms * ms) return NULL;
+        snprintf(why, len, "handshake not completed within rtmp.handshake_timeout_ms (%u ms)",
+                 cfg->rtmp.handshake_timeout_ms);
+        return why;
+    }
+    if (c->role == ES_RTMP_ROLE_NONE && !c->hook &&
+        now - c->role_since_us > (uint64_t)cfg->rtmp.connect_timeout_ms * ms) {
+        snprintf(why, len, "%s within rtmp.connect_timeout_ms (%u ms)",
+                 es_rtmp_session_connected(c->sess) ? "neither publish nor play"
+                                                    : "no connect after the handshake",
+                 cfg->rtmp.connect_timeout_ms);
+        return why;
+    }
+    if (c->role != ES_RTMP_ROLE_PLAYER &&
+        now - c->last_rx_us > (uint64_t)cfg->rtmp.idle_timeout_ms * ms) {
+        snprintf(why, len, "%s sent nothing for rtmp.idle_timeout_ms (%u ms)", role_name(c->role),
+                 cfg->rtmp.idle_timeout_ms);
+        return why;
+    }
+    if (c->role == ES_RTMP_ROLE_PLAYER && c->waiting_since_us && cfg->limits.player_wait_ms &&
+        now - c->waiting_since_us > (uint64_t)cfg->limits.player_wait_ms * ms) {
+        snprintf(why, len, "nobody published %s for limits.player_wait_ms (%u ms)", c->key,
+                 cfg->limits.player_wait_ms);
+        return why;
+    }
+    return NULL;
 }
 
 static void on_tick(uv_timer_t *t)
@@ -585,26 +647,10 @@ static void on_tick(uv_timer_t *t)
             conn_close(c, c->close_reason);
             continue;
         }
-        if (c->role == ES_RTMP_ROLE_PUBLISHER && c->st && c->st->bridge)
-            es_rtmp_bridge_tick(c->st->bridge, now);
-        if (!slow) continue;
-        char why[160];
-        if (!es_rtmp_session_handshake_done(c->sess) &&
-            now - c->created_us > (uint64_t)cfg->rtmp.handshake_timeout_ms * 1000) {
-            snprintf(why, sizeof why, "handshake not completed within rtmp.handshake_timeout_ms "
-                     "(%u ms)", cfg->rtmp.handshake_timeout_ms);
-            conn_close(c, why);
-        } else if (c->role == ES_RTMP_ROLE_PUBLISHER &&
-                   now - c->last_rx_us > (uint64_t)IDLE_TIMEOUT_MS * 1000) {
-            snprintf(why, sizeof why, "publisher sent nothing for %d ms", IDLE_TIMEOUT_MS);
-            conn_close(c, why);
-        } else if (c->role == ES_RTMP_ROLE_NONE &&
-                   now - c->last_rx_us > (uint64_t)IDLE_TIMEOUT_MS * 1000) {
-            snprintf(why, sizeof why, "neither published nor played for %d ms", IDLE_TIMEOUT_MS);
-            conn_close(c, why);
-        }
+        char why[200];
+        const char *reason = slow ? timed_out(c, cfg, now, why, sizeof why) : NULL;
+        if (reason) conn_close(c, reason);
     }
-    if (slow) maintain_streams(rs, now);
 }
 
 /* --- lifecycle --- */
@@ -646,7 +692,6 @@ void es_rtmp_server_stop(es_rtmp_server_t *rs)
     if (!rs || rs->stopping) return;
     rs->stopping = true;
     while (rs->conns) conn_close(rs->conns, "server shutting down");
-    es_live_shutdown(rs->srv->registry, rs->srv->cfg);
     if (rs->listening && !uv_is_closing((uv_handle_t *)&rs->listener))
         uv_close((uv_handle_t *)&rs->listener, NULL);
     if (!uv_is_closing((uv_handle_t *)&rs->timer)) uv_close((uv_handle_t *)&rs->timer, NULL);

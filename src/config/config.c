@@ -65,6 +65,12 @@ static const key_spec_t rtmp_keys[] = {
      .max = 65536},
     {.name = "handshake_timeout_ms", .kind = KEY_U32, .offset = CFG(rtmp.handshake_timeout_ms),
      .min = 1000, .max = 120000},
+    {.name = "connect_timeout_ms", .kind = KEY_U32, .offset = CFG(rtmp.connect_timeout_ms),
+     .min = 1000, .max = 120000},
+    {.name = "idle_timeout_ms", .kind = KEY_U32, .offset = CFG(rtmp.idle_timeout_ms),
+     .min = 1000, .max = 3600000},
+    {.name = "max_message_bytes", .kind = KEY_U32, .offset = CFG(rtmp.max_message_bytes),
+     .min = 65536, .max = 16777215},
     {.name = "player_queue_ms", .kind = KEY_U32, .offset = CFG(rtmp.player_queue_ms), .min = 500,
      .max = 60000},
     {.name = "player_queue_bytes", .kind = KEY_U32, .offset = CFG(rtmp.player_queue_bytes),
@@ -85,11 +91,30 @@ static const key_spec_t hls_keys[] = {
     {.name = "fmp4", .kind = KEY_BOOL, .offset = CFG(hls.fmp4)},
     {.name = "cleanup_ms", .kind = KEY_U32, .offset = CFG(hls.cleanup_ms), .min = 0,
      .max = 86400000},
+    {.name = "max_segment_ms", .kind = KEY_U32, .offset = CFG(hls.max_segment_ms), .min = 1000,
+     .max = 600000},
+    {.name = "max_segment_bytes", .kind = KEY_U32, .offset = CFG(hls.max_segment_bytes),
+     .min = 65536, .max = 1073741824},
+    {0},
+};
+static const key_spec_t api_keys[] = {
+    {.name = "token", .kind = KEY_OPTSTR, .offset = CFG(api.token)},
+    {0},
+};
+static const key_spec_t hooks_keys[] = {
+    {.name = "timeout_ms", .kind = KEY_U32, .offset = CFG(hooks.timeout_ms), .min = 100,
+     .max = 60000},
     {0},
 };
 static const key_spec_t limits_keys[] = {
     {.name = "max_sessions", .kind = KEY_U32, .offset = CFG(limits.max_sessions), .min = 1,
      .max = 1000000},
+    {.name = "max_sessions_per_ip", .kind = KEY_U32, .offset = CFG(limits.max_sessions_per_ip),
+     .min = 0, .max = 1000000},
+    {.name = "offers_per_ip", .kind = KEY_U32, .offset = CFG(limits.offers_per_ip), .min = 0,
+     .max = 100000},
+    {.name = "player_wait_ms", .kind = KEY_U32, .offset = CFG(limits.player_wait_ms), .min = 0,
+     .max = 86400000},
     {.name = "max_http_body", .kind = KEY_U32, .offset = CFG(limits.max_http_body), .min = 1024,
      .max = 64u << 20},
     {0},
@@ -100,6 +125,11 @@ const key_spec_t es_config_app_keys[] = {
     {.name = "rtmp_to_rtc", .kind = KEY_BOOL, .offset = APP(rtmp_to_rtc)},
     {.name = "rtc_to_rtmp", .kind = KEY_BOOL, .offset = APP(rtc_to_rtmp)},
     {.name = "hls", .kind = KEY_BOOL, .offset = APP(hls)},
+    {.name = "publisher_takeover", .kind = KEY_BOOL, .offset = APP(publisher_takeover)},
+    {.name = "on_publish", .kind = KEY_OPTSTR, .offset = APP(on_publish)},
+    {.name = "on_unpublish", .kind = KEY_OPTSTR, .offset = APP(on_unpublish)},
+    {.name = "on_play", .kind = KEY_OPTSTR, .offset = APP(on_play)},
+    {.name = "on_stop", .kind = KEY_OPTSTR, .offset = APP(on_stop)},
     {0},
 };
 const key_spec_t es_config_root_keys[] = {
@@ -110,6 +140,8 @@ const key_spec_t es_config_root_keys[] = {
     {.name = "hls", .kind = KEY_MAP, .children = hls_keys},
     {.name = "apps", .kind = KEY_APPS, .offset = CFG(apps), .offset2 = CFG(n_apps)},
     {.name = "limits", .kind = KEY_MAP, .children = limits_keys},
+    {.name = "api", .kind = KEY_MAP, .children = api_keys},
+    {.name = "hooks", .kind = KEY_MAP, .children = hooks_keys},
     {0},
 };
 
@@ -120,6 +152,10 @@ void es_config_app_deinit(es_app_config_t *app)
     free(app->name);
     free(app->publish_token);
     free(app->play_token);
+    free(app->on_publish);
+    free(app->on_unpublish);
+    free(app->on_play);
+    free(app->on_stop);
     memset(app, 0, sizeof *app);
 }
 
@@ -131,6 +167,7 @@ int es_config_app_defaults(es_app_config_t *app, const char *name)
     app->rtmp_to_rtc = true;
     app->rtc_to_rtmp = true;
     app->hls = true;
+    app->publisher_takeover = true;
     return 0;
 }
 
@@ -145,12 +182,14 @@ static int dup_opt(char **dst, const char *src)
 int es_config_app_copy(es_app_config_t *dst, const es_app_config_t *src)
 {
     es_app_config_t tmp = *src;
-    if (dup_opt(&tmp.name, src->name) < 0 || dup_opt(&tmp.publish_token, src->publish_token) < 0 ||
-        dup_opt(&tmp.play_token, src->play_token) < 0) {
-        /* tmp's string fields are either new copies or still src's; free only the copies */
-        if (tmp.name != src->name) free(tmp.name);
-        if (tmp.publish_token != src->publish_token) free(tmp.publish_token);
-        if (tmp.play_token != src->play_token) free(tmp.play_token);
+    char **dsts[] = {&tmp.name, &tmp.publish_token, &tmp.play_token, &tmp.on_publish,
+                     &tmp.on_unpublish, &tmp.on_play, &tmp.on_stop};
+    const char *srcs[] = {src->name, src->publish_token, src->play_token, src->on_publish,
+                          src->on_unpublish, src->on_play, src->on_stop};
+    size_t n = sizeof dsts / sizeof dsts[0], done = 0;
+    while (done < n && dup_opt(dsts[done], srcs[done]) == 0) done++;
+    if (done < n) {
+        for (size_t i = 0; i < done; i++) free(*dsts[i]);
         return ES_ENOMEM;
     }
     es_config_app_deinit(dst);
@@ -188,6 +227,9 @@ es_config_t *es_config_new_default(void)
     if (set_listen_default(&c->rtmp.listen, "0.0.0.0:1935") < 0) goto fail;
     c->rtmp.chunk_size = 4096;
     c->rtmp.handshake_timeout_ms = 10000;
+    c->rtmp.connect_timeout_ms = 10000;
+    c->rtmp.idle_timeout_ms = 30000;
+    c->rtmp.max_message_bytes = 4194304;
     c->rtmp.player_queue_ms = 10000;
     c->rtmp.player_queue_bytes = 16777216;
     c->rtmp.player_stall_ms = 10000;
@@ -199,10 +241,16 @@ es_config_t *es_config_new_default(void)
     c->hls.fmp4 = false;
     c->hls.cleanup_ms = 30000;
     c->hls.window = 6;
+    c->hls.max_segment_ms = 10000;
+    c->hls.max_segment_bytes = 33554432;
+    c->hooks.timeout_ms = 5000;
     c->apps = calloc(1, sizeof *c->apps);
     if (!c->apps || es_config_app_defaults(&c->apps[0], "*") < 0) goto fail;
     c->n_apps = 1;
     c->limits.max_sessions = 1000;
+    c->limits.max_sessions_per_ip = 100;
+    c->limits.offers_per_ip = 10;
+    c->limits.player_wait_ms = 60000;
     c->limits.max_http_body = 65536;
     return c;
 fail:

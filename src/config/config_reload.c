@@ -21,7 +21,10 @@ static bool apps_eq(const es_app_config_t *a, size_t na, const es_app_config_t *
         const es_app_config_t *x = &a[i], *y = &b[i];
         if (!str_eq(x->name, y->name) || !str_eq(x->publish_token, y->publish_token) ||
             !str_eq(x->play_token, y->play_token) || x->rtmp_to_rtc != y->rtmp_to_rtc ||
-            x->rtc_to_rtmp != y->rtc_to_rtmp || x->hls != y->hls)
+            x->rtc_to_rtmp != y->rtc_to_rtmp || x->hls != y->hls ||
+            x->publisher_takeover != y->publisher_takeover || !str_eq(x->on_publish, y->on_publish) ||
+            !str_eq(x->on_unpublish, y->on_unpublish) || !str_eq(x->on_play, y->on_play) ||
+            !str_eq(x->on_stop, y->on_stop))
             return false;
     }
     return true;

@@ -19,6 +19,8 @@ const char *es_strerror(int err)
     case ES_EACCES: return "not authorized";
     case ES_ENOTSUP: return "not supported";
     case ES_ESTALE: return "precondition failed";
+    case ES_EAUTH: return "authentication required";
+    case ES_ELIMIT: return "too many from this address";
     default: return "unknown error";
     }
 }

@@ -38,6 +38,13 @@ static json_t *stream_json(const es_server_t *srv, const es_stream_t *s)
     return o;
 }
 
+/* A stream of an app with a play_token is listed to admin callers only. */
+static bool protected_app(const es_server_t *srv, const char *app)
+{
+    const es_app_config_t *ac = es_config_find_app(srv->cfg, app);
+    return ac && ac->play_token && *ac->play_token;
+}
+
 static int api_streams(void *user, const es_http_request_t *req, es_http_response_t *resp)
 {
     es_server_t *srv = user;
@@ -50,36 +57,41 @@ static int api_streams(void *user, const es_http_request_t *req, es_http_respons
         return es_http_respond_error(resp, 500, "out of memory");
     }
     n = es_registry_list(srv->registry, list, n);
-    for (size_t i = 0; i < n; i++) json_array_append_new(arr, stream_json(srv, list[i]));
+    size_t shown = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!req->admin && protected_app(srv, list[i]->app)) continue;
+        json_array_append_new(arr, stream_json(srv, list[i]));
+        shown++;
+    }
     free(list);
     return es_http_respond_json(resp, 200, json_pack("{s:o, s:I}", "streams", arr, "count",
-                                                     (json_int_t)n));
+                                                     (json_int_t)shown));
 }
 
 static int api_stream(void *user, const es_http_request_t *req, es_http_response_t *resp)
 {
     es_server_t *srv = user;
     const es_stream_t *s = es_registry_find(srv->registry, req->params[0], req->params[1]);
-    if (!s)
+    if (!s || (!req->admin && protected_app(srv, s->app)))
         return es_http_respond_error(resp, 404, "no stream %s/%s is published", req->params[0],
                                      req->params[1]);
     return es_http_respond_json(resp, 200, stream_json(srv, s));
 }
 
 static const es_http_route_t routes[] = {
-    {ES_HTTP_GET, "/api/v1/version", api_version},
-    {ES_HTTP_GET, "/api/v1/streams", api_streams},
-    {ES_HTTP_GET, "/api/v1/streams/{app}/{stream}", api_stream},
-    {ES_HTTP_GET, "/api/v1/sessions", es_api_sessions},
-    {ES_HTTP_GET | ES_HTTP_DELETE, "/api/v1/sessions/{id}", es_api_session},
-    {ES_HTTP_POST, "/whip/{app}/{stream}", es_whip_post},
-    {ES_HTTP_POST, "/whep/{app}/{stream}", es_whep_post},
-    {ES_HTTP_PATCH | ES_HTTP_DELETE, "/whip/{app}/{stream}/{id}", es_whip_resource},
-    {ES_HTTP_PATCH | ES_HTTP_DELETE, "/whep/{app}/{stream}/{id}", es_whep_resource},
-    {ES_HTTP_POST, "/rtc/v1/whip/", es_srs_whip_post},
-    {ES_HTTP_POST, "/rtc/v1/whip", es_srs_whip_post},
-    {ES_HTTP_POST, "/rtc/v1/whep/", es_srs_whep_post},
-    {ES_HTTP_POST, "/rtc/v1/whep", es_srs_whep_post},
+    {ES_HTTP_GET, "/api/v1/version", api_version, 0},
+    {ES_HTTP_GET, "/api/v1/streams", api_streams, 0},
+    {ES_HTTP_GET, "/api/v1/streams/{app}/{stream}", api_stream, 0},
+    {ES_HTTP_GET, "/api/v1/sessions", es_api_sessions, ES_HTTP_ROUTE_ADMIN},
+    {ES_HTTP_GET | ES_HTTP_DELETE, "/api/v1/sessions/{id}", es_api_session, ES_HTTP_ROUTE_ADMIN},
+    {ES_HTTP_POST, "/whip/{app}/{stream}", es_whip_post, 0},
+    {ES_HTTP_POST, "/whep/{app}/{stream}", es_whep_post, 0},
+    {ES_HTTP_PATCH | ES_HTTP_DELETE, "/whip/{app}/{stream}/{id}", es_whip_resource, 0},
+    {ES_HTTP_PATCH | ES_HTTP_DELETE, "/whep/{app}/{stream}/{id}", es_whep_resource, 0},
+    {ES_HTTP_POST, "/rtc/v1/whip/", es_srs_whip_post, 0},
+    {ES_HTTP_POST, "/rtc/v1/whip", es_srs_whip_post, 0},
+    {ES_HTTP_POST, "/rtc/v1/whep/", es_srs_whep_post, 0},
+    {ES_HTTP_POST, "/rtc/v1/whep", es_srs_whep_post, 0},
 };
 
 const es_http_route_t *es_api_routes(size_t *n)

@@ -2,10 +2,12 @@
  * over HTTP, fed from the stream's frame hub like an RTMP player. */
 #include "http_flv.h"
 
+#include "estuary/admission.h"
 #include "estuary/clock.h"
 #include "estuary/error.h"
 #include "estuary/flv.h"
 #include "estuary/frame_hub.h"
+#include "estuary/hooks.h"
 #include "estuary/live.h"
 #include "estuary/log.h"
 
@@ -50,28 +52,25 @@ bool es_http_flv_path(const char *path, char *app, char *stream)
 
 es_http_flv_t *es_http_flv_open(es_server_t *srv, const char *app, const char *stream,
                                 const char *token, const char *conn_id, const char *remote,
-                                void (*wake)(void *user), void *user, int *status, char *reason,
+                                void (*wake)(void *user), void *user, int *err, char *reason,
                                 size_t reason_len)
 {
     const es_config_t *cfg = srv->cfg;
-    const es_app_config_t *ac = es_config_find_app(cfg, app);
     char key[ES_APP_NAME_MAX + ES_STREAM_NAME_MAX + 2];
     snprintf(key, sizeof key, "%s/%s", app, stream);
     es_log_ctx_t lc = {.peer = conn_id, .remote = remote, .stream = key};
-    if (!ac) {
-        *status = 404;
-        snprintf(reason, reason_len, "unknown app '%s'", app);
-    } else if (ac->play_token && *ac->play_token && (!token || !*token)) {
-        *status = 401;
-        snprintf(reason, reason_len, "app %s needs a token: add ?token=TOKEN", app);
-    } else if (ac->play_token && *ac->play_token && !es_config_token_equal(ac->play_token, token)) {
-        *status = 403;
-        snprintf(reason, reason_len, "wrong token for app %s", app);
-    } else {
-        *status = 0;
-    }
-    if (*status) {
-        ES_INFO("flv", &lc, "HTTP-FLV play refused (%d): %s", *status, reason);
+    char ip[48];
+    es_client_ip(remote, ip, sizeof ip);
+    es_admit_request_t areq = {.app = app, .stream = stream, .role = ES_ADMIT_PLAY,
+                               .protocol = ES_PROTO_HTTP_FLV, .token = token,
+                               .sessions = srv->sessions,
+                               .sessions_from_ip = es_clients_sessions(srv->clients, ip),
+                               .now_us = es_clock_now_us()};
+    es_admit_decision_t d;
+    if ((*err = es_admit(srv->registry, cfg, &areq, &d)) != 0) {
+        snprintf(reason, reason_len, "%s", d.reason);
+        es_admit_log_refusal(ES_PROTO_HTTP_FLV, ES_ADMIT_PLAY, app, stream, remote, conn_id, *err,
+                             d.reason);
         return NULL;
     }
     es_http_flv_t *f = calloc(1, sizeof *f);
@@ -82,10 +81,11 @@ es_http_flv_t *es_http_flv_open(es_server_t *srv, const char *app, const char *s
         !(f->sub = es_frame_hub_subscribe(st->frames, wake, user, now))) {
         if (st) es_live_release(srv->registry, st);
         free(f);
-        *status = 503;
+        *err = ES_ENOMEM;
         snprintf(reason, reason_len, "out of memory");
         return NULL;
     }
+    es_server_session_open(srv, remote);
     f->srv = srv;
     snprintf(f->app, sizeof f->app, "%s", app);
     snprintf(f->name, sizeof f->name, "%s", stream);
@@ -156,6 +156,12 @@ int es_http_flv_read(es_http_flv_t *f, uint8_t *out, size_t cap)
 
 bool es_http_flv_stalled(const es_http_flv_t *f) { return es_frame_sub_stalled(f->sub); }
 
+bool es_http_flv_waiting(const es_http_flv_t *f)
+{
+    const es_stream_t *st = es_registry_find(f->srv->registry, f->app, f->name);
+    return !f->tags && (!st || st->source == ES_SOURCE_NONE);
+}
+
 void es_http_flv_close(es_http_flv_t *f, const char *why)
 {
     if (!f) return;
@@ -166,6 +172,8 @@ void es_http_flv_close(es_http_flv_t *f, const char *why)
             why, (unsigned long long)f->tags, (unsigned long long)f->bytes, fs.overflows,
             (unsigned long long)fs.dropped_tags);
     es_tag_unref(f->tag);
+    es_server_session_close(f->srv, f->remote);
+    es_admit_end(f->srv, ES_PROTO_HTTP_FLV, ES_ADMIT_PLAY, f->app, f->name, f->remote, f->conn_id);
     es_stream_t *st = es_registry_find(f->srv->registry, f->app, f->name);
     if (st && st->frames) {
         es_frame_hub_unsubscribe(st->frames, f->sub);

@@ -18,13 +18,14 @@ typedef struct es_http_flv es_http_flv_t;
  * and stream (NUL-terminated, sized ES_APP_NAME_MAX + 1 and ES_STREAM_NAME_MAX + 1). */
 bool es_http_flv_path(const char *path, char *app, char *stream);
 
-/* es_http_flv_open: a player of app/stream; token is the ?token= value or NULL. wake(user) is
- * called when bytes become available. Returns the player, or NULL with the HTTP status and a
- * reason (401/403 token, 404 unknown app, 503 out of memory). conn_id and remote are copied for
- * logs. */
+/* es_http_flv_open: a player of app/stream, admitted by es_admit (include/estuary/admission.h:
+ * token is the ?token= or Bearer value, or NULL) and counted as a session of `remote`
+ * ("ip:port"). wake(user) is called when bytes become available. Returns the player, or NULL
+ * with the ES_E* refusal in *err (es_http_status_of maps it) and the reason. conn_id and remote
+ * are copied for logs. */
 es_http_flv_t *es_http_flv_open(es_server_t *srv, const char *app, const char *stream,
                                 const char *token, const char *conn_id, const char *remote,
-                                void (*wake)(void *user), void *user, int *status, char *reason,
+                                void (*wake)(void *user), void *user, int *err, char *reason,
                                 size_t reason_len);
 
 /* es_http_flv_read: up to cap bytes of the FLV byte stream into out (the FLV header first,
@@ -35,6 +36,9 @@ int es_http_flv_read(es_http_flv_t *f, uint8_t *out, size_t cap);
 /* es_http_flv_stalled: true once the player stalled (rtmp.player_stall_ms): close it. */
 bool es_http_flv_stalled(const es_http_flv_t *f);
 
+/* es_http_flv_waiting: true while the player has had no tag and its stream no publisher (it
+ * is closed after limits.player_wait_ms). */
+bool es_http_flv_waiting(const es_http_flv_t *f);
 /* es_http_flv_close: unsubscribes, logs the totals and frees. `why` is logged. NULL-safe. */
 void es_http_flv_close(es_http_flv_t *f, const char *why);
 

@@ -145,6 +145,24 @@ int es_http_respond_error(es_http_response_t *resp, int status, const char *fmt,
     return es_http_respond_json(resp, status, json_pack("{s:s, s:i}", "error", msg, "status", status));
 }
 
+int es_http_status_of(int err)
+{
+    switch (err) {
+    case ES_EINVAL:
+    case ES_EPROTO: return 400;
+    case ES_EAUTH: return 401;
+    case ES_EACCES: return 403;
+    case ES_ENOENT: return 404;
+    case ES_ENOTSUP: return 406;
+    case ES_EEXIST: return 409;
+    case ES_ESTALE: return 412;
+    case ES_E2BIG: return 413;
+    case ES_ELIMIT: return 429;
+    case ES_ERANGE: return 500;
+    default: return 503;
+    }
+}
+
 const char *es_http_status_text(int status)
 {
     switch (status) {
@@ -156,11 +174,13 @@ const char *es_http_status_text(int status)
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
     case 409: return "Conflict";
     case 412: return "Precondition Failed";
     case 413: return "Content Too Large";
     case 415: return "Unsupported Media Type";
     case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
     default: return "";

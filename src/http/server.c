@@ -9,9 +9,12 @@
 
 #include "http_flv.h"
 
+#include "estuary/admission.h"
 #include "estuary/hls.h"
+#include "estuary/hooks.h"
 
 #include "estuary/clock.h"
+#include "estuary/config.h"
 #include "estuary/error.h"
 #include "estuary/log.h"
 
@@ -61,11 +64,21 @@ typedef struct conn {
     uint64_t start_us;
     es_http_flv_t *flv;           /* an HTTP-FLV player: the body never ends */
     struct lws *wsi;
+    char *query;                  /* the raw query, "a=1&b=2" ("" when none) */
+    bool pending;                 /* the answer is deferred (es_http_async_begin, a hook) */
+    void (*cancel)(void *user);   /* ... and how to drop it when the client leaves first */
+    void *cancel_user;
+    es_hook_call_t *hook;         /* HTTP-FLV/HLS: the admission hook being asked */
+    bool admitted;                /* HTTP-FLV/HLS: the hook admitted this request */
+    bool admin_route;             /* an admin API answer: no CORS headers */
 } conn_t;
 
 static void conn_reset(conn_t *c)
 {
+    if (c->pending && c->cancel) c->cancel(c->cancel_user);
+    if (c->hook) es_hook_cancel(c->hook);
     if (c->flv) es_http_flv_close(c->flv, "connection closed");
+    free(c->query);
     free(c->path);
     free(c->argbuf);
     free(c->body);
@@ -76,6 +89,29 @@ static void conn_reset(conn_t *c)
     memset(c, 0, sizeof *c);
     memcpy(c->id, id, sizeof id);
     memcpy(c->remote, remote, sizeof remote);
+}
+
+es_http_async_t *es_http_async_begin(const es_http_request_t *req, void (*cancel)(void *user),
+                                     void *user)
+{
+    conn_t *c = req->conn;
+    if (!c || c->pending) return NULL;
+    c->pending = true;
+    c->cancel = cancel;
+    c->cancel_user = user;
+    return (es_http_async_t *)c;
+}
+
+es_http_response_t *es_http_async_response(es_http_async_t *a) { return &((conn_t *)a)->resp; }
+
+void es_http_async_finish(es_http_async_t *a)
+{
+    conn_t *c = (conn_t *)a;
+    c->pending = false;
+    c->cancel = NULL;
+    c->cancel_user = NULL;
+    if (!c->resp.status) es_http_respond_error(&c->resp, 500, "handler gave no answer");
+    if (c->wsi) lws_callback_on_writable(c->wsi);
 }
 
 static es_log_ctx_t conn_log(const conn_t *c)
@@ -123,14 +159,24 @@ static void collect_args(struct lws *wsi, conn_t *c)
         c->args[c->n_args++] = c->argbuf + used;
         used += (size_t)n + 1;
     }
+    if ((c->query = malloc(used + 1))) {
+        size_t q = 0;
+        for (size_t i = 0; i < c->n_args; i++) {
+            size_t n = strlen(c->args[i]);
+            if (i) c->query[q++] = '&';
+            memcpy(c->query + q, c->args[i], n);
+            q += n;
+        }
+        c->query[q] = '\0';
+    }
 }
 
 /* Adds the headers every answer carries. Returns 0, or 1 when the buffer ran out. */
 static int add_common_headers(es_http_server_t *h, struct lws *wsi, const es_http_response_t *r,
-                              unsigned char **p, unsigned char *end)
+                              bool cors, unsigned char **p, unsigned char *end)
 {
     const char *origin = h->srv->cfg->http.cors_origin;
-    if (origin && *origin) {
+    if (cors && origin && *origin) {
         if (lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-origin:",
                                         (const unsigned char *)origin, (int)strlen(origin), p, end))
             return 1;
@@ -169,7 +215,7 @@ static int serve_file(es_http_server_t *h, struct lws *wsi, conn_t *c, const cha
                       const char *cache_control)
 {
     unsigned char hdr[1024], *p = hdr, *end = hdr + sizeof hdr;
-    if (add_common_headers(h, wsi, &c->resp, &p, end) ||
+    if (add_common_headers(h, wsi, &c->resp, !c->admin_route, &p, end) ||
         lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
                                     (const unsigned char *)cache_control, (int)strlen(cache_control),
                                     &p, end))
@@ -192,20 +238,81 @@ static void flv_wake(void *user)
     else lws_callback_on_writable(c->wsi);
 }
 
+/* The token of a player's request: ?token=, else an Authorization Bearer token. */
+static const char *request_token(const es_http_request_t *req)
+{
+    const char *t = es_http_arg(req, "token");
+    return t ? t : es_bearer_token(req->authorization);
+}
+
+static int dispatch(es_http_server_t *h, struct lws *wsi, conn_t *c);
+
+/* An HTTP-FLV or HLS request's hook answered: refuse, or dispatch the request again, admitted. */
+static void on_hook_done(void *user, int err, const char *reason)
+{
+    conn_t *c = user;
+    c->hook = NULL;
+    c->pending = false;
+    struct lws_context *ctx = c->wsi ? lws_get_context(c->wsi) : NULL;
+    es_http_server_t *h = ctx ? lws_context_user(ctx) : NULL;
+    if (!h) return;
+    if (err) {
+        es_http_respond_error(&c->resp, es_http_status_of(err), "%s", reason);
+        lws_callback_on_writable(c->wsi);
+        return;
+    }
+    c->admitted = true;
+    if (dispatch(h, c->wsi, c) < 0) lws_set_timeout(c->wsi, PENDING_TIMEOUT_HTTP_CONTENT, LWS_TO_KILL_ASYNC);
+}
+
+/* Admission of an HTTP-FLV or HLS player before the request is served (es_admit_begin; HLS
+ * segments are checked without the hook, which the playlist asked). Returns 0 to go on, 1 when
+ * answered (a refusal) or deferred (a hook is asked). */
+static int admit_player(es_http_server_t *h, struct lws *wsi, conn_t *c,
+                        const es_http_request_t *req, es_protocol_t proto, const char *app,
+                        const char *stream, bool hook)
+{
+    if (c->admitted) return 0;
+    es_admit_request_t areq = {.app = app, .stream = stream, .role = ES_ADMIT_PLAY,
+                               .protocol = proto, .token = request_token(req),
+                               .now_us = es_clock_now_us()};
+    es_admit_decision_t d;
+    int err;
+    if (hook) {
+        err = es_admit_begin(h->srv, &areq, c->remote, c->id, c->query, &d, on_hook_done, c,
+                             &c->hook);
+        if (!err && c->hook) {
+            c->pending = true;
+            return 1;
+        }
+    } else {
+        err = es_admit(h->srv->registry, h->srv->cfg, &areq, &d);
+        if (err) es_admit_log_refusal(proto, ES_ADMIT_PLAY, app, stream, c->remote, c->id, err,
+                                      d.reason);
+    }
+    if (!err) return 0;
+    es_http_respond_error(&c->resp, es_http_status_of(err), "%s", d.reason);
+    lws_callback_on_writable(wsi);
+    return 1;
+}
+
 /* GET /{app}/{stream}.flv: an HTTP-FLV player (src/http/http_flv.c). */
 static int open_flv(es_http_server_t *h, struct lws *wsi, conn_t *c, const es_http_request_t *req,
                     const char *app, const char *stream)
 {
-    int status;
-    char why[256];
-    c->wsi = wsi;
-    c->flv = es_http_flv_open(h->srv, app, stream, es_http_arg(req, "token"), c->id, c->remote,
-                              flv_wake, c, &status, why, sizeof why);
-    if (!c->flv) es_http_respond_error(&c->resp, status, "%s", why);
+    if (admit_player(h, wsi, c, req, ES_PROTO_HTTP_FLV, app, stream, true)) return 0;
+    int err;
+    char why[ES_ADMIT_REASON_MAX];
+    c->flv = es_http_flv_open(h->srv, app, stream, request_token(req), c->id, c->remote,
+                              flv_wake, c, &err, why, sizeof why);
+    if (!c->flv) es_http_respond_error(&c->resp, es_http_status_of(err), "%s", why);
     else {
         es_http_response_reset(&c->resp);
         c->resp.status = 200;
         snprintf(c->resp.content_type, sizeof c->resp.content_type, "video/x-flv");
+        uint32_t wait = h->srv->cfg->limits.player_wait_ms;
+        if (wait && es_http_flv_waiting(c->flv)) /* cleared by the first tag (write_flv) */
+            lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, (int)((wait + 999) / 1000));
     }
     lws_callback_on_writable(wsi);
     return 0;
@@ -222,6 +329,7 @@ static int write_flv(struct lws *wsi, conn_t *c)
     int n = es_http_flv_read(c->flv, body, CHUNK);
     if (n == ES_ETIMEDOUT) return -1;
     if (n <= 0) return 0;
+    if (!es_http_flv_waiting(c->flv)) lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
     char head[HEAD + 1];
     int hl = snprintf(head, sizeof head, "%x\r\n", (unsigned)n);
     unsigned char *start = body - hl;
@@ -234,24 +342,114 @@ static int write_flv(struct lws *wsi, conn_t *c)
     return 0;
 }
 
+/* Appends "?token=T" (T percent-encoded) to the segment and init-section URIs of a playlist, so
+ * that a player of a token-protected app fetches them with the token it fetched the playlist
+ * with. Returns a malloc'ed body and its length, or NULL when out of memory. */
+static char *playlist_with_token(const char *text, size_t len, const char *token, size_t *out_len)
+{
+    char enc[3 * 256 + 1];
+    size_t e = 0;
+    for (const char *t = token; *t && e + 4 < sizeof enc; t++) {
+        unsigned char ch = (unsigned char)*t;
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '_' || ch == '.' || ch == '~')
+            enc[e++] = (char)ch;
+        else
+            e += (size_t)snprintf(enc + e, sizeof enc - e, "%%%02X", ch);
+    }
+    enc[e] = '\0';
+    size_t lines = 1;
+    for (size_t i = 0; i < len; i++) lines += text[i] == '\n';
+    size_t cap = len + lines * (e + 8) + 1;
+    char *out = malloc(cap);
+    if (!out) return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        size_t n = 0;
+        while (i + n < len && text[i + n] != '\n') n++;
+        const char *line = text + i;
+        size_t body = n && line[n - 1] == '\r' ? n - 1 : n;
+        static const char map[] = "#EXT-X-MAP:URI=\"";
+        if (body && line[0] != '#') {
+            memcpy(out + o, line, body);
+            o += body;
+            o += (size_t)snprintf(out + o, cap - o, "?token=%s", enc);
+            memcpy(out + o, line + body, n - body);
+            o += n - body;
+        } else if (body > sizeof map && !strncmp(line, map, sizeof map - 1) &&
+                   memchr(line + sizeof map - 1, '"', body - (sizeof map - 1))) {
+            const char *q = memchr(line + sizeof map - 1, '"', body - (sizeof map - 1));
+            size_t head = (size_t)(q - line);
+            memcpy(out + o, line, head);
+            o += head;
+            o += (size_t)snprintf(out + o, cap - o, "?token=%s", enc);
+            memcpy(out + o, q, n - head);
+            o += n - head;
+        } else {
+            memcpy(out + o, line, n);
+            o += n;
+        }
+        i += n;
+        if (i < len) out[o++] = text[i++]; /* the '\n' */
+    }
+    out[o] = '\0';
+    *out_len = o;
+    return out;
+}
+
+/* Reads a playlist (small: a window of segment lines) into memory. NULL when unreadable. */
+static char *read_small_file(const char *path, size_t max, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = malloc(max + 1);
+    size_t n = buf ? fread(buf, 1, max, f) : 0;
+    fclose(f);
+    if (buf) buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
 /* GET /{app}/{stream}.m3u8 and /{app}/{stream}/{segment}: HLS files (src/hls/segmenter.c) from
- * hls.directory. Returns 0 when the path is not HLS, 1 when answered (a file or a 404), -1 to
- * close. The playlist is never cached; segments never change once written. */
-static int serve_hls(es_http_server_t *h, struct lws *wsi, conn_t *c)
+ * hls.directory, for players admitted like every other (the playlist request asks the app's
+ * on_play hook; ?token= or Bearer for apps with play_token, carried into the playlist's URIs).
+ * Returns 0 when the path is not HLS, 1 when answered (a file, a refusal or a 404) or deferred,
+ * -1 to close. The playlist is never cached; segments never change once written. */
+static int serve_hls(es_http_server_t *h, struct lws *wsi, conn_t *c, const es_http_request_t *req)
 {
     const char *path = c->path;
     if (path[0] != '/') return 0;
     const char *slash = strchr(path + 1, '/');
     if (!slash || (size_t)(slash - path - 1) > ES_APP_NAME_MAX) return 0;
-    char app[ES_APP_NAME_MAX + 1], file[4096];
+    char app[ES_APP_NAME_MAX + 1], stream[ES_STREAM_NAME_MAX + 1], file[4096];
     memcpy(app, path + 1, (size_t)(slash - path - 1));
     app[slash - path - 1] = '\0';
     int kind = es_hls_request_path(h->srv->cfg->hls.directory, app, slash + 1, file, sizeof file);
     if (kind <= 0) return 0;
+    size_t sl = kind == ES_HLS_FILE_PLAYLIST ? strlen(slash + 1) - 5 : strcspn(slash + 1, "/");
+    snprintf(stream, sizeof stream, "%.*s", (int)sl, slash + 1);
+    if (admit_player(h, wsi, c, req, ES_PROTO_HLS, app, stream, kind == ES_HLS_FILE_PLAYLIST))
+        return 1;
     struct stat st;
     if (stat(file, &st) != 0 || !S_ISREG(st.st_mode)) {
         es_http_respond_error(&c->resp, 404, "no HLS for %s: the stream is not published, has no "
                               "segment yet, or apps.%s.hls is off", path, app);
+        lws_callback_on_writable(wsi);
+        return 1;
+    }
+    const es_app_config_t *ac = es_config_find_app(h->srv->cfg, app);
+    const char *token = request_token(req);
+    if (kind == ES_HLS_FILE_PLAYLIST && ac && ac->play_token && *ac->play_token && token) {
+        size_t len, out_len;
+        char *text = read_small_file(file, 1u << 18, &len);
+        char *body = text ? playlist_with_token(text, len, token, &out_len) : NULL;
+        free(text);
+        if (!body) return -1;
+        es_http_response_reset(&c->resp);
+        c->resp.status = 200;
+        c->resp.body = body;
+        c->resp.body_len = out_len;
+        snprintf(c->resp.content_type, sizeof c->resp.content_type, "%s", es_hls_content_type(kind));
         lws_callback_on_writable(wsi);
         return 1;
     }
@@ -267,6 +465,46 @@ static int serve_hls(es_http_server_t *h, struct lws *wsi, conn_t *c)
                       kind == ES_HLS_FILE_PLAYLIST ? "no-cache" : "max-age=3600") < 0 ? -1 : 1;
 }
 
+/* The admin API's check: api.token as a Bearer token (constant-time compare), or, with no
+ * api.token, a client on loopback. Returns 0, or the HTTP status with the reason. */
+static int admin_check(const es_http_server_t *h, const conn_t *c, char *why, size_t len)
+{
+    const char *want = h->srv->cfg->api.token;
+    if (want && *want) {
+        const char *given = es_bearer_token(c->authorization);
+        if (!given || !*given) {
+            snprintf(why, len, "the admin API needs 'Authorization: Bearer <api.token>'");
+            return 401;
+        }
+        if (!es_config_token_equal(want, given)) {
+            snprintf(why, len, "wrong admin token");
+            return 403;
+        }
+        return 0;
+    }
+    char ip[48];
+    es_client_ip(c->remote, ip, sizeof ip);
+    if (!strncmp(ip, "127.", 4) || !strcmp(ip, "::1") || !strncmp(ip, "::ffff:127.", 11)) return 0;
+    snprintf(why, len, "the admin API answers only loopback clients when api.token is not set");
+    return 403;
+}
+
+/* true when some admin route has this path (any method). */
+static bool admin_path(const es_http_server_t *h, const char *path)
+{
+    es_http_request_t probe = {0};
+    char scratch[512];
+    bool known;
+    unsigned allow;
+    for (size_t i = 0; i < h->n_routes; i++) {
+        if (!(h->routes[i].flags & ES_HTTP_ROUTE_ADMIN)) continue;
+        if (es_http_route_match(&h->routes[i], 1, ES_HTTP_GET, path, &probe, scratch,
+                                sizeof scratch, &known, &allow) || known)
+            return true;
+    }
+    return false;
+}
+
 static int dispatch(es_http_server_t *h, struct lws *wsi, conn_t *c)
 {
     c->dispatched = true;
@@ -276,7 +514,8 @@ static int dispatch(es_http_server_t *h, struct lws *wsi, conn_t *c)
                               h->srv->cfg->limits.max_http_body);
         c->close_after = true;
     } else if (c->method == ES_HTTP_OPTIONS) {
-        /* CORS preflight: any path, any of our methods. */
+        /* CORS preflight: any path but the admin API's, any of our methods. */
+        c->admin_route = admin_path(h, c->path);
         es_http_response_reset(resp);
         resp->status = 204;
     } else if (!c->method) {
@@ -293,12 +532,16 @@ static int dispatch(es_http_server_t *h, struct lws *wsi, conn_t *c)
             .body_len = c->body_len,
             .remote = c->remote,
             .conn_id = c->id,
+            .query = c->query ? c->query : "",
+            .conn = c,
         };
+        char why[160];
+        req.admin = admin_check(h, c, why, sizeof why) == 0;
         memcpy(req.args, c->args, sizeof req.args);
         char app[ES_APP_NAME_MAX + 1], stream[ES_STREAM_NAME_MAX + 1];
         if (c->method == ES_HTTP_GET && es_http_flv_path(c->path, app, stream))
             return open_flv(h, wsi, c, &req, app, stream);
-        int hls = c->method == ES_HTTP_GET || c->method == ES_HTTP_HEAD ? serve_hls(h, wsi, c) : 0;
+        int hls = c->method == ES_HTTP_GET || c->method == ES_HTTP_HEAD ? serve_hls(h, wsi, c, &req) : 0;
         if (hls) return hls < 0 ? -1 : 0;
         char scratch[512];
         bool known;
@@ -306,8 +549,15 @@ static int dispatch(es_http_server_t *h, struct lws *wsi, conn_t *c)
         const es_http_route_t *route =
             es_http_route_match(h->routes, h->n_routes, c->method == ES_HTTP_HEAD ? ES_HTTP_GET : c->method,
                                 c->path, &req, scratch, sizeof scratch, &known, &allow);
-        if (route) {
+        int st;
+        if (route && (route->flags & ES_HTTP_ROUTE_ADMIN) &&
+            (c->admin_route = true, st = admin_check(h, c, why, sizeof why)) != 0) {
+            es_log_ctx_t lc = conn_log(c);
+            ES_INFO("http", &lc, "admin API refused (%d): %s", st, why);
+            es_http_respond_error(resp, st, "%s", why);
+        } else if (route) {
             route->handler(h->srv, &req, resp);
+            if (c->pending) return 0; /* es_http_async_finish answers */
             if (!resp->status) es_http_respond_error(resp, 500, "handler gave no answer");
         } else if (known) {
             es_http_respond_error(resp, 405, "%s is not allowed on %s",
@@ -332,7 +582,7 @@ static int dispatch(es_http_server_t *h, struct lws *wsi, conn_t *c)
 static int on_writeable(es_http_server_t *h, struct lws *wsi, conn_t *c)
 {
     es_http_response_t *r = &c->resp;
-    if (!c->dispatched) return 0;
+    if (!c->dispatched || c->pending) return 0;
     if (c->flv && c->headers_sent) return write_flv(wsi, c);
     if (!c->headers_sent) {
         unsigned char buf[LWS_PRE + 2048], *start = buf + LWS_PRE, *p = start,
@@ -344,14 +594,14 @@ static int on_writeable(es_http_server_t *h, struct lws *wsi, conn_t *c)
                                         c->flv ? LWS_ILLEGAL_HTTP_CONTENT_LEN
                                         : head_only && !r->body_len ? 0 : r->body_len, &p, end))
             return -1;
-        if (add_common_headers(h, wsi, r, &p, end)) return -1;
+        if (add_common_headers(h, wsi, r, !c->admin_route, &p, end)) return -1;
         if (c->flv &&
             (lws_add_http_header_by_name(wsi, (const unsigned char *)"transfer-encoding:",
                                          (const unsigned char *)"chunked", 7, &p, end) ||
              lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
                                          (const unsigned char *)"no-cache", 8, &p, end)))
             return -1;
-        if (c->method == ES_HTTP_OPTIONS) {
+        if (c->method == ES_HTTP_OPTIONS && !c->admin_route) {
             static const char methods[] = "GET, POST, PATCH, DELETE, OPTIONS";
             static const char headers[] = "Content-Type, Authorization, If-Match";
             if (lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-methods:",
@@ -416,6 +666,7 @@ static int on_request(es_http_server_t *h, struct lws *wsi, conn_t *c, const cha
         snprintf(c->remote, sizeof c->remote, strchr(ip, ':') ? "[%s]:%d" : "%s:%d", ip, port);
     }
     c->start_us = es_clock_now_us();
+    c->wsi = wsi;
     c->method = request_method(wsi);
     c->path = malloc(len + 1);
     if (!c->path) return -1;

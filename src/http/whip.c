@@ -6,13 +6,20 @@
  *   POST   /whep/{app}/{stream}
  *   POST   /rtc/v1/whip/?app=A&stream=S    (also ?eip=IP[:PORT] on any of these)
  *   POST   /rtc/v1/whep/?app=A&stream=S
- *   PATCH  /whip|whep/{app}/{stream}/{id}  trickle-ice-sdpfrag: 204, or 200 after an ICE restart
- *   DELETE /whip|whep/{app}/{stream}/{id}  ends the session
- *   GET    /api/v1/sessions, GET|DELETE /api/v1/sessions/{id} */
+ *   PATCH  /whip|whep/{app}/{stream}/{id}-{secret}  trickle-ice-sdpfrag: 204, or 200 after an
+ *                                           ICE restart (the Location of the 201 names it)
+ *   DELETE /whip|whep/{app}/{stream}/{id}-{secret}  ends the session
+ *   GET    /api/v1/sessions, GET|DELETE /api/v1/sessions/{id}  (admin API)
+ * Every offer is admitted through es_admit_begin (include/estuary/hooks.h): tokens, limits,
+ * the app's hook (then the answer is given later), and a per-address offer rate. */
 #include "whip.h"
 
+#include "estuary/admission.h"
+#include "estuary/clock.h"
 #include "estuary/config.h"
 #include "estuary/error.h"
+#include "estuary/hooks.h"
+#include "estuary/log.h"
 #include "estuary/rtc_server.h"
 #include "estuary/rtmp_server.h"
 
@@ -29,49 +36,11 @@ static bool content_type_is(const char *ct, const char *want)
     return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
 }
 
-/* Authorization: Bearer TOKEN against the app's token. 0 when allowed, else the HTTP status. */
-static int check_token(const es_http_request_t *req, const char *token, char *why, size_t len)
-{
-    if (!token || !*token) return 0;
-    const char *a = req->authorization;
-    if (!a || !*a) {
-        snprintf(why, len, "this app needs a token: send 'Authorization: Bearer TOKEN'");
-        return 401;
-    }
-    if (strncasecmp(a, "Bearer ", 7) != 0) {
-        snprintf(why, len, "Authorization must be 'Bearer TOKEN'");
-        return 401;
-    }
-    const char *t = a + 7;
-    while (*t == ' ') t++;
-    if (!es_config_token_equal(token, t)) {
-        snprintf(why, len, "wrong token");
-        return 403;
-    }
-    return 0;
-}
-
-/* The HTTP status for an es_rtc_* error (RFC 9725 and the WHEP draft name most of them). */
-static int http_status(int err)
-{
-    switch (err) {
-    case ES_EINVAL:
-    case ES_EPROTO: return 400;
-    case ES_EACCES: return 403;
-    case ES_ENOENT: return 404;
-    case ES_ENOTSUP: return 406;
-    case ES_EEXIST: return 409;
-    case ES_ESTALE: return 412;
-    case ES_ERANGE: return 500;
-    default: return 503; /* ES_EBUSY, ES_ENOMEM, ES_EIO */
-    }
-}
-
 /* An offer's answer (base: the resource's path prefix, 201 Created) or a PATCH result (200 with
  * an ICE restart's sdpfrag, else 204). */
 static int respond_result(es_http_response_t *resp, const es_rtc_result_t *r, const char *base)
 {
-    if (r->err) return es_http_respond_error(resp, http_status(r->err), "%s", r->error);
+    if (r->err) return es_http_respond_error(resp, es_http_status_of(r->err), "%s", r->error);
     es_http_response_reset(resp);
     resp->status = base ? 201 : r->sdp ? 200 : 204;
     if (r->etag[0]) snprintf(resp->etag, sizeof resp->etag, "%s", r->etag);
@@ -81,8 +50,57 @@ static int respond_result(es_http_response_t *resp, const es_rtc_result_t *r, co
         snprintf(resp->content_type, sizeof resp->content_type, "%s",
                  base ? "application/sdp" : "application/trickle-ice-sdpfrag");
     }
-    if (base) snprintf(resp->location, sizeof resp->location, "%s/%s", base, r->id);
+    if (base) snprintf(resp->location, sizeof resp->location, "%s/%s-%s", base, r->id, r->secret);
     return 0;
+}
+
+/* An offer waiting for the app's on_publish/on_play hook: what es_rtc_offer needs afterwards. */
+typedef struct pending_offer {
+    es_server_t *srv;
+    es_http_async_t *async;
+    es_hook_call_t *call;
+    es_rtc_role_t role;
+    char app[ES_APP_NAME_MAX + 1], stream[ES_STREAM_NAME_MAX + 1];
+    char remote[64], conn_id[24];
+    char token[256], eip[64];
+    bool has_token, has_eip;
+    size_t sdp_len;
+    char sdp[];
+} pending_offer_t;
+
+static void run_offer(es_server_t *srv, es_rtc_role_t role, const char *app, const char *stream,
+                      const char *token, const char *sdp, size_t len, const char *eip,
+                      const char *remote, es_http_response_t *resp)
+{
+    es_rtc_result_t r;
+    es_rtc_offer(srv->rtc, role, app, stream, token, sdp, len, eip, remote, &r);
+    char base[400];
+    snprintf(base, sizeof base, "/%s/%s/%s", role == ES_RTC_PUBLISH ? "whip" : "whep", app, stream);
+    respond_result(resp, &r, base);
+}
+
+static void pending_cancel(void *user)
+{
+    pending_offer_t *p = user;
+    es_hook_cancel(p->call);
+    free(p);
+}
+
+static void pending_done(void *user, int err, const char *reason)
+{
+    pending_offer_t *p = user;
+    es_http_response_t *resp = es_http_async_response(p->async);
+    if (err) {
+        es_admit_log_refusal(p->role == ES_RTC_PUBLISH ? ES_PROTO_WHIP : ES_PROTO_WHEP,
+                             p->role == ES_RTC_PUBLISH ? ES_ADMIT_PUBLISH : ES_ADMIT_PLAY, p->app,
+                             p->stream, p->remote, p->conn_id, err, reason);
+        es_http_respond_error(resp, es_http_status_of(err), "%s", reason);
+    } else {
+        run_offer(p->srv, p->role, p->app, p->stream, p->has_token ? p->token : NULL, p->sdp,
+                  p->sdp_len, p->has_eip ? p->eip : NULL, p->remote, resp);
+    }
+    es_http_async_finish(p->async);
+    free(p);
 }
 
 static int offer(es_server_t *srv, es_rtc_role_t role, const char *app, const char *stream,
@@ -96,18 +114,61 @@ static int offer(es_server_t *srv, es_rtc_role_t role, const char *app, const ch
         return es_http_respond_error(resp, 400, "empty body: POST the SDP offer");
     if (!app || !stream || !*app || !*stream)
         return es_http_respond_error(resp, 400, "app and stream are required");
-    const es_app_config_t *ac = es_config_find_app(srv->cfg, app);
-    if (!ac) return es_http_respond_error(resp, 403, "app '%s' is not configured", app);
-    char why[160];
-    int st = check_token(req, role == ES_RTC_PUBLISH ? ac->publish_token : ac->play_token, why,
-                         sizeof why);
-    if (st) return es_http_respond_error(resp, st, "%s", why);
-    es_rtc_result_t r;
-    es_rtc_offer(srv->rtc, role, app, stream, (const char *)req->body, req->body_len,
-                 es_http_arg(req, "eip"), req->remote, &r);
-    char base[400];
-    snprintf(base, sizeof base, "/%s/%s/%s", role == ES_RTC_PUBLISH ? "whip" : "whep", app, stream);
-    return respond_result(resp, &r, base);
+    const es_config_t *cfg = srv->cfg;
+    char ip[48];
+    es_client_ip(req->remote, ip, sizeof ip);
+    if (!es_clients_offer(srv->clients, ip, cfg->limits.offers_per_ip, es_clock_now_us())) {
+        es_log_ctx_t lc = {.peer = req->conn_id, .remote = req->remote};
+        ES_INFO("http", &lc, "offer refused: more than limits.offers_per_ip (%u a second) from %s",
+                cfg->limits.offers_per_ip, ip);
+        return es_http_respond_error(resp, 429, "too many offers from this address: "
+                                     "limits.offers_per_ip is %u a second", cfg->limits.offers_per_ip);
+    }
+    const char *token = es_bearer_token(req->authorization);
+    const char *eip = es_http_arg(req, "eip");
+    es_admit_request_t areq = {.app = app, .stream = stream, .token = token,
+                               .role = role == ES_RTC_PUBLISH ? ES_ADMIT_PUBLISH : ES_ADMIT_PLAY,
+                               .protocol = role == ES_RTC_PUBLISH ? ES_PROTO_WHIP : ES_PROTO_WHEP,
+                               .now_us = es_clock_now_us()};
+    es_admit_decision_t d;
+    es_hook_call_t *call = NULL;
+    pending_offer_t *p = NULL;
+    const es_app_config_t *ac = es_config_find_app(cfg, app);
+    if (ac && ((role == ES_RTC_PUBLISH && ac->on_publish && *ac->on_publish) ||
+               (role == ES_RTC_PLAY && ac->on_play && *ac->on_play))) {
+        /* A hook decides: keep what the offer needs, and answer later. */
+        if (!(p = calloc(1, sizeof *p + req->body_len + 1)))
+            return es_http_respond_error(resp, 503, "out of memory");
+        p->srv = srv;
+        p->role = role;
+        snprintf(p->app, sizeof p->app, "%s", app);
+        snprintf(p->stream, sizeof p->stream, "%s", stream);
+        snprintf(p->remote, sizeof p->remote, "%s", req->remote);
+        snprintf(p->conn_id, sizeof p->conn_id, "%s", req->conn_id);
+        if ((p->has_token = token != NULL)) snprintf(p->token, sizeof p->token, "%s", token);
+        if ((p->has_eip = eip != NULL)) snprintf(p->eip, sizeof p->eip, "%s", eip);
+        memcpy(p->sdp, req->body, req->body_len);
+        p->sdp_len = req->body_len;
+    }
+    int err = es_admit_begin(srv, &areq, req->remote, req->conn_id, req->query, &d,
+                             pending_done, p, &call);
+    if (err) {
+        free(p);
+        return es_http_respond_error(resp, es_http_status_of(err), "%s", d.reason);
+    }
+    if (call) {
+        if (!p || !(p->async = es_http_async_begin(req, pending_cancel, p))) {
+            es_hook_cancel(call);
+            free(p);
+            return es_http_respond_error(resp, 503, "cannot wait for the hook");
+        }
+        p->call = call;
+        return 0;
+    }
+    free(p);
+    run_offer(srv, role, app, stream, token, (const char *)req->body, req->body_len, eip,
+              req->remote, resp);
+    return 0;
 }
 
 int es_whip_post(void *user, const es_http_request_t *req, es_http_response_t *resp)
@@ -131,31 +192,25 @@ int es_srs_whep_post(void *user, const es_http_request_t *req, es_http_response_
     return offer(user, ES_RTC_PLAY, es_http_arg(req, "app"), es_http_arg(req, "stream"), req, resp);
 }
 
-/* PATCH and DELETE on /whip|whep/{app}/{stream}/{id} need the app's token too. Returns 0 when
- * allowed, else the HTTP status with the reason in why. */
-static int resource_auth(es_server_t *srv, const es_http_request_t *req, bool publish, char *why,
-                         size_t len)
-{
-    const es_app_config_t *ac = es_config_find_app(srv->cfg, req->params[0]);
-    if (!ac) {
-        snprintf(why, len, "app '%s' is not configured", req->params[0]);
-        return 403;
-    }
-    return check_token(req, publish ? ac->publish_token : ac->play_token, why, len);
-}
-
+/* PATCH and DELETE on /whip|whep/{app}/{stream}/{id}-{secret}: the session must be of this
+ * app, stream and role, and the secret that only its Location carried must match. Anything else
+ * is a 404, the same as for a session that does not exist. */
 static int resource(void *user, const es_http_request_t *req, es_http_response_t *resp,
                     bool publish)
 {
     es_server_t *srv = user;
     if (!srv->rtc) return es_http_respond_error(resp, 503, "WebRTC is not running");
-    char why[160];
-    int st = resource_auth(srv, req, publish, why, sizeof why);
-    if (st) return es_http_respond_error(resp, st, "%s", why);
-    const char *id = req->params[2];
+    char id[ES_RTC_ID_LEN + 1];
+    if (es_rtc_resource_check(srv->rtc, req->params[2], publish ? ES_RTC_PUBLISH : ES_RTC_PLAY,
+                              req->params[0], req->params[1], id) != 0) {
+        es_log_ctx_t lc = {.peer = req->conn_id, .remote = req->remote};
+        ES_INFO("http", &lc, "%s %s refused: no such session resource (wrong app, stream, role "
+                "or secret)", es_http_method_name(req->method), req->path);
+        return es_http_respond_error(resp, 404, "no such session");
+    }
     if (req->method == ES_HTTP_DELETE) {
         if (es_rtc_delete(srv->rtc, id, "DELETE from the client") != 0)
-            return es_http_respond_error(resp, 404, "no session %s", id);
+            return es_http_respond_error(resp, 404, "no such session");
         es_http_response_reset(resp);
         resp->status = 200;
         return 0;

@@ -70,12 +70,63 @@ bool es_live_release(es_registry_t *reg, es_stream_t *st)
 
 void es_live_publish_tag(es_stream_t *st, es_tag_t *tag, uint64_t now_us)
 {
+    st->source_active_us = now_us;
     if (st->frames) es_frame_hub_publish(st->frames, tag, now_us);
     if (st->bridge) es_rtmp_bridge_tag(st->bridge, tag, now_us);
 }
 
+int es_live_source_begin(es_stream_t *st, es_source_kind_t kind,
+                         void (*kick)(void *user, const char *why), void *user,
+                         const es_config_t *cfg, uint64_t now_us)
+{
+    if (st->source != ES_SOURCE_NONE) return ES_EEXIST;
+    st->source = kind;
+    st->source_kick = kick;
+    st->source_user = user;
+    st->source_active_us = now_us;
+    if (kind == ES_SOURCE_RTMP) {
+        if (st->frames) es_frame_hub_reset(st->frames);
+        const es_app_config_t *ac = es_config_find_app(cfg, st->app);
+        if (ac && ac->rtmp_to_rtc)
+            st->bridge = es_rtmp_bridge_new(st->media, st->key, cfg->rtmp.opus_bitrate);
+    }
+    return 0;
+}
+
+uint64_t es_live_source_silent_us(const es_stream_t *st, uint64_t now_us)
+{
+    if (st->source == ES_SOURCE_NONE) return 0;
+    uint64_t last = st->source_active_us;
+    if (st->source == ES_SOURCE_WEBRTC && st->media) {
+        uint64_t m = es_media_stream_source_stats(st->media).last_us;
+        if (m > last) last = m;
+    }
+    return now_us > last ? now_us - last : 0;
+}
+
+void es_live_source_kick(es_stream_t *st, const char *why)
+{
+    if (st->source != ES_SOURCE_NONE && st->source_kick) st->source_kick(st->source_user, why);
+}
+
+void es_live_tick(es_registry_t *reg, const es_config_t *cfg, uint64_t now_us, bool slow)
+{
+    size_t n = es_registry_count(reg);
+    if (!n) return;
+    es_stream_t *stack[64], **list = n <= 64 ? stack : malloc(n * sizeof *list);
+    if (!list) return;
+    n = es_registry_list(reg, list, n);
+    for (size_t i = 0; i < n; i++) {
+        if (list[i]->bridge) es_rtmp_bridge_tick(list[i]->bridge, now_us);
+        if (slow && es_live_maintain(list[i], cfg, now_us)) es_live_release(reg, list[i]);
+    }
+    if (list != stack) free(list);
+}
+
 void es_live_source_ended(es_stream_t *st, uint64_t now_us)
 {
+    st->source_kick = NULL;
+    st->source_user = NULL;
     es_rtmp_bridge_free(st->bridge, now_us);
     st->bridge = NULL;
     es_rtc_bridge_free(st->rtc_bridge);

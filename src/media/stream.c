@@ -82,6 +82,7 @@ struct es_media_sink {
 struct es_media_stream {
     char key[200];
     bool has_src;
+    uint64_t src_last_us;     /* the publisher's last media packet */
     src_track_t src[ES_STREAM_MAX_TRACKS];
     size_t n_src;
     es_media_io_t src_io;
@@ -173,7 +174,7 @@ int es_media_stream_set_source(es_media_stream_t *ms, const es_track_info_t *tra
     ms->src_io = io;
     ms->has_src = true;
     ms->gen++;
-    ms->last_rr_us = ms->last_twcc_us = now_us;
+    ms->last_rr_us = ms->last_twcc_us = ms->src_last_us = now_us;
     for (es_media_sink_t *s = ms->sinks; s; s = s->next) sink_bind(ms, s);
     return 0;
 }
@@ -365,6 +366,7 @@ void es_media_stream_source_rtp(es_media_stream_t *ms, uint64_t now, uint8_t *bu
     }
     if (idx < 0) return;
     src_track_t *t = &ms->src[idx];
+    ms->src_last_us = now;
     /* transport-cc counts every packet, RTX and padding included */
     const uint8_t *d;
     if (ms->twcc_id && es_rtp_ext_find(&p, ms->twcc_id, &d) == 2)
@@ -733,7 +735,7 @@ static uint64_t track_lost(const src_track_t *t)
 
 es_media_source_stats_t es_media_stream_source_stats(const es_media_stream_t *ms)
 {
-    es_media_source_stats_t st = {.rtt_us = -1};
+    es_media_source_stats_t st = {.rtt_us = -1, .last_us = ms->has_src ? ms->src_last_us : 0};
     for (size_t i = 0; ms->has_src && i < ms->n_src; i++) {
         const src_track_t *t = &ms->src[i];
         st.packets += t->packets;

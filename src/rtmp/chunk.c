@@ -60,6 +60,11 @@ es_rtmp_chunk_reader_t *es_rtmp_chunk_reader_new(size_t max_message)
     return r;
 }
 
+void es_rtmp_chunk_reader_set_max_message(es_rtmp_chunk_reader_t *r, size_t max_message)
+{
+    r->max_message = max_message ? max_message : ES_RTMP_MAX_MESSAGE;
+}
+
 void es_rtmp_chunk_reader_free(es_rtmp_chunk_reader_t *r)
 {
     if (!r) return;

@@ -54,9 +54,13 @@ struct es_rtmp_session {
     uint8_t *wbuf;              /* chunked output */
     size_t wcap;
     uint32_t in_play;           /* during on_play: the stream being asked for, else 0 */
+    es_rtmp_role_t pending_role;/* publish/play answered ES_EAGAIN: es_rtmp_session_complete */
+    uint32_t pending_stream;
     uint8_t *deferred;          /* media the owner sent from inside on_play */
     size_t deferred_len, deferred_cap;
 };
+
+#define WBUF_KEEP 65536 /* output buffer kept between messages; larger ones are freed */
 
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
@@ -80,7 +84,8 @@ es_rtmp_session_t *es_rtmp_session_new(const es_rtmp_session_params_t *p)
     es_rtmp_session_t *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->p = *p;
-    s->rd = es_rtmp_chunk_reader_new(ES_RTMP_MAX_MESSAGE);
+    s->rd = es_rtmp_chunk_reader_new(p->max_message_before ? p->max_message_before
+                                                            : ES_RTMP_MAX_MESSAGE);
     if (!s->rd) {
         free(s);
         return NULL;
@@ -144,6 +149,11 @@ static int send_msg(es_rtmp_session_t *s, uint32_t csid, uint8_t type, uint32_t 
         return 0;
     }
     s->p.cb.send(s->p.user, s->wbuf, (size_t)n);
+    if (s->wcap > WBUF_KEEP) { /* a large message (a key frame) does not stay allocated */
+        free(s->wbuf);
+        s->wbuf = NULL;
+        s->wcap = 0;
+    }
     return 0;
 }
 
@@ -327,28 +337,21 @@ static int stream_name(es_rtmp_session_t *s, uint32_t msid, const char *code)
     return fail(s, rc, "%s", why);
 }
 
-static int cmd_publish(es_rtmp_session_t *s, uint32_t msid)
+/* The answer to publish: rc from on_publish (now or through es_rtmp_session_complete). */
+static int publish_result(es_rtmp_session_t *s, uint32_t msid, int rc, const char *reason)
 {
-    if (s->role != ES_RTMP_ROLE_NONE) {
-        s->stats.ignored_commands++;
-        return 0;
-    }
-    int rc = stream_name(s, msid, "NetStream.Publish.BadName");
-    if (rc < 0) return rc;
-    char reason[REASON_MAX] = "", desc[REASON_MAX + ES_RTMP_NAME_MAX + 32];
-    rc = s->p.cb.on_publish ? s->p.cb.on_publish(s->p.user, s->name, s->query, reason,
-                                                 sizeof reason)
-                            : ES_ENOENT;
-    reason[sizeof reason - 1] = 0;
+    char desc[REASON_MAX + ES_RTMP_NAME_MAX + 32];
     if (rc == 0) {
         s->role = ES_RTMP_ROLE_PUBLISHER;
         s->active_stream = msid;
+        es_rtmp_chunk_reader_set_max_message(s->rd, s->p.max_message);
         snprintf(desc, sizeof desc, "%s is now published.", s->name);
         return send_on_status(s, msid, "status", "NetStream.Publish.Start", desc);
     }
     snprintf(desc, sizeof desc, "%s: %s", s->name, reason[0] ? reason : es_strerror(rc));
     if (rc == ES_EEXIST)
         return send_on_status(s, msid, "error", "NetStream.Publish.BadName", desc);
+    if (rc == ES_EAUTH) rc = ES_EACCES;
     if (rc == ES_EACCES) {
         send_on_status(s, msid, "error", "NetStream.Publish.Unauthorized", desc);
         return fail(s, rc, "publish %s refused: %s", s->name, desc);
@@ -356,21 +359,32 @@ static int cmd_publish(es_rtmp_session_t *s, uint32_t msid)
     return send_on_status(s, msid, "error", "NetStream.Publish.Failed", desc);
 }
 
-static int cmd_play(es_rtmp_session_t *s, uint32_t msid)
+static int cmd_publish(es_rtmp_session_t *s, uint32_t msid)
 {
-    if (s->role != ES_RTMP_ROLE_NONE) {
+    if (s->role != ES_RTMP_ROLE_NONE || s->pending_role != ES_RTMP_ROLE_NONE) {
         s->stats.ignored_commands++;
         return 0;
     }
-    int rc = stream_name(s, msid, "NetStream.Play.StreamNotFound");
+    int rc = stream_name(s, msid, "NetStream.Publish.BadName");
     if (rc < 0) return rc;
-    char reason[REASON_MAX] = "", desc[REASON_MAX + ES_RTMP_NAME_MAX + 32];
-    s->in_play = msid;
-    s->deferred_len = 0;
-    rc = s->p.cb.on_play ? s->p.cb.on_play(s->p.user, s->name, s->query, reason, sizeof reason)
-                         : ES_ENOENT;
-    s->in_play = 0;
+    char reason[REASON_MAX] = "";
+    rc = s->p.cb.on_publish ? s->p.cb.on_publish(s->p.user, s->name, s->query, reason,
+                                                 sizeof reason)
+                            : ES_ENOENT;
     reason[sizeof reason - 1] = 0;
+    if (rc == ES_EAGAIN) {
+        s->pending_role = ES_RTMP_ROLE_PUBLISHER;
+        s->pending_stream = msid;
+        return 0;
+    }
+    return publish_result(s, msid, rc, reason);
+}
+
+/* The answer to play: rc from on_play (now or through es_rtmp_session_complete). */
+static int play_result(es_rtmp_session_t *s, uint32_t msid, int rc, const char *reason)
+{
+    char desc[REASON_MAX + ES_RTMP_NAME_MAX + 32];
+    if (rc == ES_EAUTH) rc = ES_EACCES;
     if (rc < 0) {
         s->deferred_len = 0;
         snprintf(desc, sizeof desc, "%s: %s", s->name, reason[0] ? reason : es_strerror(rc));
@@ -402,6 +416,49 @@ static int cmd_play(es_rtmp_session_t *s, uint32_t msid)
     }
     return 0;
 }
+
+static int cmd_play(es_rtmp_session_t *s, uint32_t msid)
+{
+    if (s->role != ES_RTMP_ROLE_NONE || s->pending_role != ES_RTMP_ROLE_NONE) {
+        s->stats.ignored_commands++;
+        return 0;
+    }
+    int rc = stream_name(s, msid, "NetStream.Play.StreamNotFound");
+    if (rc < 0) return rc;
+    char reason[REASON_MAX] = "";
+    s->in_play = msid;
+    s->deferred_len = 0;
+    rc = s->p.cb.on_play ? s->p.cb.on_play(s->p.user, s->name, s->query, reason, sizeof reason)
+                         : ES_ENOENT;
+    s->in_play = 0;
+    reason[sizeof reason - 1] = 0;
+    if (rc == ES_EAGAIN) {
+        s->deferred_len = 0;
+        s->pending_role = ES_RTMP_ROLE_PLAYER;
+        s->pending_stream = msid;
+        return 0;
+    }
+    return play_result(s, msid, rc, reason);
+}
+
+int es_rtmp_session_complete(es_rtmp_session_t *s, int rc, const char *reason)
+{
+    if (s->dead) return s->dead;
+    es_rtmp_role_t role = s->pending_role;
+    uint32_t msid = s->pending_stream;
+    if (role == ES_RTMP_ROLE_NONE) return ES_EINVAL;
+    s->pending_role = ES_RTMP_ROLE_NONE;
+    s->pending_stream = 0;
+    char why[REASON_MAX];
+    snprintf(why, sizeof why, "%s", reason ? reason : "");
+    int r = role == ES_RTMP_ROLE_PUBLISHER ? publish_result(s, msid, rc, why)
+                                           : play_result(s, msid, rc, why);
+    return r < 0 ? r : s->dead;
+}
+
+bool es_rtmp_session_pending(const es_rtmp_session_t *s) { return s->pending_role != ES_RTMP_ROLE_NONE; }
+
+bool es_rtmp_session_connected(const es_rtmp_session_t *s) { return s->connected; }
 
 static int handle_command(es_rtmp_session_t *s, const es_rtmp_msg_t *m, const uint8_t *body,
                           size_t len)

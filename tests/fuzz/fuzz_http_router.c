@@ -12,11 +12,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static int nop(void *u, const es_http_request_t *r, es_http_response_t *s) { return 0; }
 
 static const es_http_route_t routes[] = {
-    {ES_HTTP_GET, "/api/v1/streams", nop},
-    {ES_HTTP_GET | ES_HTTP_DELETE, "/api/v1/streams/{app}/{stream}", nop},
-    {ES_HTTP_POST, "/whip/{app}/{stream}", nop},
-    {ES_HTTP_PATCH | ES_HTTP_DELETE, "/whip/{app}/{stream}/{session}", nop},
-    {ES_HTTP_POST, "/rtc/v1/whip/", nop},
+    {ES_HTTP_GET, "/api/v1/streams", nop, 0},
+    {ES_HTTP_GET | ES_HTTP_DELETE, "/api/v1/streams/{app}/{stream}", nop, 0},
+    {ES_HTTP_POST, "/whip/{app}/{stream}", nop, 0},
+    {ES_HTTP_PATCH | ES_HTTP_DELETE, "/whip/{app}/{stream}/{session}", nop, 0},
+    {ES_HTTP_POST, "/rtc/v1/whip/", nop, 0},
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

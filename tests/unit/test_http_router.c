@@ -17,10 +17,10 @@ static int h_a(void *u, const es_http_request_t *r, es_http_response_t *s) { ret
 static int h_b(void *u, const es_http_request_t *r, es_http_response_t *s) { return 0; }
 
 static const es_http_route_t routes[] = {
-    {ES_HTTP_GET, "/api/v1/streams", h_a},
-    {ES_HTTP_GET | ES_HTTP_DELETE, "/api/v1/streams/{app}/{stream}", h_b},
-    {ES_HTTP_POST, "/whip/{app}/{stream}", h_a},
-    {ES_HTTP_POST, "/rtc/v1/whip/", h_b},
+    {ES_HTTP_GET, "/api/v1/streams", h_a, 0},
+    {ES_HTTP_GET | ES_HTTP_DELETE, "/api/v1/streams/{app}/{stream}", h_b, 0},
+    {ES_HTTP_POST, "/whip/{app}/{stream}", h_a, 0},
+    {ES_HTTP_POST, "/rtc/v1/whip/", h_b, 0},
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
