@@ -134,9 +134,18 @@ size_t es_media_stream_sink_count(const es_media_stream_t *ms);
  * the last seconds), packets received and lost, NACKs sent, key frames, players. New reference. */
 json_t *es_media_stream_json(const es_media_stream_t *ms);
 
+/* A player's NACKs cost at most this many retransmissions a second (a bucket of that many,
+ * refilled continuously), and a packet is resent to it at most once per RTT (100 ms until the
+ * RTT is known, at least 20 ms): one crafted RTCP datagram cannot make the server resend its
+ * whole history. */
+#define ES_RETRANSMITS_PER_S 250
+#define ES_RESEND_SLOTS 512 /* recent retransmissions remembered per player track */
+
 typedef struct es_media_sink_stats {
     uint64_t packets, bytes;       /* RTP sent to this player */
     uint64_t nacks, retransmits;   /* NACKed sequence numbers received; packets resent */
+    uint64_t nacks_ignored;        /* NACKed packets not resent: resent less than an RTT ago,
+                                      or past ES_RETRANSMITS_PER_S */
     uint64_t plis;                 /* PLI/FIR received */
     int64_t rtt_us;                /* from the player's receiver reports, -1 unknown */
 } es_media_sink_stats_t;

@@ -779,6 +779,7 @@ static json_t *session_json(const session_t *s, uint64_t now)
         es_media_sink_stats_t ss = es_media_sink_stats(s->sink);
         json_object_set_new(o, "nacks", json_integer((json_int_t)ss.nacks));
         json_object_set_new(o, "retransmits", json_integer((json_int_t)ss.retransmits));
+        json_object_set_new(o, "nacks_ignored", json_integer((json_int_t)ss.nacks_ignored));
         json_object_set_new(o, "plis", json_integer((json_int_t)ss.plis));
         json_object_set_new(o, "rtt_ms", ss.rtt_us >= 0 ? json_real((double)ss.rtt_us / 1000.0)
                                                          : json_null());

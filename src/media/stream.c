@@ -67,6 +67,8 @@ typedef struct sink_track {
     uint64_t packets, octets;
     uint32_t last_sr_mid;
     uint64_t last_sr_us;
+    uint16_t resent_seq[ES_RESEND_SLOTS]; /* output seq resent in each slot (seq % slots) */
+    uint64_t resent_us[ES_RESEND_SLOTS];  /* ... and when; 0: never */
 } sink_track_t;
 
 struct es_media_sink {
@@ -76,6 +78,8 @@ struct es_media_sink {
     es_media_io_t io;
     bool started;
     es_media_sink_stats_t stats;
+    double resend_tokens;     /* the retransmission bucket (ES_RETRANSMITS_PER_S) */
+    uint64_t resend_refill_us;
     es_media_sink_t *prev, *next;
 };
 
@@ -559,7 +563,22 @@ static void retransmit(es_media_sink_t *s, sink_track_t *st, const uint16_t *seq
     es_media_stream_t *ms = s->ms;
     if (st->src < 0 || !st->synced || st->gen != ms->gen || !ms->has_src) return;
     src_track_t *t = &ms->src[st->src];
+    if (!s->resend_refill_us || now < s->resend_refill_us) {
+        s->resend_tokens = ES_RETRANSMITS_PER_S;
+    } else {
+        s->resend_tokens += (double)(now - s->resend_refill_us) * ES_RETRANSMITS_PER_S / 1e6;
+        if (s->resend_tokens > ES_RETRANSMITS_PER_S) s->resend_tokens = ES_RETRANSMITS_PER_S;
+    }
+    s->resend_refill_us = now;
+    uint64_t once = s->stats.rtt_us < 0 ? 100000 : s->stats.rtt_us < 20000 ? 20000
+                                                                          : (uint64_t)s->stats.rtt_us;
     for (int i = 0; i < n; i++) {
+        size_t slot = seqs[i] % ES_RESEND_SLOTS;
+        if ((st->resent_us[slot] && st->resent_seq[slot] == seqs[i] &&
+             now - st->resent_us[slot] < once) || s->resend_tokens < 1.0) {
+            s->stats.nacks_ignored++;
+            continue;
+        }
         uint16_t in_seq = (uint16_t)(seqs[i] - st->seq_offset);
         size_t plen;
         const uint8_t *pkt = es_rtp_history_get(t->hist, in_seq, &plen);
@@ -568,6 +587,9 @@ static void retransmit(es_media_sink_t *s, sink_track_t *st, const uint16_t *seq
             continue;
         fwd_ext_t ext;
         find_extensions(&p, &t->info.ext, &ext);
+        s->resend_tokens -= 1.0;
+        st->resent_seq[slot] = seqs[i];
+        st->resent_us[slot] = now ? now : 1;
         forward(ms, s, st, &p, &ext, now, false, true);
     }
 }

@@ -242,6 +242,40 @@ static void test_nack_from_player_is_answered_from_history(void **state)
     assert_true(has_pli(&f->src, 0x2222));
 }
 
+/* A NACK storm costs at most one retransmission per packet per RTT and ES_RETRANSMITS_PER_S a
+ * second: the same NACK repeated is answered once, and NACKs for a whole history are cut off at
+ * the bucket. */
+static void test_nack_storm_is_bounded(void **state)
+{
+    fixture_t *f = *state;
+    es_media_sink_t *s = es_media_stream_add_sink(f->ms, f->sink_tracks, 2, io_of(&f->b), 0);
+    es_media_sink_start(s, 0);
+    feed(f, 0, 96, 100, 0, 0x2222, VP8_KEY, sizeof VP8_KEY);
+    for (uint16_t i = 1; i < 600; i++) feed(f, i, 96, (uint16_t)(100 + i), i * 90u, 0x2222, VP8_CONT, sizeof VP8_CONT);
+    es_rtp_packet_t first = parsed(&f->b, 0);
+    size_t sent = f->b.n_rtp;
+    uint8_t nack[64];
+    int n = es_rtcp_write_nack(0x5555, 0xBBBB, &first.sequence, 1, nack, sizeof nack);
+    for (int i = 0; i < 50; i++) es_media_sink_rtcp(s, 10000 + (uint64_t)i * 1000, nack, (size_t)n);
+    assert_int_equal(es_media_sink_stats(s).retransmits, 1); /* within 100 ms: once */
+    es_media_sink_rtcp(s, 200000, nack, (size_t)n);          /* an RTT later: again */
+    assert_int_equal(es_media_sink_stats(s).retransmits, 2);
+    /* 500 distinct packets NACKed at once (5 NACKs of 100): the bucket, full again a second
+     * later, stops it at ES_RETRANSMITS_PER_S. */
+    for (int k = 0; k < 5; k++) {
+        uint16_t seqs[100];
+        for (int i = 0; i < 100; i++) seqs[i] = (uint16_t)(first.sequence + 1 + k * 100 + i);
+        uint8_t big[512];
+        n = es_rtcp_write_nack(0x5555, 0xBBBB, seqs, 100, big, sizeof big);
+        assert_true(n > 0);
+        es_media_sink_rtcp(s, 1300000, big, (size_t)n);
+    }
+    es_media_sink_stats_t ss = es_media_sink_stats(s);
+    assert_int_equal(ss.retransmits, 2 + ES_RETRANSMITS_PER_S);
+    assert_int_equal(ss.nacks_ignored, 49 + 500 - ES_RETRANSMITS_PER_S);
+    (void)sent;
+}
+
 static void test_rtx_is_unwrapped(void **state)
 {
     fixture_t *f = *state;
@@ -407,6 +441,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_video_waits_for_key_frame_and_asks_for_one, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gop_replay_to_a_new_player, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nack_from_player_is_answered_from_history, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nack_storm_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rtx_is_unwrapped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_numbering_continues_when_the_publisher_returns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gaps_are_nacked_and_reports_flow, setup, teardown),
