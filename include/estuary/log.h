@@ -52,9 +52,15 @@ int es_log_level_parse(const char *name, es_log_level_t *out);
 /* es_log_level_name: lower-case name of a level, static storage. */
 const char *es_log_level_name(es_log_level_t level);
 
+#define ES_LOG_BURST 20 /* lines one call site may write at once at info and warn ... */
+#define ES_LOG_RATE 5   /* ... and then a second; the rest is counted and the site's next line
+                           ends with "(N similar lines suppressed)" */
+
 /* es_log_write: format and write one line (a trailing newline in fmt is not needed). `module`
  * names the subsystem ("http", "config", "main"); ctx may be NULL. Lines longer than 4 KiB are
- * truncated. */
+ * truncated. Control characters in the message and the context (a client's stream name, user
+ * agent) are escaped ("\n", "\x1b"). info and warn lines are rate-limited per call site (the
+ * format string): ES_LOG_BURST, then ES_LOG_RATE a second; debug, trace and error are not. */
 void es_log_write(es_log_level_t level, const char *module, const es_log_ctx_t *ctx,
                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void es_log_vwrite(es_log_level_t level, const char *module, const es_log_ctx_t *ctx,

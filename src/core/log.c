@@ -15,6 +15,18 @@
 #include <unistd.h>
 
 #define LOG_LINE_MAX 4096
+#define RATE_SLOTS 256
+
+/* Rate limit per call site (format string): a bucket of ES_LOG_BURST lines refilled at
+ * ES_LOG_RATE a second; what it drops is counted and reported on the site's next line. */
+typedef struct rate_slot {
+    const char *fmt;
+    double tokens;
+    uint64_t refilled_us;
+    unsigned long suppressed;
+} rate_slot_t;
+
+static rate_slot_t g_rate[RATE_SLOTS];
 
 static es_log_level_t g_level = ES_LOG_INFO;
 static int g_fd = -1;      /* -1: stderr */
@@ -92,10 +104,58 @@ void es_log_close(void)
     g_path = NULL;
 }
 
+/* Returns false when the line must be dropped; *suppressed: lines dropped before this one. */
+static bool rate_allow(es_log_level_t level, const char *fmt, unsigned long *suppressed)
+{
+    *suppressed = 0;
+    if (level < ES_LOG_INFO || level >= ES_LOG_ERROR) return true;
+    uintptr_t h = (uintptr_t)fmt;
+    rate_slot_t *r = &g_rate[(h >> 3 ^ h >> 11) % RATE_SLOTS];
+    uint64_t now = es_clock_now_us();
+    if (r->fmt != fmt) { /* a new site, or another one sharing the slot: start afresh */
+        *suppressed = 0;
+        r->fmt = fmt;
+        r->tokens = ES_LOG_BURST;
+        r->refilled_us = now;
+        r->suppressed = 0;
+    } else if (now > r->refilled_us) {
+        r->tokens += (double)(now - r->refilled_us) * ES_LOG_RATE / 1e6;
+        if (r->tokens > ES_LOG_BURST) r->tokens = ES_LOG_BURST;
+        r->refilled_us = now;
+    }
+    if (r->tokens < 1.0) {
+        r->suppressed++;
+        return false;
+    }
+    r->tokens -= 1.0;
+    *suppressed = r->suppressed;
+    r->suppressed = 0;
+    return true;
+}
+
+/* Copies text into out (cap bytes, NUL-terminated) with control characters and DEL escaped
+ * ("\n", "\x1b"), so that a client's stream name or user agent cannot forge or garble lines.
+ * Returns the bytes written. */
+static size_t escape_into(char *out, size_t cap, const char *text)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)text; *p && o + 5 < cap; p++) {
+        if (*p >= 0x20 && *p != 0x7f) out[o++] = (char)*p;
+        else if (*p == '\n') { out[o++] = '\\'; out[o++] = 'n'; }
+        else if (*p == '\r') { out[o++] = '\\'; out[o++] = 'r'; }
+        else if (*p == '\t') { out[o++] = '\\'; out[o++] = 't'; }
+        else o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *p);
+    }
+    out[o] = '\0';
+    return o;
+}
+
 void es_log_vwrite(es_log_level_t level, const char *module, const es_log_ctx_t *ctx,
                    const char *fmt, va_list ap)
 {
-    char line[LOG_LINE_MAX];
+    unsigned long suppressed;
+    if (!rate_allow(level, fmt, &suppressed)) return;
+    char line[LOG_LINE_MAX], msg[LOG_LINE_MAX], ctxbuf[LOG_LINE_MAX / 2];
     size_t n = 0;
     uint64_t us = es_clock_wall_us();
     time_t secs = (time_t)(us / 1000000u);
@@ -107,17 +167,23 @@ void es_log_vwrite(es_log_level_t level, const char *module, const es_log_ctx_t 
                      module ? module : "-");
     n += w > 0 ? (size_t)w : 0;
     if (ctx) {
-        if (ctx->peer && n < sizeof line)
-            n += (size_t)snprintf(line + n, sizeof line - n, " peer=%s", ctx->peer);
-        if (ctx->remote && n < sizeof line)
-            n += (size_t)snprintf(line + n, sizeof line - n, " remote=%s", ctx->remote);
-        if (ctx->stream && n < sizeof line)
-            n += (size_t)snprintf(line + n, sizeof line - n, " stream=%s", ctx->stream);
+        const char *names[] = {" peer=", " remote=", " stream="};
+        const char *vals[] = {ctx->peer, ctx->remote, ctx->stream};
+        for (size_t i = 0; i < 3; i++) {
+            if (!vals[i] || n >= sizeof line) continue;
+            escape_into(ctxbuf, sizeof ctxbuf, vals[i]);
+            n += (size_t)snprintf(line + n, sizeof line - n, "%s%s", names[i], ctxbuf);
+        }
     }
     if (n < sizeof line - 1) {
         line[n++] = ' ';
-        w = vsnprintf(line + n, sizeof line - n, fmt, ap);
-        n += w > 0 ? (size_t)w : 0;
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        size_t m = strlen(msg);
+        while (m && msg[m - 1] == '\n') msg[--m] = '\0'; /* a trailing newline is ours to add */
+        n += escape_into(line + n, sizeof line - n, msg);
+        if (suppressed && n < sizeof line)
+            n += (size_t)snprintf(line + n, sizeof line - n, " (%lu similar lines suppressed)",
+                                  suppressed);
     }
     if (n > sizeof line - 2) n = sizeof line - 2; /* truncated: keep room for the newline */
     while (n > 0 && line[n - 1] == '\n') n--;

@@ -68,11 +68,44 @@ static void test_file_context_and_reopen(void **state)
     unlink(moved);
 }
 
+/* One call site, as a flood from one place in the server would be. */
+static void flood(int i) { ES_INFO("test", NULL, "flood %d", i); }
+
+/* A client's control characters are escaped; a flood from one call site is cut to the burst
+ * and the next line after the refill says how many were suppressed. */
+static void test_escape_and_rate_limit(void **state)
+{
+    char path[] = "/tmp/es_test_log_XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    assert_int_equal(es_log_open(path), 0);
+    es_log_set_level(ES_LOG_DEBUG);
+    es_log_ctx_t ctx = {.stream = "live/\x1b[31mred"};
+    ES_INFO("test", &ctx, "name '%s'", "a\nFAKE  INFO line\x7f");
+    for (int i = 0; i < 100; i++) flood(i);
+    for (int i = 0; i < 30; i++) ES_DEBUG("test", NULL, "debug %d", i); /* not limited */
+    char *buf = malloc(1 << 16);
+    read_file(path, buf, 1 << 16);
+    assert_non_null(strstr(buf, "stream=live/\\x1b[31mred name 'a\\nFAKE  INFO line\\x7f'\n"));
+    int lines = 0;
+    for (const char *p = buf; (p = strstr(p, "flood ")); p++) lines++;
+    assert_int_equal(lines, ES_LOG_BURST);
+    assert_non_null(strstr(buf, "debug 29"));
+    usleep(1000000 / ES_LOG_RATE + 50000); /* one token back */
+    flood(100);
+    read_file(path, buf, 1 << 16);
+    assert_non_null(strstr(buf, "flood 100 (80 similar lines suppressed)\n"));
+    free(buf);
+    es_log_close();
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_levels),
         cmocka_unit_test(test_file_context_and_reopen),
+        cmocka_unit_test(test_escape_and_rate_limit),
     };
     return cmocka_run_group_tests_name("log", tests, NULL, NULL);
 }
