@@ -542,6 +542,81 @@ static void test_refusals(void **state)
     peer_free(p);
 }
 
+/* Admission hooks answer later: publish/play return ES_EAGAIN, the client's media and further
+ * publish/play are ignored meanwhile, and es_rtmp_session_complete sends the answer. */
+static void test_late_answers(void **state)
+{
+    peer_t *p = peer_new();
+    p->publish_rc = ES_EAGAIN;
+    connect_ok(p, "live");
+    create_stream(p, 2);
+    assert_int_equal(es_rtmp_session_complete(p->s, 0, ""), ES_EINVAL); /* nothing pending */
+    assert_int_equal(send_cmd(p, 1, "publish", 3, "cam", "live"), 0);
+    assert_true(es_rtmp_session_pending(p->s));
+    assert_false(next_msg(p));
+    assert_int_equal(send_msg(p, 6, ES_RTMP_MSG_VIDEO, 1, 0, (const uint8_t *)"\x17", 1), 0);
+    assert_int_equal(send_cmd(p, 1, "publish", 4, "cam", "live"), 0);
+    assert_int_equal(p->publishes, 1);
+    assert_int_equal(p->n_media, 0);
+    assert_int_equal(es_rtmp_session_complete(p->s, 0, ""), 0);
+    expect_cmd(p, ES_RTMP_MSG_COMMAND_AMF0, "onStatus", "NetStream.Publish.Start");
+    assert_int_equal(es_rtmp_session_role(p->s), ES_RTMP_ROLE_PUBLISHER);
+    assert_false(es_rtmp_session_pending(p->s));
+    assert_int_equal(send_msg(p, 6, ES_RTMP_MSG_VIDEO, 1, 0, (const uint8_t *)"\x17", 1), 0);
+    assert_int_equal(p->n_media, 1);
+    peer_free(p);
+
+    /* a late refusal by a hook ends the session with the hook's reason */
+    p = peer_new();
+    p->play_rc = ES_EAGAIN;
+    connect_ok(p, "live");
+    assert_int_equal(send_cmd(p, 1, "play", 3, "cam", NULL), 0);
+    assert_false(next_msg(p)); /* what on_play sent before answering EAGAIN is dropped */
+    assert_int_equal(es_rtmp_session_complete(p->s, ES_EAUTH, "refused by the on_play hook: no"),
+                     ES_EACCES);
+    expect_cmd(p, ES_RTMP_MSG_COMMAND_AMF0, "onStatus", "NetStream.Play.Failed");
+    const es_amf0_node_t *d = es_amf0_get(&p->doc, es_amf0_at(&p->doc, 3), "description");
+    char text[300];
+    snprintf(text, sizeof text, "%.*s", (int)d->str_len, d->str);
+    assert_string_equal(text, "cam: refused by the on_play hook: no");
+    peer_free(p);
+}
+
+/* Until a publish is accepted, a message may not exceed max_message_before (64 KiB in the
+ * server): a client cannot make the server hold megabytes before it is even admitted. */
+static void test_message_cap_before_publish(void **state)
+{
+    peer_t *p = calloc(1, sizeof *p);
+    es_rtmp_session_params_t params = {
+        .chunk_size = 4096, .window_ack_size = 2500000, .max_message_before = 65536,
+        .max_message = 1 << 20,
+        .cb = {cb_send, cb_connect, cb_publish, cb_play, cb_media, cb_stop}, .user = p};
+    p->s = es_rtmp_session_new(&params);
+    p->rd = es_rtmp_chunk_reader_new(0);
+    handshake(p);
+    /* a chunk header announcing 1 MiB on chunk stream 3, before connect */
+    uint8_t hdr[12] = {0x03, 0, 0, 0, 0x10, 0x00, 0x00, ES_RTMP_MSG_COMMAND_AMF0, 0, 0, 0, 0};
+    assert_int_equal(feed(p, hdr, sizeof hdr), ES_E2BIG);
+    peer_free(p);
+
+    /* once publishing, messages up to max_message pass */
+    p = calloc(1, sizeof *p);
+    params.user = p;
+    p->s = es_rtmp_session_new(&params);
+    p->rd = es_rtmp_chunk_reader_new(0);
+    connect_ok(p, "live");
+    create_stream(p, 2);
+    assert_int_equal(send_cmd(p, 1, "publish", 3, "cam", "live"), 0);
+    expect_cmd(p, ES_RTMP_MSG_COMMAND_AMF0, "onStatus", "NetStream.Publish.Start");
+    uint8_t *big = calloc(1, 300000);
+    big[0] = 0x17;
+    assert_int_equal(send_msg(p, 6, ES_RTMP_MSG_VIDEO, 1, 0, big, 300000), 0);
+    assert_int_equal(p->n_media, 1);
+    assert_int_equal(p->media[0].len, 300000);
+    free(big);
+    peer_free(p);
+}
+
 static void test_name_bounds(void **state)
 {
     char name[ES_RTMP_NAME_MAX + 2];
@@ -655,6 +730,8 @@ int main(void)
         cmocka_unit_test(test_publish_odd_splits),
         cmocka_unit_test(test_play),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_late_answers),
+        cmocka_unit_test(test_message_cap_before_publish),
         cmocka_unit_test(test_name_bounds),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_bad_params),

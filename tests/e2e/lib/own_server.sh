@@ -47,7 +47,8 @@ es_peer_stop() {
 }
 
 es_server_start() {
-  local bin ip=${ES_LISTEN_IP:-127.0.0.1}
+  local bin ip=${ES_LISTEN_IP:-127.0.0.1} cands='["*"]'
+  [ -n "${ES_CANDIDATES:-}" ] && cands=$ES_CANDIDATES
   bin=$(cd "${1:?usage: es_server_start BUILD_DIR}" && pwd)/estuary
   ES_WORK=$(mktemp -d)
   ES_PORT=$(es_free_port)
@@ -60,7 +61,7 @@ http:
   listen: "$ip:$ES_PORT"
 webrtc:
   udp_listen: "0.0.0.0:$ES_UDP"
-  candidates: ${ES_CANDIDATES:-["*"]}
+  candidates: $cands
 rtmp:
   listen: "$ip:$ES_RTMP"
   handshake_timeout_ms: 2000
