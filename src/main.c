@@ -9,6 +9,7 @@
 #include "estuary/log.h"
 #include "estuary/registry.h"
 #include "estuary/admission.h"
+#include "estuary/hls_writer.h"
 #include "estuary/hooks.h"
 #include "estuary/live.h"
 #include "estuary/server.h"
@@ -121,7 +122,8 @@ static void on_streams_tick(uv_timer_t *t)
     es_server_t *srv = t->data;
     uint64_t now = es_clock_now_us();
     unsigned n = ++srv->streams_ticks;
-    es_live_tick(srv->registry, srv->cfg, now, n % STREAMS_SLOW_TICKS == 0);
+    es_live_tick(srv->registry, srv->cfg, es_hls_writer_io(srv->hls_writer), now,
+                 n % STREAMS_SLOW_TICKS == 0);
     if (n % CLIENTS_EXPIRE_TICKS == 0) es_clients_expire(srv->clients, srv->cfg->limits.offers_per_ip, now);
 }
 
@@ -132,7 +134,7 @@ static void stop_all(es_server_t *srv)
     es_rtmp_server_stop(srv->rtmp); /* closes every RTMP connection and the TCP port */
     es_http_server_stop(srv->http); /* stops accepting and closes every connection */
     es_hooks_stop(srv->hooks);      /* pending hook calls are dropped */
-    if (srv->registry) es_live_shutdown(srv->registry, srv->cfg);
+    if (srv->registry) es_live_shutdown(srv->registry, srv->cfg, es_hls_writer_io(srv->hls_writer));
     if (srv->streams_timer.data && !uv_is_closing((uv_handle_t *)&srv->streams_timer))
         uv_close((uv_handle_t *)&srv->streams_timer, NULL);
 }
@@ -279,6 +281,7 @@ int main(int argc, char **argv)
     srv.registry = es_registry_new();
     srv.clients = es_clients_new();
     srv.hooks = es_hooks_new(&loop);
+    srv.hls_writer = es_hls_writer_new(&loop);
     int status = 0;
     ES_INFO("main", NULL, "estuary %s (%s) starting, configuration %s, pid %d", ES_VERSION,
             ES_GIT_REV, config_path ? config_path : "(embedded default)", (int)getpid());
@@ -288,7 +291,7 @@ int main(int argc, char **argv)
         uv_timer_start(&srv.streams_timer, on_streams_tick, STREAMS_TICK_MS, STREAMS_TICK_MS);
     }
     warn_open_publishing(cfg);
-    if (!srv.registry || !srv.clients || !srv.hooks || es_http_server_start(&srv, &srv.http) < 0 ||
+    if (!srv.registry || !srv.clients || !srv.hooks || !srv.hls_writer || es_http_server_start(&srv, &srv.http) < 0 ||
         es_rtc_server_start(&srv, &srv.rtc) < 0 || es_rtmp_server_start(&srv, &srv.rtmp) < 0) {
         ES_ERROR("main", NULL, "startup failed; exiting");
         if (cfg->log.file) /* stderr is what systemd and a terminal show: say where to look */
@@ -317,6 +320,7 @@ int main(int argc, char **argv)
     if (uv_loop_close(&loop) != 0) ES_WARN("main", NULL, "event loop closed with handles open");
     if (status == 0) ES_INFO("main", NULL, "stopped");
     es_hooks_free(srv.hooks);
+    es_hls_writer_free(srv.hls_writer);
     es_clients_free(srv.clients);
     es_registry_free(srv.registry);
     es_config_free(srv.cfg);

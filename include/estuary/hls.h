@@ -54,12 +54,46 @@ enum {
 };
 
 /* Segmenter settings (config: hls.directory, hls.segment_ms, hls.window; fmp4 for hls.fmp4). */
+/* File work the segmenter hands out: written or removed in the order submitted, by whoever
+ * runs es_hls_job_run (a worker thread: src/app/hls_writer.c), so that the event loop never
+ * waits for the disk. A segment is always submitted before the playlist that lists it. */
+typedef enum { ES_HLS_JOB_WRITE = 0, ES_HLS_JOB_REMOVE, ES_HLS_JOB_CLEANUP } es_hls_job_kind_t;
+
+typedef struct es_hls_job {
+    es_hls_job_kind_t kind;
+    char *path;          /* WRITE, REMOVE: the file; CLEANUP: the stream's directory. Owned. */
+    char *parent;        /* CLEANUP: <root>/<app>, removed too when left empty. Owned. */
+    uint8_t *data;       /* WRITE: the bytes (owned), written to path.tmp, then renamed */
+    size_t len;
+    int err;             /* set by es_hls_job_run: 0, ES_ENOENT (CLEANUP of nothing), ES_EIO */
+    int sys_errno;       /* errno of a failure */
+    struct es_hls_job *next; /* for the queue of whoever runs jobs */
+} es_hls_job_t;
+
+/* es_hls_job_run: does the job's file work (open/write/rename, unlink, or remove the directory
+ * and its files). Touches nothing but the file system and the job: safe on any thread. */
+void es_hls_job_run(es_hls_job_t *job);
+
+/* es_hls_job_free: NULL-safe. */
+void es_hls_job_free(es_hls_job_t *job);
+
+/* Where jobs go: submit takes ownership of the job. */
+typedef struct es_hls_io {
+    void (*submit)(void *user, es_hls_job_t *job);
+    void *user;
+} es_hls_io_t;
+
 typedef struct es_hls_config {
     const char *directory; /* root directory; the stream's files go to <directory>/<app>/<stream>
                               (created when missing, with its parents). Copied. */
     uint32_t segment_ms;   /* target segment duration, ms; 0: ES_HLS_SEGMENT_MS_DEFAULT */
     uint32_t window;       /* segments listed in the live playlist; 0: ES_HLS_WINDOW_DEFAULT */
     bool fmp4;             /* fragmented MP4 (CMAF) segments instead of MPEG-TS */
+    uint32_t max_segment_ms;   /* a segment is cut here even without a key frame (the next is
+                                  marked #EXT-X-DISCONTINUITY); 0: 5 * segment_ms */
+    uint32_t max_segment_bytes; /* ... or when its media reach this size; 0: 32 MiB */
+    const es_hls_io_t *io; /* file work; NULL: done at once on the calling thread (then write
+                              errors are counted in the stats) */
 } es_hls_config_t;
 
 typedef struct es_hls es_hls_t;
@@ -129,6 +163,12 @@ es_hls_stats_t es_hls_stats(const es_hls_t *hls);
  * next segment). Returns 0; ES_ENOENT when the directory does not exist; ES_EINVAL for a bad
  * name; ES_EIO when something could not be removed (errno says why). */
 int es_hls_cleanup(const char *root, const char *app, const char *stream);
+
+/* es_hls_cleanup_io: es_hls_cleanup as a job submitted to io (in order after the stream's last
+ * writes), or at once when io is NULL. Returns 0, ES_EINVAL for a bad name, ES_ENOMEM, or (no
+ * io) es_hls_cleanup's result. */
+int es_hls_cleanup_io(const es_hls_io_t *io, const char *root, const char *app,
+                      const char *stream);
 
 /* What a request name refers to. */
 typedef enum es_hls_file {

@@ -7,6 +7,7 @@
 
 #include "estuary/config.h"
 #include "estuary/frame_hub.h"
+#include "estuary/hls.h"
 #include "estuary/registry.h"
 
 #include <jansson.h>
@@ -59,25 +60,28 @@ void es_live_source_kick(es_stream_t *st, const char *why);
 /* es_live_tick: the stream maintenance of the whole registry, every 10 ms, on its own timer
  * whatever protocols are enabled: the RTMP -> WebRTC bridges' RTCP and, with `slow` (every
  * 100 ms), es_live_maintain of each stream, releasing the ones that became idle. */
-void es_live_tick(es_registry_t *reg, const es_config_t *cfg, uint64_t now_us, bool slow);
+void es_live_tick(es_registry_t *reg, const es_config_t *cfg, const es_hls_io_t *io,
+                  uint64_t now_us, bool slow);
 
 /* es_live_source_ended: the publisher left (at monotonic now_us): frees either bridge (WebRTC
  * players stay and wait), forgets the hub's headers and GOP (its players stay and wait), forgets
  * why FLV was unavailable, and sets source NONE. */
 void es_live_source_ended(es_stream_t *st, uint64_t now_us);
 
-/* es_live_maintain: every ~100 ms per stream: runs the HLS segmenter while the stream is
+/* es_live_maintain: every ~100 ms per stream: runs the HLS segmenter (its file work goes to
+ * io, NULL: done at once) while the stream is
  * published and the app has hls (a frame-hub subscriber drained here; at the end the playlist
  * gets #EXT-X-ENDLIST and the folder is removed hls.cleanup_ms later); creates the WebRTC -> FLV
  * bridge when a WebRTC source and a frame consumer (RTMP/HTTP-FLV player, HLS) coexist and the
  * app has rtc_to_rtmp, frees it when the consumers are gone, and runs its timers. A source that
  * cannot go to FLV (VP8, VP9, AV1 video) is logged once and reported in the API. Returns true
  * when the stream has become idle (the caller may es_live_release it). */
-bool es_live_maintain(es_stream_t *st, const es_config_t *cfg, uint64_t now_us);
+bool es_live_maintain(es_stream_t *st, const es_config_t *cfg, const es_hls_io_t *io,
+                      uint64_t now_us);
 
 /* es_live_shutdown: the server stops: stops every stream's HLS and removes its folder, frees
  * the WebRTC bridges, and releases the streams that are idle then. */
-void es_live_shutdown(es_registry_t *reg, const es_config_t *cfg);
+void es_live_shutdown(es_registry_t *reg, const es_config_t *cfg, const es_hls_io_t *io);
 
 /* es_live_json: the stream's source ("webrtc", "rtmp" or null) and the state of its fan-outs
  * (codecs, bitrate, players), merged into one object. New reference, NULL on ENOMEM. */

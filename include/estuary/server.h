@@ -18,6 +18,7 @@ struct es_rtc_server;
 struct es_rtmp_server;
 struct es_clients;
 struct es_hooks;
+struct es_hls_writer;
 
 typedef struct es_server {
     uv_loop_t *loop;
@@ -32,6 +33,7 @@ typedef struct es_server {
     unsigned sessions;         /* WebRTC, RTMP and HTTP-FLV sessions now (limits.max_sessions) */
     struct es_clients *clients; /* sessions and offer rates per client address */
     struct es_hooks *hooks;    /* admission's HTTP callbacks */
+    struct es_hls_writer *hls_writer; /* HLS files written off the loop thread */
     uv_timer_t streams_timer;  /* stream maintenance (es_live_tick), whatever protocols run */
     unsigned streams_ticks;
     bool stopping;

@@ -57,6 +57,7 @@ enum {
     LOG_BAD_AUDIO_CFG = 1 << 3,
     LOG_MUX = 1 << 4,
     LOG_TIMESTAMPS = 1 << 5,
+    LOG_FORCED_CUT = 1 << 6,
 };
 
 struct es_hls {
@@ -68,6 +69,11 @@ struct es_hls {
     uint32_t segment_ms;
     uint32_t window;
     bool fmp4;
+    uint32_t max_segment_ms;
+    uint32_t max_segment_bytes;
+    const es_hls_io_t *io;
+    size_t seg_bytes;      /* media bytes in the segment in progress */
+    bool forced_cut;       /* a segment was cut without a key frame: not INDEPENDENT-SEGMENTS */
 
     /* Codec configuration as last received. */
     uint8_t *avcc;
@@ -243,13 +249,12 @@ static int ensure_dir(es_hls_t *h)
     return 0;
 }
 
-/* Writes len bytes to <dir>/<name>.tmp and renames it to <dir>/<name>. Returns 0 or ES_EIO
- * with errno set; no temporary file is left behind. */
-static int write_file(const es_hls_t *h, const char *name, const uint8_t *data, size_t len)
+/* Writes len bytes to path.tmp and renames it to path. Returns 0 or ES_EIO with errno set; no
+ * temporary file is left behind. */
+static int write_path(const char *path, const uint8_t *data, size_t len)
 {
-    char path[4200], tmp[4208];
-    int n = snprintf(path, sizeof path, "%s/%s", h->dir, name);
-    if (n < 0 || (size_t)n >= sizeof path) {
+    char tmp[4208];
+    if (strlen(path) + 5 > sizeof tmp) {
         errno = ENAMETOOLONG;
         return ES_EIO;
     }
@@ -282,11 +287,78 @@ fail:;
     return ES_EIO;
 }
 
+static int cleanup_dirs(const char *dir, const char *app_dir)
+{
+    int rc = remove_files(dir, true);
+    if (rc == ES_ENOENT) return rc;
+    if (rmdir(dir) != 0 && rc == 0) rc = ES_EIO;
+    int saved = errno;
+    rmdir(app_dir); /* only when empty: other streams of the app keep it */
+    errno = saved;
+    return rc;
+}
+
+void es_hls_job_run(es_hls_job_t *j)
+{
+    errno = 0;
+    switch (j->kind) {
+    case ES_HLS_JOB_WRITE: j->err = write_path(j->path, j->data, j->len); break;
+    case ES_HLS_JOB_REMOVE: j->err = unlink(j->path) == 0 || errno == ENOENT ? 0 : ES_EIO; break;
+    case ES_HLS_JOB_CLEANUP: j->err = cleanup_dirs(j->path, j->parent); break;
+    }
+    j->sys_errno = j->err ? errno : 0;
+}
+
+void es_hls_job_free(es_hls_job_t *j)
+{
+    if (!j) return;
+    free(j->path);
+    free(j->parent);
+    free(j->data);
+    free(j);
+}
+
+/* Hands a job to the io, or runs it now (then returns its result). Takes data (malloc'ed). */
+static int submit(const es_hls_io_t *io, es_hls_job_kind_t kind, char *path, char *parent,
+                  uint8_t *data, size_t len)
+{
+    es_hls_job_t *j = calloc(1, sizeof *j);
+    if (!j || !path) {
+        free(j);
+        free(path);
+        free(parent);
+        free(data);
+        errno = ENOMEM;
+        return ES_EIO;
+    }
+    *j = (es_hls_job_t){.kind = kind, .path = path, .parent = parent, .data = data, .len = len};
+    if (io) {
+        io->submit(io->user, j);
+        return 0;
+    }
+    es_hls_job_run(j);
+    int rc = j->err, e = j->sys_errno;
+    es_hls_job_free(j);
+    errno = e;
+    return rc;
+}
+
+/* Writes <dir>/<name> (a copy of data unless `own`: then data is malloc'ed and taken). */
+static int write_file(const es_hls_t *h, const char *name, const uint8_t *data, size_t len,
+                      bool own)
+{
+    uint8_t *copy = (uint8_t *)data;
+    if (!own && !(copy = malloc(len ? len : 1))) {
+        errno = ENOMEM;
+        return ES_EIO;
+    }
+    if (!own) memcpy(copy, data, len);
+    return submit(h->io, ES_HLS_JOB_WRITE, dup_printf("%s/%s", h->dir, name), NULL, copy, len);
+}
+
 static void remove_file(const es_hls_t *h, const char *name)
 {
-    char path[4200];
-    int n = snprintf(path, sizeof path, "%s/%s", h->dir, name);
-    if (n > 0 && (size_t)n < sizeof path) unlink(path);
+    submit(h->io, ES_HLS_JOB_REMOVE, dup_printf("%s/%s", h->dir, name), NULL, NULL, 0);
 }
 
 static void write_failed(es_hls_t *h, const char *what)
@@ -372,7 +444,8 @@ static int write_playlist(es_hls_t *h)
     text_printf(&t, "#EXT-X-MEDIA-SEQUENCE:%" PRIu64 "\n",
                 first < h->n_recs ? h->recs[first].seq : h->next_seq);
     text_printf(&t, "#EXT-X-DISCONTINUITY-SEQUENCE:%" PRIu64 "\n", disc_seq);
-    text_printf(&t, "#EXT-X-INDEPENDENT-SEGMENTS\n"); /* every segment starts with a key frame */
+    if (!h->forced_cut) /* every segment starts with a key frame */
+        text_printf(&t, "#EXT-X-INDEPENDENT-SEGMENTS\n");
     for (size_t i = first; i < h->n_recs; i++) {
         const seg_rec_t *r = &h->recs[i];
         if (r->disc) text_printf(&t, "#EXT-X-DISCONTINUITY\n");
@@ -391,8 +464,8 @@ static int write_playlist(es_hls_t *h)
         return ES_ENOMEM;
     }
     int rc = ensure_dir(h);
-    if (rc == 0) rc = write_file(h, "index.m3u8", (const uint8_t *)t.p, t.len);
-    free(t.p);
+    if (rc == 0) rc = write_file(h, "index.m3u8", (const uint8_t *)t.p, t.len, true);
+    else free(t.p);
     if (rc) {
         write_failed(h, "the playlist");
         return ES_EIO;
@@ -462,7 +535,7 @@ static int write_init(es_hls_t *h)
     char name[NAME_MAX_LEN];
     snprintf(name, sizeof name, "init-%" PRIu64 ".mp4", h->init_seq);
     int rc = ensure_dir(h);
-    if (rc == 0) rc = write_file(h, name, h->init, h->init_len);
+    if (rc == 0) rc = write_file(h, name, h->init, h->init_len, false);
     if (rc) {
         write_failed(h, "the init section");
         return ES_EIO;
@@ -677,7 +750,7 @@ static int publish_segment(es_hls_t *h, int64_t end_us, bool reopen)
         if (rc == 0) rc = write_init(h);
         else write_failed(h, "the segment directory");
         if (rc == 0) {
-            rc = write_file(h, name, b, (size_t)n);
+            rc = write_file(h, name, b, (size_t)n, false);
             if (rc) write_failed(h, "a segment");
         }
         if (rc == 0) {
@@ -707,6 +780,7 @@ static int publish_segment(es_hls_t *h, int64_t end_us, bool reopen)
         }
         h->seg_open = true;
         h->seg_has_media = false;
+        h->seg_bytes = 0;
         h->seg_start_us = h->seg_end_us = h->video_end_us = end_us;
     }
     return rc;
@@ -957,8 +1031,23 @@ static int on_video(es_hls_t *h, const es_tag_t *tag, int64_t dts, int32_t cts, 
     }
     h->need_key = false;
     if (tag->keyframe && h->seg_has_media &&
-        dts * 1000 - h->seg_start_us >= (int64_t)h->segment_ms * 1000)
+        dts * 1000 - h->seg_start_us >= (int64_t)h->segment_ms * 1000) {
         rc = merge_rc(rc, publish_segment(h, dts * 1000, true));
+    } else if (h->seg_has_media && (dts * 1000 - h->seg_start_us >= (int64_t)h->max_segment_ms * 1000 ||
+                                    h->seg_bytes >= h->max_segment_bytes)) {
+        /* No key frame in sight: cut anyway, so a segment (and its memory) stays bounded. */
+        if (!(h->logged & LOG_FORCED_CUT)) {
+            es_log_ctx_t lc = lctx(h);
+            ES_WARN("hls", &lc, "no key frame for %" PRId64 " ms (%zu bytes): segment cut at "
+                    "hls.max_segment_ms/max_segment_bytes; players may show artifacts",
+                    dts - h->seg_start_us / 1000, h->seg_bytes);
+            h->logged |= LOG_FORCED_CUT;
+        }
+        h->forced_cut = true;
+        rc = merge_rc(rc, publish_segment(h, dts * 1000, true));
+        h->disc_next = true;
+    }
+    h->seg_bytes += tag->len;
     if (!h->oc) return rc;
     if (!h->seg_has_media && h->seg_start_us > dts * 1000) h->seg_start_us = dts * 1000;
     h->pending = es_tag_ref((es_tag_t *)tag);
@@ -1211,6 +1300,9 @@ int es_hls_new(const es_hls_config_t *cfg, const char *app, const char *stream, 
     h->segment_ms = cfg->segment_ms ? cfg->segment_ms : ES_HLS_SEGMENT_MS_DEFAULT;
     h->window = cfg->window ? cfg->window : ES_HLS_WINDOW_DEFAULT;
     h->fmp4 = cfg->fmp4;
+    h->max_segment_ms = cfg->max_segment_ms ? cfg->max_segment_ms : 5 * h->segment_ms;
+    h->max_segment_bytes = cfg->max_segment_bytes ? cfg->max_segment_bytes : 32u << 20;
+    h->io = cfg->io;
     h->target_s = (h->segment_ms + 999) / 1000;
     h->vidx = h->aidx = -1;
     *out = h;
@@ -1251,21 +1343,24 @@ es_hls_stats_t es_hls_stats(const es_hls_t *h)
 
 int es_hls_cleanup(const char *root, const char *app, const char *stream)
 {
+    return es_hls_cleanup_io(NULL, root, app, stream);
+}
+
+int es_hls_cleanup_io(const es_hls_io_t *io, const char *root, const char *app,
+                      const char *stream)
+{
     if (!root || !root[0] || !es_registry_valid_name(app, ES_APP_NAME_MAX) ||
         !es_registry_valid_name(stream, ES_STREAM_NAME_MAX))
         return ES_EINVAL;
-    char dir[4096], app_dir[4096];
-    int n = snprintf(app_dir, sizeof app_dir, "%s/%s", root, app);
-    int m = snprintf(dir, sizeof dir, "%s/%s/%s", root, app, stream);
-    if (n < 0 || m < 0 || (size_t)n >= sizeof app_dir || (size_t)m >= sizeof dir)
-        return ES_EINVAL;
-    int rc = remove_files(dir, true);
-    if (rc == ES_ENOENT) return rc;
-    if (rmdir(dir) != 0 && rc == 0) rc = ES_EIO;
-    int saved = errno;
-    rmdir(app_dir); /* only when empty: other streams of the app keep it */
-    errno = saved;
-    return rc;
+    if (strlen(root) + 2 + ES_APP_NAME_MAX + ES_STREAM_NAME_MAX >= 4096) return ES_EINVAL;
+    char *dir = dup_printf("%s/%s/%s", root, app, stream);
+    char *app_dir = dup_printf("%s/%s", root, app);
+    if (!dir || !app_dir) {
+        free(dir);
+        free(app_dir);
+        return ES_ENOMEM;
+    }
+    return submit(io, ES_HLS_JOB_CLEANUP, dir, app_dir, NULL, 0);
 }
 
 /* ---- Requests ---- */

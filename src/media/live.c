@@ -109,7 +109,8 @@ void es_live_source_kick(es_stream_t *st, const char *why)
     if (st->source != ES_SOURCE_NONE && st->source_kick) st->source_kick(st->source_user, why);
 }
 
-void es_live_tick(es_registry_t *reg, const es_config_t *cfg, uint64_t now_us, bool slow)
+void es_live_tick(es_registry_t *reg, const es_config_t *cfg, const es_hls_io_t *io,
+                  uint64_t now_us, bool slow)
 {
     size_t n = es_registry_count(reg);
     if (!n) return;
@@ -118,7 +119,7 @@ void es_live_tick(es_registry_t *reg, const es_config_t *cfg, uint64_t now_us, b
     n = es_registry_list(reg, list, n);
     for (size_t i = 0; i < n; i++) {
         if (list[i]->bridge) es_rtmp_bridge_tick(list[i]->bridge, now_us);
-        if (slow && es_live_maintain(list[i], cfg, now_us)) es_live_release(reg, list[i]);
+        if (slow && es_live_maintain(list[i], cfg, io, now_us)) es_live_release(reg, list[i]);
     }
     if (list != stack) free(list);
 }
@@ -166,7 +167,7 @@ static void hls_free(es_stream_t *st)
  * it after an #EXT-X-DISCONTINUITY (the segmenter sees the new sequence headers and the
  * timestamps start again). Then the folder is removed. */
 static void hls_maintain(es_stream_t *st, const es_config_t *cfg, const es_app_config_t *ac,
-                         uint64_t now_us)
+                         const es_hls_io_t *io, uint64_t now_us)
 {
     es_log_ctx_t lc = {.stream = st->key};
     bool want = ac && ac->hls && st->source != ES_SOURCE_NONE &&
@@ -174,7 +175,9 @@ static void hls_maintain(es_stream_t *st, const es_config_t *cfg, const es_app_c
     if (want && !st->hls) {
         es_frame_hub_limits_t lim = es_live_hub_limits(cfg);
         es_hls_config_t hc = {.directory = cfg->hls.directory, .segment_ms = cfg->hls.segment_ms,
-                              .window = cfg->hls.window, .fmp4 = cfg->hls.fmp4};
+                              .window = cfg->hls.window, .fmp4 = cfg->hls.fmp4,
+                              .max_segment_ms = cfg->hls.max_segment_ms,
+                              .max_segment_bytes = cfg->hls.max_segment_bytes, .io = io};
         es_frame_hub_t *hub = es_live_frames(st, &lim);
         if (!hub || es_hls_new(&hc, st->app, st->name, &st->hls) != 0) return;
         if (!(st->hls_sub = es_frame_hub_subscribe(hub, NULL, NULL, now_us))) {
@@ -200,7 +203,7 @@ static void hls_maintain(es_stream_t *st, const es_config_t *cfg, const es_app_c
     if (st->hls && st->hls_cleanup_at_us && now_us >= st->hls_cleanup_at_us) {
         st->hls_cleanup_at_us = 0;
         hls_free(st);
-        int rc = es_hls_cleanup(cfg->hls.directory, st->app, st->name);
+        int rc = es_hls_cleanup_io(io, cfg->hls.directory, st->app, st->name);
         if (rc != 0 && rc != ES_ENOENT)
             ES_WARN("hls", &lc, "cannot remove %s/%s/%s: %s", cfg->hls.directory, st->app,
                     st->name, es_strerror(rc));
@@ -209,7 +212,8 @@ static void hls_maintain(es_stream_t *st, const es_config_t *cfg, const es_app_c
     }
 }
 
-bool es_live_maintain(es_stream_t *st, const es_config_t *cfg, uint64_t now_us)
+bool es_live_maintain(es_stream_t *st, const es_config_t *cfg, const es_hls_io_t *io,
+                      uint64_t now_us)
 {
     if (st->frames) es_frame_hub_tick(st->frames, now_us);
     const es_app_config_t *ac = es_config_find_app(cfg, st->app);
@@ -218,7 +222,7 @@ bool es_live_maintain(es_stream_t *st, const es_config_t *cfg, uint64_t now_us)
         !st->rtc_bridge && es_media_stream_has_source(st->media) &&
         !es_rtc_bridge_supported(st->media, st->flv_unavailable, sizeof st->flv_unavailable))
         ES_WARN("bridge", &lc, "RTMP, HTTP-FLV and HLS unavailable: %s", st->flv_unavailable);
-    hls_maintain(st, cfg, ac, now_us);
+    hls_maintain(st, cfg, ac, io, now_us);
     bool consumers = st->frames && es_frame_hub_sub_count(st->frames) > 0;
     bool want = st->source == ES_SOURCE_WEBRTC && ac && ac->rtc_to_rtmp && consumers &&
                 es_media_stream_has_source(st->media);
@@ -244,7 +248,7 @@ bool es_live_maintain(es_stream_t *st, const es_config_t *cfg, uint64_t now_us)
     return es_live_idle(st);
 }
 
-void es_live_shutdown(es_registry_t *reg, const es_config_t *cfg)
+void es_live_shutdown(es_registry_t *reg, const es_config_t *cfg, const es_hls_io_t *io)
 {
     size_t n = es_registry_count(reg);
     es_stream_t **list = n ? malloc(n * sizeof *list) : NULL;
@@ -255,7 +259,7 @@ void es_live_shutdown(es_registry_t *reg, const es_config_t *cfg)
         if (st->hls) {
             hls_free(st);
             st->hls_cleanup_at_us = 0;
-            es_hls_cleanup(cfg->hls.directory, st->app, st->name);
+            es_hls_cleanup_io(io, cfg->hls.directory, st->app, st->name);
         }
         es_rtc_bridge_free(st->rtc_bridge);
         st->rtc_bridge = NULL;

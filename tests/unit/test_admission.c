@@ -48,7 +48,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    es_live_shutdown(f->reg, f->cfg);
+    es_live_shutdown(f->reg, f->cfg, NULL);
     es_registry_free(f->reg);
     es_config_free(f->cfg);
     return 0;

@@ -410,7 +410,16 @@ static char *read_text(const char *path)
     return buf;
 }
 
+static void parse_playlist_any(const char *dir, playlist_t *pl);
+
+/* A playlist of segments that each start with a key frame (#EXT-X-INDEPENDENT-SEGMENTS). */
 static void parse_playlist(const char *dir, playlist_t *pl)
+{
+    parse_playlist_any(dir, pl);
+    assert_true(pl->independent);
+}
+
+static void parse_playlist_any(const char *dir, playlist_t *pl)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/index.m3u8", dir);
@@ -479,7 +488,6 @@ static void parse_playlist(const char *dir, playlist_t *pl)
     assert_true(pl->extm3u);
     assert_true(seen_seq);
     assert_true(seen_target);
-    assert_true(pl->independent);
     free(text);
 }
 
@@ -968,6 +976,92 @@ static void test_video_only(void **state)
     es_hls_free(h);
 }
 
+/* Jobs collected instead of run, to check the order the segmenter hands them out in. */
+typedef struct job_log {
+    es_hls_job_t *head, *tail;
+    size_t n;
+} job_log_t;
+
+static void collect(void *user, es_hls_job_t *j)
+{
+    job_log_t *l = user;
+    j->next = NULL;
+    if (l->tail) l->tail->next = j;
+    else l->head = j;
+    l->tail = j;
+    l->n++;
+}
+
+/* A source without key frames after the first: segments are still cut at max_segment_ms
+ * (marked as discontinuities, and the playlist no longer claims independent segments); the file
+ * work goes to the io in order: each segment before the playlist that lists it. */
+static void test_cut_without_key_frames(void **state)
+{
+    (void)state;
+    if (!g_have_x264) skip();
+    media_t v = g_av;
+    memset(&v.acfg, 0, sizeof v.acfg);
+    frame_t *f = malloc(g_av.n * sizeof *f);
+    assert_non_null(f);
+    v.n = 0;
+    bool first = true;
+    for (size_t i = 0; i < g_av.n; i++) {
+        if (g_av.f[i].type != ES_TAG_VIDEO) continue;
+        frame_t fr = g_av.f[i];
+        if ((fr.body[0] >> 4) == 1 && !first) { /* key frame: relabel as an inter frame */
+            fr.body = malloc(fr.len);
+            memcpy(fr.body, g_av.f[i].body, fr.len);
+            fr.body[0] = (uint8_t)((2 << 4) | (fr.body[0] & 0x0f));
+        }
+        first = false;
+        f[v.n++] = fr;
+    }
+    v.f = f;
+    job_log_t log = {0};
+    es_hls_io_t io = {.submit = collect, .user = &log};
+    es_hls_config_t cfg = {.directory = g_root, .segment_ms = 2000, .window = 6,
+                           .max_segment_ms = 3000, .io = &io};
+    es_hls_t *h = NULL;
+    assert_int_equal(es_hls_new(&cfg, "live", "cam", &h), 0);
+    feeder_t fd = {.hls = h};
+    feed(&fd, &v, true, 0, 10040);
+    assert_int_equal(fd.published, 3); /* cut at 3, 6 and 9 s */
+    assert_int_equal(fd.errors, 0);
+    /* Nothing was written by the segmenter itself; the jobs alternate segment, playlist. */
+    char pl_path[300];
+    snprintf(pl_path, sizeof pl_path, "%s/live/cam/index.m3u8", g_root);
+    assert_false(exists(pl_path));
+    size_t segs = 0;
+    for (es_hls_job_t *j = log.head; j; j = j->next) {
+        assert_int_equal(j->kind, ES_HLS_JOB_WRITE);
+        bool playlist = strstr(j->path, "index.m3u8") != NULL;
+        if (!playlist) segs++;
+        else assert_true(segs > 0); /* a playlist only after a segment */
+    }
+    assert_int_equal(segs, 3);
+    /* Run them as the writer would: then the files are there. */
+    for (es_hls_job_t *j = log.head, *next; j; j = next) {
+        next = j->next;
+        es_hls_job_run(j);
+        assert_int_equal(j->err, 0);
+        es_hls_job_free(j);
+    }
+    playlist_t pl;
+    parse_playlist_any(es_hls_dir(h), &pl);
+    assert_int_equal(pl.n, 3);
+    assert_false(pl.independent);
+    assert_false(pl.e[0].disc);
+    assert_true(pl.e[1].disc && pl.e[2].disc);
+    assert_true(pl.e[0].dur_ms >= 2900 && pl.e[0].dur_ms <= 3100);
+    for (size_t i = 0; i < v.n; i++) {
+        bool shared = false;
+        for (size_t k = 0; k < g_av.n && !shared; k++) shared = g_av.f[k].body == v.f[i].body;
+        if (!shared) free(v.f[i].body);
+    }
+    free(f);
+    es_hls_free(h);
+}
+
 static void test_write_failures(void **state)
 {
     (void)state;
@@ -1153,6 +1247,7 @@ int main(void)
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_audio_only, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_video_only, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_cut_without_key_frames, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_write_failures, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, test_setup, test_teardown),
         cmocka_unit_test(test_request_path),
