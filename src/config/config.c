@@ -103,7 +103,7 @@ static const key_spec_t api_keys[] = {
 };
 static const key_spec_t hooks_keys[] = {
     {.name = "timeout_ms", .kind = KEY_U32, .offset = CFG(hooks.timeout_ms), .min = 100,
-     .max = 60000},
+     .max = 20000}, /* below the HTTP connections' 30 s timeout */
     {0},
 };
 static const key_spec_t limits_keys[] = {
