@@ -52,7 +52,8 @@ int es_rtc_server_port(const es_rtc_server_t *rtc);
  * by es_admit (include/estuary/admission.h) with `token` (the Bearer token or NULL) at the
  * moment the session takes the stream (hooks were asked before, by the caller). eip ("IP" or
  * "IP:PORT", or NULL) replaces the host candidates (SRS's ?eip=). remote is the HTTP client's
- * "ip:port": logs, and the session counts against its address. Fills *res (free res->sdp): err 0
+ * "ip:port": logs, and the session counts against its address. id: the session's id (from
+ * es_rtc_new_id), or NULL for a new one. Fills *res (free res->sdp): err 0
  * with the answer, id, secret and ETag, or an es_admit refusal (ES_EINVAL, ES_EACCES, ES_EAUTH,
  * ES_EBUSY, ES_ELIMIT, ES_EEXIST, ES_ENOENT), ES_EINVAL (bad eip), ES_EPROTO (bad SDP, no
  * BUNDLE...), ES_ENOTSUP (no common codec or direction; the reason names the codecs), ES_EBUSY
@@ -60,7 +61,12 @@ int es_rtc_server_port(const es_rtc_server_t *rtc);
  * publisher admitted as a takeover ends the silent publisher first. */
 void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, const char *stream,
                   const char *token, const char *sdp, size_t len, const char *eip,
-                  const char *remote, es_rtc_result_t *res);
+                  const char *remote, const char *id, es_rtc_result_t *res);
+
+/* es_rtc_new_id: a random session id (ES_RTC_ID_LEN hex digits), for a caller that names the
+ * session before its offer is taken (the hooks are told it): pass it as es_rtc_offer's id (NULL
+ * there makes one). */
+void es_rtc_new_id(char id[ES_RTC_ID_LEN + 1]);
 
 /* es_rtc_resource_check: `resource` ("<id>-<secret>", the last segment of a WHIP/WHEP
  * resource URL) names a live session of this role, app and stream, with its secret (compared in

@@ -457,6 +457,8 @@ static const char *codec_list(const es_sdp_local_t *ans, char *out, size_t len)
     return out;
 }
 
+void es_rtc_new_id(char id[ES_RTC_ID_LEN + 1]) { es_random_text(id, ES_RTC_ID_LEN, HEX); }
+
 /* A publisher taken over by a new one (es_live_source_kick). */
 static void kick_session(void *user, const char *why)
 {
@@ -466,7 +468,7 @@ static void kick_session(void *user, const char *why)
 
 void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, const char *stream,
                   const char *token, const char *sdp, size_t len, const char *eip,
-                  const char *remote, es_rtc_result_t *res)
+                  const char *remote, const char *id, es_rtc_result_t *res)
 {
     memset(res, 0, sizeof *res);
     es_server_t *srv = rtc->srv;
@@ -537,7 +539,10 @@ void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, con
         goto out;
     }
     /* Identity and credentials. */
-    es_random_text(s->id, ES_RTC_ID_LEN, HEX);
+    if (id && strlen(id) == ES_RTC_ID_LEN && !session_find(rtc, id))
+        memcpy(s->id, id, ES_RTC_ID_LEN + 1);
+    else
+        es_rtc_new_id(s->id);
     es_random_text(s->secret, ES_RTC_SECRET_LEN, HEX);
     es_random_text(s->ufrag, 8, ALNUM);
     es_random_text(s->pwd, 24, ALNUM);

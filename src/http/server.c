@@ -257,6 +257,18 @@ static void on_hook_done(void *user, int err, const char *reason)
     es_http_server_t *h = ctx ? lws_context_user(ctx) : NULL;
     if (!h) return;
     if (err) {
+        char app[ES_APP_NAME_MAX + 1], stream[ES_STREAM_NAME_MAX + 1];
+        bool flv = es_http_flv_path(c->path, app, stream);
+        if (!flv) { /* an HLS playlist: /{app}/{stream}.m3u8 */
+            const char *slash = c->path ? strchr(c->path + 1, '/') : NULL;
+            size_t al = slash ? (size_t)(slash - c->path - 1) : 0;
+            snprintf(app, sizeof app, "%.*s", (int)(al < sizeof app ? al : 0), c->path + 1);
+            size_t sl = slash ? strlen(slash + 1) : 0;
+            snprintf(stream, sizeof stream, "%.*s", sl > 5 ? (int)(sl - 5) : 0,
+                     slash ? slash + 1 : "");
+        }
+        es_admit_log_refusal(flv ? ES_PROTO_HTTP_FLV : ES_PROTO_HLS, ES_ADMIT_PLAY, app, stream,
+                             c->remote, c->id, err, reason);
         es_http_respond_error(&c->resp, es_http_status_of(err), "%s", reason);
         lws_callback_on_writable(c->wsi);
         return;

@@ -61,7 +61,8 @@ typedef struct pending_offer {
     es_hook_call_t *call;
     es_rtc_role_t role;
     char app[ES_APP_NAME_MAX + 1], stream[ES_STREAM_NAME_MAX + 1];
-    char remote[64], conn_id[24];
+    char remote[64];
+    char id[ES_RTC_ID_LEN + 1];     /* the session's id, told to the hooks */
     char token[256], eip[64];
     bool has_token, has_eip;
     size_t sdp_len;
@@ -70,10 +71,10 @@ typedef struct pending_offer {
 
 static void run_offer(es_server_t *srv, es_rtc_role_t role, const char *app, const char *stream,
                       const char *token, const char *sdp, size_t len, const char *eip,
-                      const char *remote, es_http_response_t *resp)
+                      const char *remote, const char *id, es_http_response_t *resp)
 {
     es_rtc_result_t r;
-    es_rtc_offer(srv->rtc, role, app, stream, token, sdp, len, eip, remote, &r);
+    es_rtc_offer(srv->rtc, role, app, stream, token, sdp, len, eip, remote, id, &r);
     char base[400];
     snprintf(base, sizeof base, "/%s/%s/%s", role == ES_RTC_PUBLISH ? "whip" : "whep", app, stream);
     respond_result(resp, &r, base);
@@ -93,11 +94,11 @@ static void pending_done(void *user, int err, const char *reason)
     if (err) {
         es_admit_log_refusal(p->role == ES_RTC_PUBLISH ? ES_PROTO_WHIP : ES_PROTO_WHEP,
                              p->role == ES_RTC_PUBLISH ? ES_ADMIT_PUBLISH : ES_ADMIT_PLAY, p->app,
-                             p->stream, p->remote, p->conn_id, err, reason);
+                             p->stream, p->remote, p->id, err, reason);
         es_http_respond_error(resp, es_http_status_of(err), "%s", reason);
     } else {
         run_offer(p->srv, p->role, p->app, p->stream, p->has_token ? p->token : NULL, p->sdp,
-                  p->sdp_len, p->has_eip ? p->eip : NULL, p->remote, resp);
+                  p->sdp_len, p->has_eip ? p->eip : NULL, p->remote, p->id, resp);
     }
     es_http_async_finish(p->async);
     free(p);
@@ -133,6 +134,8 @@ static int offer(es_server_t *srv, es_rtc_role_t role, const char *app, const ch
     es_admit_decision_t d;
     es_hook_call_t *call = NULL;
     pending_offer_t *p = NULL;
+    char id[ES_RTC_ID_LEN + 1];
+    es_rtc_new_id(id);
     const es_app_config_t *ac = es_config_find_app(cfg, app);
     if (ac && ((role == ES_RTC_PUBLISH && ac->on_publish && *ac->on_publish) ||
                (role == ES_RTC_PLAY && ac->on_play && *ac->on_play))) {
@@ -144,14 +147,14 @@ static int offer(es_server_t *srv, es_rtc_role_t role, const char *app, const ch
         snprintf(p->app, sizeof p->app, "%s", app);
         snprintf(p->stream, sizeof p->stream, "%s", stream);
         snprintf(p->remote, sizeof p->remote, "%s", req->remote);
-        snprintf(p->conn_id, sizeof p->conn_id, "%s", req->conn_id);
+        memcpy(p->id, id, sizeof id);
         if ((p->has_token = token != NULL)) snprintf(p->token, sizeof p->token, "%s", token);
         if ((p->has_eip = eip != NULL)) snprintf(p->eip, sizeof p->eip, "%s", eip);
         memcpy(p->sdp, req->body, req->body_len);
         p->sdp_len = req->body_len;
     }
-    int err = es_admit_begin(srv, &areq, req->remote, req->conn_id, req->query, &d,
-                             pending_done, p, &call);
+    int err = es_admit_begin(srv, &areq, req->remote, id, req->query, &d, pending_done, p,
+                             &call);
     if (err) {
         free(p);
         return es_http_respond_error(resp, es_http_status_of(err), "%s", d.reason);
@@ -167,7 +170,7 @@ static int offer(es_server_t *srv, es_rtc_role_t role, const char *app, const ch
     }
     free(p);
     run_offer(srv, role, app, stream, token, (const char *)req->body, req->body_len, eip,
-              req->remote, resp);
+              req->remote, id, resp);
     return 0;
 }
 

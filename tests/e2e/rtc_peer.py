@@ -70,11 +70,15 @@ def delete(url, location, token):
 
 
 def nack_packet(sender_ssrc, media_ssrc, first, count):
-    """One RTCP Generic NACK for the `count` sequence numbers from `first` (mod 2^16): one FCI
-    (PID + a full 16-bit BLP) per 17 numbers."""
-    fci = b"".join(struct.pack("!HH", (first + i) & 0xFFFF, 0xFFFF) for i in range(0, count, 17))
-    payload = struct.pack("!LL", sender_ssrc, media_ssrc) + fci
-    return struct.pack("!BBH", (2 << 6) | 1, 205, len(payload) // 4) + payload
+    """RTCP Generic NACKs for the `count` sequence numbers from `first` (mod 2^16), newest first:
+    one FCI (PID + a full 16-bit BLP) per 17 numbers, 7 FCIs per NACK packet (a receiver may
+    read only the first ~128 numbers of one packet), all packets in one compound datagram."""
+    fcis = [struct.pack("!HH", (first + i) & 0xFFFF, 0xFFFF) for i in range(0, count, 17)][::-1]
+    out = b""
+    for k in range(0, len(fcis), 7):
+        payload = struct.pack("!LL", sender_ssrc, media_ssrc) + b"".join(fcis[k:k + 7])
+        out += struct.pack("!BBH", (2 << 6) | 1, 205, len(payload) // 4) + payload
+    return out
 
 
 async def wait_stop(seconds):

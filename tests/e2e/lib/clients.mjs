@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const RTC_PEER = join(here, '..', 'rtc_peer.py');
+export const RTMP_PROBE = join(here, '..', 'rtmp_probe.py');
 
 // One HTTP request with fetch: { status, headers (lower-case names), text, json, ms }; status 0
 // and `error` when it failed. Never throws; bounded by timeoutMs.
@@ -116,6 +117,19 @@ export function rtcPeer(args, { prefix = [], timeoutMs = 120000 } = {}) {
   };
 }
 
+// rtmp_probe.py: connect to `app` (then publish/play `name`), the AMF0 commands the server sent
+// back: { commands: [[name, txn, ...]], closed }, plus `status`: the last onStatus/_error info
+// object ({ level, code, description }) or null.
+export async function rtmpProbe(host, port, app, action = null, name = null, { seconds = 2, prefix = [] } = {}) {
+  const args = [RTMP_PROBE, host, String(port), app, ...(action ? [action, name] : []), '--seconds', String(seconds)];
+  const res = await (prefix.length ? run(prefix[0], [...prefix.slice(1), '/usr/bin/python3', ...args], (seconds + 10) * 1000)
+    : run('/usr/bin/python3', args, (seconds + 10) * 1000)).done;
+  let out;
+  try { out = JSON.parse(res.out.trim().split('\n').pop()); } catch { return { commands: [], closed: null, status: null, error: res.err.slice(-300) }; }
+  const infos = out.commands.filter(c => c[0] === 'onStatus' || c[0] === '_error').map(c => c[3]).filter(x => x && typeof x === 'object');
+  return { ...out, status: infos.length ? infos[infos.length - 1] : null };
+}
+
 // The server log's lines (ES_SERVER_LOG).
 export function serverLog() {
   const f = process.env.ES_SERVER_LOG;
@@ -129,7 +143,8 @@ export function refusalLines(app, stream) {
   const out = [];
   for (const line of serverLog()) {
     if (!/ INFO +admission: /.test(line) || !line.includes(` stream=${app}/${stream} `)) continue;
-    const m = line.match(/ (whip|whep|rtmp|http-flv|hls) (publish|play) refused \(([^)]*)\): (.*)$/);
+    // A line after others of its call site were rate-limited ends with "(N similar lines suppressed)".
+    const m = line.match(/ (whip|whep|rtmp|http-flv|hls) (publish|play) refused \(([^)]*)\): (.*?)( \(\d+ similar lines suppressed\))?$/);
     out.push(m ? { line, proto: m[1], role: m[2], errtext: m[3], reason: m[4] } : { line });
   }
   return out;

@@ -13,7 +13,8 @@
 #                         starts BUILD_DIR/estuary on free ports with HTTP and RTMP on
 #                         ES_LISTEN_IP (default 127.0.0.1) and WebRTC UDP on 0.0.0.0 with
 #                         candidates ES_CANDIDATES (default ["*"]); ES_EXTRA_YAML, ES_RTMP_YAML,
-#                         ES_HLS_YAML and ES_LOG_LEVEL as in with_server.sh. Exports ES_BASE
+#                         ES_HLS_YAML and ES_LOG_LEVEL as in with_server.sh, ES_WEBRTC_YAML
+#                         likewise for the webrtc section. Exports ES_BASE
 #                         (http://127.0.0.1:PORT), ES_PORT, ES_UDP, ES_RTMP, ES_SERVER_LOG,
 #                         ES_WORK, ES_SERVER_PID. Returns non-zero when it does not answer.
 #   es_server_stop        SIGTERM; non-zero (and the log's tail) on a non-zero exit, an exit
@@ -62,6 +63,7 @@ http:
 webrtc:
   udp_listen: "0.0.0.0:$ES_UDP"
   candidates: $cands
+${ES_WEBRTC_YAML:-}
 rtmp:
   listen: "$ip:$ES_RTMP"
   handshake_timeout_ms: 2000
@@ -80,6 +82,9 @@ YAML
     echo "FAIL - estuary did not start"
     cat "$ES_SERVER_LOG"
     kill -9 "$ES_SERVER_PID" 2>/dev/null
+    wait "$ES_SERVER_PID" 2>/dev/null
+    rm -rf "$ES_WORK"
+    ES_SERVER_PID=
     return 1
   fi
 }
