@@ -139,7 +139,8 @@ json_t *es_media_stream_json(const es_media_stream_t *ms);
  * RTT is known, at least 20 ms): one crafted RTCP datagram cannot make the server resend its
  * whole history. */
 #define ES_RETRANSMITS_PER_S 250
-#define ES_RESEND_SLOTS 512 /* recent retransmissions remembered per player track */
+#define ES_RESEND_SLOTS 512 /* recent retransmissions remembered per player track (sequence
+                               number modulo this; a slot used within the RTT refuses any) */
 
 typedef struct es_media_sink_stats {
     uint64_t packets, bytes;       /* RTP sent to this player */

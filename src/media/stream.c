@@ -67,8 +67,7 @@ typedef struct sink_track {
     uint64_t packets, octets;
     uint32_t last_sr_mid;
     uint64_t last_sr_us;
-    uint16_t resent_seq[ES_RESEND_SLOTS]; /* output seq resent in each slot (seq % slots) */
-    uint64_t resent_us[ES_RESEND_SLOTS];  /* ... and when; 0: never */
+    uint64_t resent_us[ES_RESEND_SLOTS];  /* when a packet of each slot (seq % slots) was last resent; 0: never */
 } sink_track_t;
 
 struct es_media_sink {
@@ -78,6 +77,7 @@ struct es_media_sink {
     es_media_io_t io;
     bool started;
     es_media_sink_stats_t stats;
+    bool resend_started;
     double resend_tokens;     /* the retransmission bucket (ES_RETRANSMITS_PER_S) */
     uint64_t resend_refill_us;
     es_media_sink_t *prev, *next;
@@ -563,7 +563,8 @@ static void retransmit(es_media_sink_t *s, sink_track_t *st, const uint16_t *seq
     es_media_stream_t *ms = s->ms;
     if (st->src < 0 || !st->synced || st->gen != ms->gen || !ms->has_src) return;
     src_track_t *t = &ms->src[st->src];
-    if (!s->resend_refill_us || now < s->resend_refill_us) {
+    if (!s->resend_started || now < s->resend_refill_us) {
+        s->resend_started = true;
         s->resend_tokens = ES_RETRANSMITS_PER_S;
     } else {
         s->resend_tokens += (double)(now - s->resend_refill_us) * ES_RETRANSMITS_PER_S / 1e6;
@@ -573,9 +574,10 @@ static void retransmit(es_media_sink_t *s, sink_track_t *st, const uint16_t *seq
     uint64_t once = s->stats.rtt_us < 0 ? 100000 : s->stats.rtt_us < 20000 ? 20000
                                                                           : (uint64_t)s->stats.rtt_us;
     for (int i = 0; i < n; i++) {
+        /* A slot resent within the RTT blocks whatever maps to it, this packet or another one
+         * (NACKs of s, s + ES_RESEND_SLOTS, s, ... must not each be answered). */
         size_t slot = seqs[i] % ES_RESEND_SLOTS;
-        if ((st->resent_us[slot] && st->resent_seq[slot] == seqs[i] &&
-             now - st->resent_us[slot] < once) || s->resend_tokens < 1.0) {
+        if ((st->resent_us[slot] && now - st->resent_us[slot] < once) || s->resend_tokens < 1.0) {
             s->stats.nacks_ignored++;
             continue;
         }
@@ -588,7 +590,6 @@ static void retransmit(es_media_sink_t *s, sink_track_t *st, const uint16_t *seq
         fwd_ext_t ext;
         find_extensions(&p, &t->info.ext, &ext);
         s->resend_tokens -= 1.0;
-        st->resent_seq[slot] = seqs[i];
         st->resent_us[slot] = now ? now : 1;
         forward(ms, s, st, &p, &ext, now, false, true);
     }

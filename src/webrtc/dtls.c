@@ -634,7 +634,12 @@ static size_t min_protected_len(const es_dtls_t *d)
 /* Copies the datagram into the memory BIO, leaving out protected records (epoch > 0) too short
  * to hold a tag. OpenSSL 3.0 answers those with a fatal internal_error alert instead of
  * discarding them as RFC 6347 §4.1.2.7 asks, so one short garbage record would end a
- * connected session. Everything else, malformed or not, is OpenSSL's to judge. */
+ * connected session. A record whose header OpenSSL would skip and read on inside (one running
+ * past the end, a major version other than 0xfe, a body over 2^14 + 2048) ends the datagram, so
+ * that what follows cannot smuggle such a record past this filter (found by fuzz_dtls).
+ * Everything else, malformed or not, is OpenSSL's to judge. */
+#define MAX_RECORD_BODY (16384 + 2048) /* DTLSCiphertext.length at most 2^14 + 2048 (RFC 6347 §4.1) */
+
 static int load_datagram(es_dtls_t *d, const uint8_t *buf, size_t len)
 {
     size_t min = min_protected_len(d), start = 0, off = 0;
@@ -642,8 +647,13 @@ static int load_datagram(es_dtls_t *d, const uint8_t *buf, size_t len)
         size_t epoch = (size_t)buf[off + 3] << 8 | buf[off + 4];
         size_t body = (size_t)buf[off + 11] << 8 | buf[off + 12];
         size_t end = off + DTLS1_RT_HEADER_LENGTH + body;
-        if (end > len)
-            break; /* truncated: OpenSSL discards it */
+        if (end > len || buf[off + 1] != 0xfe || body > MAX_RECORD_BODY) {
+            /* A record OpenSSL would skip by its header only, then read on inside it (finding
+             * whatever a forger put there, a short protected record included): the datagram
+             * ends here. */
+            len = off;
+            break;
+        }
         if (epoch != 0 && body < min) {
             if (off > start && BIO_write(d->rbio, buf + start, (int)(off - start)) <= 0)
                 return ES_ENOMEM;
