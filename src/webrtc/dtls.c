@@ -203,7 +203,7 @@ static SSL_CTX *make_ctx(EVP_PKEY *key, X509 *x509, char *err, size_t err_len)
         goto fail;
     /* No MTU discovery (there is no socket) and no session cache (a new handshake per peer).
      * No cookie exchange: ICE already proved the peer's address (RFC 5763 §5). */
-    SSL_CTX_set_options(ctx, SSL_OP_NO_QUERY_MTU | SSL_OP_NO_TICKET);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_QUERY_MTU | SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     return ctx;
 fail:
@@ -632,7 +632,7 @@ static size_t min_protected_len(const es_dtls_t *d)
 }
 
 /* Copies the datagram into the memory BIO, leaving out protected records (epoch > 0) too short
- * to hold a tag. OpenSSL 3.0 answers those with a fatal internal_error alert instead of
+ * to hold a tag, and, once connected, alerts and application data in the clear. OpenSSL 3.0 answers those with a fatal internal_error alert instead of
  * discarding them as RFC 6347 §4.1.2.7 asks, so one short garbage record would end a
  * connected session. A record whose header OpenSSL would skip and read on inside (one running
  * past the end, a major version other than 0xfe, a body over 2^14 + 2048) ends the datagram, so
@@ -654,7 +654,18 @@ static int load_datagram(es_dtls_t *d, const uint8_t *buf, size_t len)
             len = off;
             break;
         }
-        if (epoch != 0 && body < min) {
+        /* Once connected, only DTLS 1.2 records of epoch 1 (no renegotiation in WebRTC) and the
+         * epoch-0 handshake of a peer retransmitting its last flight (it needs our answer
+         * again) are the peer's. An alert, application data or a ClientHello/HelloRequest in
+         * the clear, another version or a later epoch is forged: it is not handed to OpenSSL,
+         * which fails the session on some of them (found by fuzz_dtls). */
+        bool hello = buf[off] == 22 && body >= 1 &&
+                     (buf[off + DTLS1_RT_HEADER_LENGTH] == 1 || buf[off + DTLS1_RT_HEADER_LENGTH] == 0);
+        bool dtls12 = buf[off + 1] == 0xfe && buf[off + 2] == 0xfd;
+        bool plain_after = d->state == ES_DTLS_CONNECTED &&
+                           (!dtls12 || epoch > 1 ||
+                            (epoch == 0 && (buf[off] == 21 || buf[off] == 23 || hello)));
+        if ((epoch != 0 && body < min) || plain_after) {
             if (off > start && BIO_write(d->rbio, buf + start, (int)(off - start)) <= 0)
                 return ES_ENOMEM;
             start = end;
