@@ -207,7 +207,7 @@ try {
       r = { resource: null, error: e.message, t: {}, pairs: [], events: [] };
     }
     r.i = i;
-    r.id = r.resource ? r.resource.split('/').pop() : null;
+    r.id = r.resource ? r.resource.split('/').pop().split('-')[0] : null; // <id>-<secret>
     r.ok = !r.error;
     results.push(r);
     const t = r.t;
@@ -237,7 +237,7 @@ for (const r of results) {
   const s = r.id && srv.get(r.id);
   r.server = s ? { validMs: s.validMs ?? null, nominatedMs: s.nominatedMs ?? null, nominatedPair: s.nominatedPair ?? null, dtlsMs: s.dtlsMs ?? null } : null;
 }
-const pubId = publisher?.resource?.split('/').pop();
+const pubId = publisher?.resource?.split('/').pop().split('-')[0];
 const pubSrv = pubId && srv.get(pubId);
 if (pubSrv) console.log(`# publisher (server log): first valid pair after ${fmt(pubSrv.validMs)} ms, ICE nominated after ${fmt(pubSrv.nominatedMs)} ms, DTLS connected ${fmt(pubSrv.dtlsMs)} ms after the offer`);
 

@@ -24,7 +24,7 @@ try {
     await pub.goto(`${base}/publish.html?app=live&stream=${stream}&codec=${codec}`);
     await pub.waitForFunction(() => typeof window.estuaryPublish === 'function');
     const pubResource = await pub.evaluate(() => window.estuaryPublish());
-    r.check(`${codec}: WHIP answered with a session resource`, /\/whip\/live\/[^/]+\/[0-9a-f]{16}$/.test(pubResource), pubResource);
+    r.check(`${codec}: WHIP answered with a session resource`, /\/whip\/live\/[^/]+\/[0-9a-f]{16}-[0-9a-f]{32}$/.test(pubResource), pubResource);
     const info = await waitFor('the publisher\'s media', async () => {
       const s = await (await api(`/api/v1/streams/live/${stream}`)).json();
       return s.packets_in > 50 && s.tracks?.length === 2 ? s : null;
@@ -118,7 +118,7 @@ print(n)
     const playerIds = [];
     for (const page of players) {
       const res = await page.evaluate(() => window.estuarySession.resource);
-      playerIds.push(res.split('/').pop());
+      playerIds.push(res.split('/').pop().split('-')[0]); // <id>-<secret>
       await page.evaluate(() => window.estuaryStop());
       await page.close();
     }

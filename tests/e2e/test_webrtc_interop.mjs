@@ -119,7 +119,7 @@ function watchConsole(page, who) {
     const url = m.location()?.url || '';
     // Not shown: the favicon, and the DELETE of a session the server already closed on the
     // peer's DTLS close_notify (estuary.js closes the peer connection first).
-    if (m.type() === 'error' && !/\/favicon\.ico$|\/wh[ie]p\/.*\/[0-9a-f]{16}$/.test(url)) console.log(`#   ${who} console: ${m.text()} ${url}`);
+    if (m.type() === 'error' && !/\/favicon\.ico$|\/wh[ie]p\/.*\/[0-9a-f]{16}-[0-9a-f]{32}$/.test(url)) console.log(`#   ${who} console: ${m.text()} ${url}`);
   });
 }
 
