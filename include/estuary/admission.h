@@ -85,8 +85,9 @@ const char *es_bearer_token(const char *authorization);
 
 /* --- per-address counts --- */
 
-#define ES_CLIENTS_MAX 65536 /* addresses tracked at once; past it new addresses are not limited
-                                by rate (their sessions are still counted in max_sessions) */
+#define ES_CLIENTS_MAX 65536 /* addresses tracked for their offer rate alone; past it a new
+                                address's offers are not rate-limited (sessions are always
+                                counted) */
 
 typedef struct es_clients es_clients_t;
 
@@ -94,9 +95,14 @@ typedef struct es_clients es_clients_t;
 es_clients_t *es_clients_new(void);
 void es_clients_free(es_clients_t *t);
 
-/* es_client_ip: the address part of "ip:port" or "[ipv6]:port" into out (NUL-terminated,
- * truncated to len). */
+/* es_client_ip: the key of a client for the per-address limits, from "ip:port" or
+ * "[ipv6]:port" into out (NUL-terminated, truncated to len): the IPv4 address (also for an
+ * IPv4-mapped IPv6 one), or an IPv6 client's /64 ("2001:db8:1:2::/64"). */
 void es_client_ip(const char *remote, char *out, size_t len);
+
+/* es_client_loopback: true when "ip:port" is a loopback address (127.0.0.0/8, ::1, or
+ * ::ffff:127.x.y.z). */
+bool es_client_loopback(const char *remote);
 
 /* es_clients_sessions: sessions open now from `ip`. */
 unsigned es_clients_sessions(const es_clients_t *t, const char *ip);

@@ -57,7 +57,12 @@ enum {
 /* File work the segmenter hands out: written or removed in the order submitted, by whoever
  * runs es_hls_job_run (a worker thread: src/app/hls_writer.c), so that the event loop never
  * waits for the disk. A segment is always submitted before the playlist that lists it. */
-typedef enum { ES_HLS_JOB_WRITE = 0, ES_HLS_JOB_REMOVE, ES_HLS_JOB_CLEANUP } es_hls_job_kind_t;
+typedef enum {
+    ES_HLS_JOB_WRITE = 0, /* path.tmp written and renamed to path; the folder made if missing */
+    ES_HLS_JOB_REMOVE,    /* path unlinked */
+    ES_HLS_JOB_CLEANUP,   /* the stream's folder path and its files removed, then parent if empty */
+    ES_HLS_JOB_PREPARE,   /* the stream's folder path made, an earlier segmenter's files removed */
+} es_hls_job_kind_t;
 
 typedef struct es_hls_job {
     es_hls_job_kind_t kind;
@@ -77,9 +82,12 @@ void es_hls_job_run(es_hls_job_t *job);
 /* es_hls_job_free: NULL-safe. */
 void es_hls_job_free(es_hls_job_t *job);
 
-/* Where jobs go: submit takes ownership of the job. */
+/* Where jobs go: submit takes ownership of the job (also when it refuses it) and returns 0,
+ * or ES_EBUSY when it dropped it (a disk not keeping up): the segmenter then treats the write as
+ * failed (a segment is left out of the playlist, with a discontinuity; an init section is tried
+ * again). Failures of jobs run later are the io's to report. */
 typedef struct es_hls_io {
-    void (*submit)(void *user, es_hls_job_t *job);
+    int (*submit)(void *user, es_hls_job_t *job);
     void *user;
 } es_hls_io_t;
 

@@ -18,6 +18,8 @@
 #include <uv.h>
 
 #define ES_HOOKS_MAX_PENDING 1024 /* calls in flight at once; past it a new one refuses */
+#define ES_HOOKS_MAX_PENDING_PER_IP 16 /* ... from one client address (es_client_ip); past it
+                                          es_admit_begin refuses ES_ELIMIT */
 #define ES_HOOK_REASON_MAX 256
 
 typedef struct es_hooks es_hooks_t;
@@ -59,8 +61,10 @@ void es_hook_cancel(es_hook_call_t *call);
  * logged at debug. NULL-safe on h. */
 void es_hooks_tell(es_hooks_t *h, const char *url, const es_hook_event_t *ev, uint32_t timeout_ms);
 
-/* es_hooks_pending: calls in flight. */
+/* es_hooks_pending: calls in flight; es_hooks_pending_from: those deciding about clients of
+ * the address key `ip` (es_client_ip). */
 size_t es_hooks_pending(const es_hooks_t *h);
+size_t es_hooks_pending_from(const es_hooks_t *h, const char *ip);
 
 /* --- admission with hooks: what every protocol calls --- */
 
@@ -74,6 +78,7 @@ struct es_server;
  *   - 0 with *call set: the hook decides; done(user, err, reason) follows from the loop (err 0:
  *     admitted; else refused with the reason, to be logged with es_admit_log_refusal). Cancel
  *     with es_hook_cancel when the client leaves first.
+ * One address may have ES_HOOKS_MAX_PENDING_PER_IP admissions waiting for hooks at once.
  * An admitted client still attaches through es_admit at the moment it takes the stream (the
  * stream may have changed while a hook was asked). session_id and query go to the hook. */
 int es_admit_begin(struct es_server *srv, const es_admit_request_t *req, const char *client,

@@ -124,6 +124,11 @@ int es_http_respond_error(es_http_response_t *resp, int status, const char *fmt,
 /* es_http_response_reset: frees body and file_path and zeroes the response. */
 void es_http_response_reset(es_http_response_t *resp);
 
+/* es_http_path_for_log: path with the secret of a WHIP/WHEP session resource
+ * (/whip|whep/{app}/{stream}/{id}-{secret}) cut to "{id}-...", for logs: whoever reads them must
+ * not be able to end the session. Into out (len bytes, NUL-terminated); returns out. */
+const char *es_http_path_for_log(const char *path, char *out, size_t len);
+
 /* es_http_status_text: "Not Found" for 404; "" for an unknown code. */
 const char *es_http_status_text(int status);
 

@@ -9,6 +9,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 typedef enum {
     ES_LOG_TRACE = 0,
@@ -59,16 +60,35 @@ const char *es_log_level_name(es_log_level_t level);
 /* es_log_write: format and write one line (a trailing newline in fmt is not needed). `module`
  * names the subsystem ("http", "config", "main"); ctx may be NULL. Lines longer than 4 KiB are
  * truncated. Control characters in the message and the context (a client's stream name, user
- * agent) are escaped ("\n", "\x1b"). info and warn lines are rate-limited per call site (the
- * format string): ES_LOG_BURST, then ES_LOG_RATE a second; debug, trace and error are not. */
+ * agent) are escaped ("\n", "\x1b"). info and warn lines are rate-limited per call site
+ * (each ES_LOG use keeps its own state; plain es_log_write calls share slots by format string):
+ * ES_LOG_BURST, then ES_LOG_RATE a second; debug, trace and error are not. */
 void es_log_write(es_log_level_t level, const char *module, const es_log_ctx_t *ctx,
                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void es_log_vwrite(es_log_level_t level, const char *module, const es_log_ctx_t *ctx,
                    const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
 
+/* The rate-limit state of one call site (ES_LOG keeps one per use, zero-initialized). */
+typedef struct es_log_site {
+    bool started;
+    double tokens;
+    uint64_t refilled_us;
+    unsigned long suppressed;
+} es_log_site_t;
+
+/* es_log_write_site: es_log_write limited by `site` (NULL: a slot shared by format string). */
+void es_log_write_site(es_log_site_t *site, es_log_level_t level, const char *module,
+                       const es_log_ctx_t *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+void es_log_vwrite_site(es_log_site_t *site, es_log_level_t level, const char *module,
+                        const es_log_ctx_t *ctx, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
+
 #define ES_LOG(level, module, ctx, ...)                                                            \
     do {                                                                                           \
-        if (es_log_enabled(level)) es_log_write((level), (module), (ctx), __VA_ARGS__);            \
+        static es_log_site_t es_log_site_;                                                         \
+        if (es_log_enabled(level))                                                                 \
+            es_log_write_site(&es_log_site_, (level), (module), (ctx), __VA_ARGS__);               \
     } while (0)
 #define ES_TRACE(module, ctx, ...) ES_LOG(ES_LOG_TRACE, module, ctx, __VA_ARGS__)
 #define ES_DEBUG(module, ctx, ...) ES_LOG(ES_LOG_DEBUG, module, ctx, __VA_ARGS__)

@@ -90,7 +90,9 @@ typedef struct es_rtmp_session_cb {
                      size_t len);
     /* The client ended its publish or play (FCUnpublish, closeStream, deleteStream of the
      * active stream): once per accepted publish/play, after which the role is NONE again (the
-     * client may publish or play anew). Not called when the connection just closes. */
+     * client may publish or play anew). Also called when the client gives up a publish/play
+     * whose answer is pending (the owner forgets it: a later es_rtmp_session_complete returns
+     * ES_EINVAL). Not called when the connection just closes. */
     void (*on_stop)(void *user);
 } es_rtmp_session_cb_t;
 

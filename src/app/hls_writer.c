@@ -40,7 +40,8 @@ static void batch_done(uv_work_t *req, int status)
         if (j->err && !(j->kind == ES_HLS_JOB_CLEANUP && j->err == ES_ENOENT)) {
             w->stats.failed++;
             ES_WARN("hls", NULL, "cannot %s %s: %s", j->kind == ES_HLS_JOB_WRITE ? "write"
-                    : j->kind == ES_HLS_JOB_REMOVE ? "remove" : "remove the folder", j->path,
+                    : j->kind == ES_HLS_JOB_REMOVE ? "remove"
+                    : j->kind == ES_HLS_JOB_PREPARE ? "make the folder" : "remove the folder", j->path,
                     strerror(j->sys_errno));
         } else {
             w->stats.done++;
@@ -63,7 +64,7 @@ static void start(es_hls_writer_t *w)
     }
 }
 
-static void submit(void *user, es_hls_job_t *j)
+static int submit(void *user, es_hls_job_t *j)
 {
     es_hls_writer_t *w = user;
     if (j->kind == ES_HLS_JOB_WRITE && w->stats.queued_bytes + j->len > ES_HLS_WRITER_MAX_BYTES) {
@@ -71,7 +72,7 @@ static void submit(void *user, es_hls_job_t *j)
         ES_WARN("hls", NULL, "the disk is not keeping up (%zu bytes queued): %s dropped",
                 w->stats.queued_bytes, j->path);
         es_hls_job_free(j);
-        return;
+        return ES_EBUSY;
     }
     j->next = NULL;
     w->stats.queued_bytes += j->len;
@@ -79,6 +80,7 @@ static void submit(void *user, es_hls_job_t *j)
     else w->head = j;
     w->tail = j;
     start(w);
+    return 0;
 }
 
 es_hls_writer_t *es_hls_writer_new(uv_loop_t *loop)

@@ -35,6 +35,7 @@ struct es_hook_call {
     size_t answer_len;
     char url[256];           /* for logs */
     char action[16];
+    char ip[64];             /* the client's key (es_client_ip), for the per-address cap */
     es_hook_done_fn done;    /* NULL: told, not asked */
     void *user;
     int early_err;           /* refused before curl ran: completed by the idle handle */
@@ -285,6 +286,7 @@ static es_hook_call_t *start(es_hooks_t *h, const char *url, const es_hook_event
     c->user = user;
     snprintf(c->url, sizeof c->url, "%s", url);
     snprintf(c->action, sizeof c->action, "%s", ev->action ? ev->action : "");
+    es_client_ip(ev->client, c->ip, sizeof c->ip);
     c->next = h->calls;
     if (h->calls) h->calls->prev = c;
     h->calls = c;
@@ -336,6 +338,14 @@ void es_hook_cancel(es_hook_call_t *c)
 
 size_t es_hooks_pending(const es_hooks_t *h) { return h ? h->pending : 0; }
 
+size_t es_hooks_pending_from(const es_hooks_t *h, const char *ip)
+{
+    size_t n = 0;
+    for (const es_hook_call_t *c = h ? h->calls : NULL; c; c = c->next)
+        n += c->done && !strcmp(c->ip, ip);
+    return n;
+}
+
 void es_hooks_stop(es_hooks_t *h)
 {
     if (!h || h->stopping) return;
@@ -379,7 +389,11 @@ int es_admit_begin(es_server_t *srv, const es_admit_request_t *req0, const char 
     req.sessions = srv->sessions;
     req.sessions_from_ip = es_clients_sessions(srv->clients, ip);
     int rc = es_admit(srv->registry, srv->cfg, &req, d);
-    if (rc == 0 && d->hook) {
+    if (rc == 0 && d->hook && es_hooks_pending_from(srv->hooks, ip) >= ES_HOOKS_MAX_PENDING_PER_IP) {
+        rc = d->err = ES_ELIMIT;
+        snprintf(d->reason, sizeof d->reason, "too many admissions of this address are waiting "
+                 "for a hook (%d)", ES_HOOKS_MAX_PENDING_PER_IP);
+    } else if (rc == 0 && d->hook) {
         es_hook_event_t ev = {.action = req.role == ES_ADMIT_PUBLISH ? "on_publish" : "on_play",
                               .protocol = req.protocol, .app = req.app, .stream = req.stream,
                               .client = client, .session_id = session_id, .query = query};

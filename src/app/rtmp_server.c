@@ -477,7 +477,10 @@ static void on_stop(void *user)
 {
     conn_t *c = user;
     es_log_ctx_t lc = clog_ctx(c);
-    ES_DEBUG("rtmp", &lc, "client ended its %s", role_name(c->role));
+    ES_DEBUG("rtmp", &lc, "client ended its %s%s", role_name(c->role),
+             c->hook ? " (while its hook was asked)" : "");
+    es_hook_cancel(c->hook);
+    c->hook = NULL;
     conn_detach(c);
     c->role = ES_RTMP_ROLE_NONE;
     c->role_since_us = es_clock_now_us();

@@ -17,16 +17,9 @@
 #define LOG_LINE_MAX 4096
 #define RATE_SLOTS 256
 
-/* Rate limit per call site (format string): a bucket of ES_LOG_BURST lines refilled at
- * ES_LOG_RATE a second; what it drops is counted and reported on the site's next line. */
-typedef struct rate_slot {
-    const char *fmt;
-    double tokens;
-    uint64_t refilled_us;
-    unsigned long suppressed;
-} rate_slot_t;
-
-static rate_slot_t g_rate[RATE_SLOTS];
+/* Lines written through es_log_write without a site (libwebsockets' own) share slots keyed by
+ * their format string. */
+static es_log_site_t g_rate[RATE_SLOTS];
 
 static es_log_level_t g_level = ES_LOG_INFO;
 static int g_fd = -1;      /* -1: stderr */
@@ -105,19 +98,15 @@ void es_log_close(void)
 }
 
 /* Returns false when the line must be dropped; *suppressed: lines dropped before this one. */
-static bool rate_allow(es_log_level_t level, const char *fmt, unsigned long *suppressed)
+static bool rate_allow(es_log_site_t *r, es_log_level_t level, unsigned long *suppressed)
 {
     *suppressed = 0;
     if (level < ES_LOG_INFO || level >= ES_LOG_ERROR) return true;
-    uintptr_t h = (uintptr_t)fmt;
-    rate_slot_t *r = &g_rate[(h >> 3 ^ h >> 11) % RATE_SLOTS];
     uint64_t now = es_clock_now_us();
-    if (r->fmt != fmt) { /* a new site, or another one sharing the slot: start afresh */
-        *suppressed = 0;
-        r->fmt = fmt;
+    if (!r->started) {
+        r->started = true;
         r->tokens = ES_LOG_BURST;
         r->refilled_us = now;
-        r->suppressed = 0;
     } else if (now > r->refilled_us) {
         r->tokens += (double)(now - r->refilled_us) * ES_LOG_RATE / 1e6;
         if (r->tokens > ES_LOG_BURST) r->tokens = ES_LOG_BURST;
@@ -150,11 +139,15 @@ static size_t escape_into(char *out, size_t cap, const char *text)
     return o;
 }
 
-void es_log_vwrite(es_log_level_t level, const char *module, const es_log_ctx_t *ctx,
-                   const char *fmt, va_list ap)
+void es_log_vwrite_site(es_log_site_t *site, es_log_level_t level, const char *module,
+                        const es_log_ctx_t *ctx, const char *fmt, va_list ap)
 {
     unsigned long suppressed;
-    if (!rate_allow(level, fmt, &suppressed)) return;
+    if (!site) {
+        uintptr_t h = (uintptr_t)fmt;
+        site = &g_rate[(h >> 3 ^ h >> 11) % RATE_SLOTS];
+    }
+    if (!rate_allow(site, level, &suppressed)) return;
     char line[LOG_LINE_MAX], msg[LOG_LINE_MAX], ctxbuf[LOG_LINE_MAX / 2];
     size_t n = 0;
     uint64_t us = es_clock_wall_us();
@@ -192,11 +185,26 @@ void es_log_vwrite(es_log_level_t level, const char *module, const es_log_ctx_t 
     (void)r; /* nowhere left to report a failed log write */
 }
 
+void es_log_vwrite(es_log_level_t level, const char *module, const es_log_ctx_t *ctx,
+                   const char *fmt, va_list ap)
+{
+    es_log_vwrite_site(NULL, level, module, ctx, fmt, ap);
+}
+
 void es_log_write(es_log_level_t level, const char *module, const es_log_ctx_t *ctx,
                   const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    es_log_vwrite(level, module, ctx, fmt, ap);
+    es_log_vwrite_site(NULL, level, module, ctx, fmt, ap);
+    va_end(ap);
+}
+
+void es_log_write_site(es_log_site_t *site, es_log_level_t level, const char *module,
+                       const es_log_ctx_t *ctx, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    es_log_vwrite_site(site, level, module, ctx, fmt, ap);
     va_end(ap);
 }

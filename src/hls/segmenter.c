@@ -238,8 +238,19 @@ static int remove_files(const char *dir, bool all)
     return rc;
 }
 
+static int submit(const es_hls_io_t *io, es_hls_job_kind_t kind, char *path, char *parent,
+                  uint8_t *data, size_t len);
+
+/* The folder exists and holds no earlier segmenter's files. With an io this is a job like the
+ * writes (queued before them; a write also makes the folder when it is missing, so a cleanup
+ * queued before a new segmenter's first write cannot leave it without a folder). */
 static int ensure_dir(es_hls_t *h)
 {
+    if (h->io) {
+        if (h->dir_checked) return 0;
+        h->dir_checked = true;
+        return submit(h->io, ES_HLS_JOB_PREPARE, dup_printf("%s", h->dir), NULL, NULL, 0);
+    }
     int rc = make_dirs(h->dir);
     if (rc) return rc;
     if (!h->dir_checked) {
@@ -260,6 +271,15 @@ static int write_path(const char *path, const uint8_t *data, size_t len)
     }
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == ENOENT) { /* the folder went (a cleanup): make it again */
+        char dir[4208];
+        snprintf(dir, sizeof dir, "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+            *slash = '\0';
+            if (make_dirs(dir) == 0) fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        }
+    }
     if (fd < 0) return ES_EIO;
     size_t off = 0;
     while (off < len) {
@@ -305,6 +325,10 @@ void es_hls_job_run(es_hls_job_t *j)
     case ES_HLS_JOB_WRITE: j->err = write_path(j->path, j->data, j->len); break;
     case ES_HLS_JOB_REMOVE: j->err = unlink(j->path) == 0 || errno == ENOENT ? 0 : ES_EIO; break;
     case ES_HLS_JOB_CLEANUP: j->err = cleanup_dirs(j->path, j->parent); break;
+    case ES_HLS_JOB_PREPARE:
+        j->err = make_dirs(j->path);
+        if (j->err == 0) remove_files(j->path, false); /* an earlier segmenter's; best effort */
+        break;
     }
     j->sys_errno = j->err ? errno : 0;
 }
@@ -333,8 +357,9 @@ static int submit(const es_hls_io_t *io, es_hls_job_kind_t kind, char *path, cha
     }
     *j = (es_hls_job_t){.kind = kind, .path = path, .parent = parent, .data = data, .len = len};
     if (io) {
-        io->submit(io->user, j);
-        return 0;
+        int rc = io->submit(io->user, j);
+        if (rc) errno = ENOSPC; /* refused (a disk not keeping up): the caller's failure path */
+        return rc ? ES_EIO : 0;
     }
     es_hls_job_run(j);
     int rc = j->err, e = j->sys_errno;

@@ -145,6 +145,17 @@ int es_http_respond_error(es_http_response_t *resp, int status, const char *fmt,
     return es_http_respond_json(resp, status, json_pack("{s:s, s:i}", "error", msg, "status", status));
 }
 
+const char *es_http_path_for_log(const char *path, char *out, size_t len)
+{
+    if (!len) return out;
+    snprintf(out, len, "%s", path ? path : "?");
+    if (!path || (strncmp(path, "/whip/", 6) && strncmp(path, "/whep/", 6))) return out;
+    char *last = strrchr(out, '/');
+    char *dash = last ? strchr(last, '-') : NULL;
+    if (dash && dash[1] && (size_t)(dash + 5 - out) < len) snprintf(dash + 1, 4, "...");
+    return out;
+}
+
 int es_http_status_of(int err)
 {
     switch (err) {

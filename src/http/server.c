@@ -24,11 +24,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define SEND_CHUNK 16384
+
+#define HLS_VIEWERS 1024             /* HLS players remembered after a hook admitted them */
+#define HLS_VIEWER_TTL_US 30000000u  /* ... for this long after their last request */
+
+/* An HLS player of an app with an on_play hook: the hook is asked at its first request
+ * (playlist or segment), and again only when it has made no request for HLS_VIEWER_TTL_US;
+ * then on_stop is told. Keyed by the client's address key and the stream. */
+typedef struct hls_viewer {
+    char ip[64];
+    char key[ES_APP_NAME_MAX + ES_STREAM_NAME_MAX + 2];
+    char client[64];             /* "ip:port" of the request the hook admitted */
+    char conn_id[24];
+    uint64_t expires_us;         /* 0: a free slot */
+} hls_viewer_t;
 
 struct es_http_server {
     es_server_t *srv;
@@ -39,6 +54,7 @@ struct es_http_server {
     const es_http_route_t *routes;
     size_t n_routes;
     bool stopping;
+    hls_viewer_t viewers[HLS_VIEWERS]; /* HLS players an on_play hook admitted */
 };
 
 /* Per-connection state; lws allocates it zeroed and frees it when the connection closes. */
@@ -53,6 +69,8 @@ typedef struct conn {
     char content_type[128];
     char authorization[1024];
     char if_match[128];
+    char host[256];
+    bool forwarded;               /* X-Forwarded-For: a proxy relayed it */
     uint8_t *body;
     size_t body_len, body_cap;
     bool too_large;
@@ -70,7 +88,9 @@ typedef struct conn {
     void *cancel_user;
     es_hook_call_t *hook;         /* HTTP-FLV/HLS: the admission hook being asked */
     bool admitted;                /* HTTP-FLV/HLS: the hook admitted this request */
+    bool redispatch;              /* ... and it is to be served at the next WRITEABLE */
     bool admin_route;             /* an admin API answer: no CORS headers */
+    char hls_key[ES_APP_NAME_MAX + ES_STREAM_NAME_MAX + 2]; /* an HLS request asking a hook */
 } conn_t;
 
 static void conn_reset(conn_t *c)
@@ -204,8 +224,9 @@ static void log_done(const conn_t *c, int status, size_t bytes)
 {
     es_log_ctx_t lc = conn_log(c);
     es_log_level_t lvl = status >= 500 ? ES_LOG_WARN : status >= 400 ? ES_LOG_INFO : ES_LOG_DEBUG;
+    char path[512];
     ES_LOG(lvl, "http", &lc, "%s %s -> %d %s, %zu bytes, %.1f ms", es_http_method_name(c->method),
-           c->path ? c->path : "?", status, es_http_status_text(status), bytes,
+           es_http_path_for_log(c->path, path, sizeof path), status, es_http_status_text(status), bytes,
            (double)(es_clock_now_us() - c->start_us) / 1000.0);
 }
 
@@ -246,6 +267,7 @@ static const char *request_token(const es_http_request_t *req)
 }
 
 static int dispatch(es_http_server_t *h, struct lws *wsi, conn_t *c);
+static void viewer_add(es_http_server_t *h, const conn_t *c, uint64_t now);
 
 /* An HTTP-FLV or HLS request's hook answered: refuse, or dispatch the request again, admitted. */
 static void on_hook_done(void *user, int err, const char *reason)
@@ -274,17 +296,72 @@ static void on_hook_done(void *user, int err, const char *reason)
         return;
     }
     c->admitted = true;
-    if (dispatch(h, c->wsi, c) < 0) lws_set_timeout(c->wsi, PENDING_TIMEOUT_HTTP_CONTENT, LWS_TO_KILL_ASYNC);
+    if (c->hls_key[0]) viewer_add(h, c, es_clock_now_us());
+    c->redispatch = true; /* served from lws's WRITEABLE callback, not from libcurl's */
+    lws_callback_on_writable(c->wsi);
 }
 
-/* Admission of an HTTP-FLV or HLS player before the request is served (es_admit_begin; HLS
- * segments are checked without the hook, which the playlist asked). Returns 0 to go on, 1 when
- * answered (a refusal) or deferred (a hook is asked). */
+/* Admission of an HTTP-FLV or HLS player before the request is served (es_admit_begin; an
+ * HLS player the hook admitted recently is not asked again, see hls_viewer_t). Returns 0 to
+ * go on, 1 when answered (a refusal) or deferred (a hook is asked). */
+/* Tells on_stop of the HLS viewer in slot v and frees it. */
+static void viewer_end(es_http_server_t *h, hls_viewer_t *v)
+{
+    char app[ES_APP_NAME_MAX + 1];
+    size_t al = strcspn(v->key, "/");
+    snprintf(app, sizeof app, "%.*s", (int)al, v->key);
+    es_admit_end(h->srv, ES_PROTO_HLS, ES_ADMIT_PLAY, app, v->key + al + (v->key[al] ? 1 : 0),
+                 v->client, v->conn_id);
+    v->expires_us = 0;
+}
+
+/* The viewer slot of ip + key when the hook admitted it recently (its expiry refreshed), else
+ * NULL; expired slots are ended on the way. */
+static hls_viewer_t *viewer_find(es_http_server_t *h, const char *ip, const char *key,
+                                 uint64_t now)
+{
+    hls_viewer_t *found = NULL;
+    for (size_t i = 0; i < HLS_VIEWERS; i++) {
+        hls_viewer_t *v = &h->viewers[i];
+        if (!v->expires_us) continue;
+        if (v->expires_us <= now) viewer_end(h, v);
+        else if (!found && !strcmp(v->ip, ip) && !strcmp(v->key, key)) found = v;
+    }
+    if (found) found->expires_us = now + HLS_VIEWER_TTL_US;
+    return found;
+}
+
+static void viewer_add(es_http_server_t *h, const conn_t *c, uint64_t now)
+{
+    hls_viewer_t *slot = NULL;
+    for (size_t i = 0; i < HLS_VIEWERS; i++) {
+        hls_viewer_t *v = &h->viewers[i];
+        if (!v->expires_us) {
+            slot = v;
+            break;
+        }
+        if (!slot || v->expires_us < slot->expires_us) slot = v;
+    }
+    if (slot->expires_us) viewer_end(h, slot); /* full: the one closest to expiring goes */
+    es_client_ip(c->remote, slot->ip, sizeof slot->ip);
+    snprintf(slot->key, sizeof slot->key, "%s", c->hls_key);
+    snprintf(slot->client, sizeof slot->client, "%s", c->remote);
+    snprintf(slot->conn_id, sizeof slot->conn_id, "%s", c->id);
+    slot->expires_us = now + HLS_VIEWER_TTL_US;
+}
+
 static int admit_player(es_http_server_t *h, struct lws *wsi, conn_t *c,
                         const es_http_request_t *req, es_protocol_t proto, const char *app,
                         const char *stream, bool hook)
 {
     if (c->admitted) return 0;
+    c->hls_key[0] = '\0';
+    if (proto == ES_PROTO_HLS) {
+        char ip[64];
+        es_client_ip(c->remote, ip, sizeof ip);
+        snprintf(c->hls_key, sizeof c->hls_key, "%s/%s", app, stream);
+        if (hook && viewer_find(h, ip, c->hls_key, es_clock_now_us())) hook = false;
+    }
     es_admit_request_t areq = {.app = app, .stream = stream, .role = ES_ADMIT_PLAY,
                                .protocol = proto, .token = request_token(req),
                                .now_us = es_clock_now_us()};
@@ -423,8 +500,8 @@ static char *read_small_file(const char *path, size_t max, size_t *len)
 }
 
 /* GET /{app}/{stream}.m3u8 and /{app}/{stream}/{segment}: HLS files (src/hls/segmenter.c) from
- * hls.directory, for players admitted like every other (the playlist request asks the app's
- * on_play hook; ?token= or Bearer for apps with play_token, carried into the playlist's URIs).
+ * hls.directory, for players admitted like every other (the app's on_play hook, see
+ * hls_viewer_t; ?token= or Bearer for apps with play_token, carried into the playlist's URIs).
  * Returns 0 when the path is not HLS, 1 when answered (a file, a refusal or a 404) or deferred,
  * -1 to close. The playlist is never cached; segments never change once written. */
 static int serve_hls(es_http_server_t *h, struct lws *wsi, conn_t *c, const es_http_request_t *req)
@@ -440,8 +517,7 @@ static int serve_hls(es_http_server_t *h, struct lws *wsi, conn_t *c, const es_h
     if (kind <= 0) return 0;
     size_t sl = kind == ES_HLS_FILE_PLAYLIST ? strlen(slash + 1) - 5 : strcspn(slash + 1, "/");
     snprintf(stream, sizeof stream, "%.*s", (int)sl, slash + 1);
-    if (admit_player(h, wsi, c, req, ES_PROTO_HLS, app, stream, kind == ES_HLS_FILE_PLAYLIST))
-        return 1;
+    if (admit_player(h, wsi, c, req, ES_PROTO_HLS, app, stream, true)) return 1;
     struct stat st;
     if (stat(file, &st) != 0 || !S_ISREG(st.st_mode)) {
         es_http_respond_error(&c->resp, 404, "no HLS for %s: the stream is not published, has no "
@@ -477,6 +553,21 @@ static int serve_hls(es_http_server_t *h, struct lws *wsi, conn_t *c, const es_h
                       kind == ES_HLS_FILE_PLAYLIST ? "no-cache" : "max-age=3600") < 0 ? -1 : 1;
 }
 
+/* A Host header naming this machine without DNS: "localhost" or an IP literal, with or
+ * without a port (HTTP/1.0 requests without Host count as local). */
+static bool host_is_local(const char *host)
+{
+    if (!host[0]) return true;
+    char name[256];
+    snprintf(name, sizeof name, "%s", host);
+    if (name[0] == '[') return strchr(name, ']') != NULL; /* an IPv6 literal */
+    char *colon = strrchr(name, ':');
+    if (colon) *colon = '\0';
+    if (!strcasecmp(name, "localhost")) return true;
+    struct in_addr a;
+    return inet_pton(AF_INET, name, &a) == 1;
+}
+
 /* The admin API's check: api.token as a Bearer token (constant-time compare), or, with no
  * api.token, a client on loopback. Returns 0, or the HTTP status with the reason. */
 static int admin_check(const es_http_server_t *h, const conn_t *c, char *why, size_t len)
@@ -494,10 +585,12 @@ static int admin_check(const es_http_server_t *h, const conn_t *c, char *why, si
         }
         return 0;
     }
-    char ip[48];
-    es_client_ip(c->remote, ip, sizeof ip);
-    if (!strncmp(ip, "127.", 4) || !strcmp(ip, "::1") || !strncmp(ip, "::ffff:127.", 11)) return 0;
-    snprintf(why, len, "the admin API answers only loopback clients when api.token is not set");
+    /* Loopback without a token, unless a proxy on this host relayed the request (then the
+     * client is anyone) or the Host is a name other than localhost (a page of another origin
+     * re-pointing its name at 127.0.0.1: DNS rebinding). */
+    if (es_client_loopback(c->remote) && !c->forwarded && host_is_local(c->host)) return 0;
+    snprintf(why, len, "the admin API answers only loopback clients, not relayed by a proxy and "
+             "addressed as localhost or by IP, when api.token is not set");
     return 403;
 }
 
@@ -594,6 +687,10 @@ static int dispatch(es_http_server_t *h, struct lws *wsi, conn_t *c)
 static int on_writeable(es_http_server_t *h, struct lws *wsi, conn_t *c)
 {
     es_http_response_t *r = &c->resp;
+    if (c->redispatch) {
+        c->redispatch = false;
+        return dispatch(h, wsi, c);
+    }
     if (!c->dispatched || c->pending) return 0;
     if (c->flv && c->headers_sent) return write_flv(wsi, c);
     if (!c->headers_sent) {
@@ -688,6 +785,8 @@ static int on_request(es_http_server_t *h, struct lws *wsi, conn_t *c, const cha
     copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, c->content_type, sizeof c->content_type);
     copy_header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, c->authorization, sizeof c->authorization);
     copy_header(wsi, WSI_TOKEN_HTTP_IF_MATCH, c->if_match, sizeof c->if_match);
+    copy_header(wsi, WSI_TOKEN_HOST, c->host, sizeof c->host);
+    c->forwarded = lws_hdr_total_length(wsi, WSI_TOKEN_X_FORWARDED_FOR) > 0;
 
     char cl[32];
     copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, cl, sizeof cl);

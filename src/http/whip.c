@@ -63,10 +63,10 @@ typedef struct pending_offer {
     char app[ES_APP_NAME_MAX + 1], stream[ES_STREAM_NAME_MAX + 1];
     char remote[64];
     char id[ES_RTC_ID_LEN + 1];     /* the session's id, told to the hooks */
-    char token[256], eip[64];
-    bool has_token, has_eip;
+    const char *token, *eip;        /* into text after the SDP, or NULL */
+    const char *sdp;                /* into text */
     size_t sdp_len;
-    char sdp[];
+    char text[];                    /* the SDP, the token and eip, each NUL-terminated */
 } pending_offer_t;
 
 static void run_offer(es_server_t *srv, es_rtc_role_t role, const char *app, const char *stream,
@@ -97,8 +97,8 @@ static void pending_done(void *user, int err, const char *reason)
                              p->stream, p->remote, p->id, err, reason);
         es_http_respond_error(resp, es_http_status_of(err), "%s", reason);
     } else {
-        run_offer(p->srv, p->role, p->app, p->stream, p->has_token ? p->token : NULL, p->sdp,
-                  p->sdp_len, p->has_eip ? p->eip : NULL, p->remote, p->id, resp);
+        run_offer(p->srv, p->role, p->app, p->stream, p->token, p->sdp, p->sdp_len, p->eip,
+                  p->remote, p->id, resp);
     }
     es_http_async_finish(p->async);
     free(p);
@@ -140,18 +140,21 @@ static int offer(es_server_t *srv, es_rtc_role_t role, const char *app, const ch
     if (ac && ((role == ES_RTC_PUBLISH && ac->on_publish && *ac->on_publish) ||
                (role == ES_RTC_PLAY && ac->on_play && *ac->on_play))) {
         /* A hook decides: keep what the offer needs, and answer later. */
-        if (!(p = calloc(1, sizeof *p + req->body_len + 1)))
+        size_t tl = token ? strlen(token) + 1 : 0, el = eip ? strlen(eip) + 1 : 0;
+        if (!(p = calloc(1, sizeof *p + req->body_len + 1 + tl + el)))
             return es_http_respond_error(resp, 503, "out of memory");
+        memcpy(p->text, req->body, req->body_len);
+        p->sdp = p->text;
+        p->sdp_len = req->body_len;
+        char *tail = p->text + req->body_len + 1;
+        if (token) p->token = memcpy(tail, token, tl);
+        if (eip) p->eip = memcpy(tail + tl, eip, el);
         p->srv = srv;
         p->role = role;
         snprintf(p->app, sizeof p->app, "%s", app);
         snprintf(p->stream, sizeof p->stream, "%s", stream);
         snprintf(p->remote, sizeof p->remote, "%s", req->remote);
         memcpy(p->id, id, sizeof id);
-        if ((p->has_token = token != NULL)) snprintf(p->token, sizeof p->token, "%s", token);
-        if ((p->has_eip = eip != NULL)) snprintf(p->eip, sizeof p->eip, "%s", eip);
-        memcpy(p->sdp, req->body, req->body_len);
-        p->sdp_len = req->body_len;
     }
     int err = es_admit_begin(srv, &areq, req->remote, id, req->query, &d, pending_done, p,
                              &call);
@@ -207,8 +210,10 @@ static int resource(void *user, const es_http_request_t *req, es_http_response_t
     if (es_rtc_resource_check(srv->rtc, req->params[2], publish ? ES_RTC_PUBLISH : ES_RTC_PLAY,
                               req->params[0], req->params[1], id) != 0) {
         es_log_ctx_t lc = {.peer = req->conn_id, .remote = req->remote};
+        char path[512];
         ES_INFO("http", &lc, "%s %s refused: no such session resource (wrong app, stream, role "
-                "or secret)", es_http_method_name(req->method), req->path);
+                "or secret)", es_http_method_name(req->method),
+                es_http_path_for_log(req->path, path, sizeof path));
         return es_http_respond_error(resp, 404, "no such session");
     }
     if (req->method == ES_HTTP_DELETE) {

@@ -5,6 +5,7 @@
 #include "estuary/live.h"
 #include "estuary/stream.h"
 
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,10 +160,49 @@ void es_client_ip(const char *remote, char *out, size_t len)
         /* a bare IPv6 address has several colons and no port */
         if (end && strchr(remote, ':') != end) end = NULL;
     }
+    char ip[INET6_ADDRSTRLEN + 4]; /* and "/64" */
     size_t n = end ? (size_t)(end - start) : strlen(start);
-    if (n >= len) n = len - 1;
-    memcpy(out, start, n);
-    out[n] = '\0';
+    if (n >= INET6_ADDRSTRLEN) n = INET6_ADDRSTRLEN - 1;
+    memcpy(ip, start, n);
+    ip[n] = '\0';
+    /* One client, one key: an IPv4 address mapped into IPv6 (a dual-stack listener) is the
+     * IPv4 address, and IPv6 clients are keyed by their /64 (one subscriber's prefix), so a
+     * host cannot escape the limits by taking another address of its own network. */
+    struct in6_addr a6;
+    if (inet_pton(AF_INET6, ip, &a6) == 1) {
+        if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+            inet_ntop(AF_INET, &a6.s6_addr[12], ip, sizeof ip);
+        } else {
+            memset(&a6.s6_addr[8], 0, 8);
+            char p[INET6_ADDRSTRLEN];
+            if (inet_ntop(AF_INET6, &a6, p, sizeof p)) snprintf(ip, sizeof ip, "%s/64", p);
+        }
+    }
+    snprintf(out, len, "%s", ip);
+}
+
+bool es_client_loopback(const char *remote)
+{
+    if (!remote) return false;
+    char raw[INET6_ADDRSTRLEN + 2];
+    const char *start = remote, *end;
+    if (*remote == '[') {
+        start = remote + 1;
+        end = strchr(start, ']');
+    } else {
+        end = strrchr(remote, ':');
+        if (end && strchr(remote, ':') != end) end = NULL;
+    }
+    size_t n = end ? (size_t)(end - start) : strlen(start);
+    if (n >= sizeof raw) return false;
+    memcpy(raw, start, n);
+    raw[n] = '\0';
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, raw, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, raw, &a6) != 1) return false;
+    if (IN6_IS_ADDR_LOOPBACK(&a6)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127;
 }
 
 static uint32_t hash_ip(const char *ip)
@@ -179,10 +219,13 @@ static client_t *find(const es_clients_t *t, const char *ip)
     return NULL;
 }
 
-static client_t *find_or_add(es_clients_t *t, const char *ip, uint32_t per_s, uint64_t now_us)
+/* Adds an address unless it is there. For a rate-only entry (!session) the table is capped at
+ * ES_CLIENTS_MAX; sessions are always counted (max_sessions bounds them). */
+static client_t *find_or_add(es_clients_t *t, const char *ip, uint32_t per_s, uint64_t now_us,
+                             bool session)
 {
     client_t *c = find(t, ip);
-    if (c || t->count >= ES_CLIENTS_MAX) return c;
+    if (c || (!session && t->count >= ES_CLIENTS_MAX)) return c;
     if (!(c = calloc(1, sizeof *c))) return NULL;
     snprintf(c->ip, sizeof c->ip, "%s", ip);
     c->tokens = 2.0 * per_s;
@@ -203,8 +246,8 @@ unsigned es_clients_sessions(const es_clients_t *t, const char *ip)
 int es_clients_add(es_clients_t *t, const char *ip)
 {
     if (!t || !ip) return 0;
-    client_t *c = find_or_add(t, ip, 0, 0);
-    if (!c) return t->count >= ES_CLIENTS_MAX ? 0 : ES_ENOMEM;
+    client_t *c = find_or_add(t, ip, 0, 0, true);
+    if (!c) return ES_ENOMEM;
     c->sessions++;
     return 0;
 }
@@ -229,7 +272,7 @@ bool es_clients_offer(es_clients_t *t, const char *ip, uint32_t per_s, uint64_t 
     if (!per_s || !t || !ip) return true;
     client_t *c = find(t, ip);
     if (!c) {
-        if (!(c = find_or_add(t, ip, per_s, now_us))) return true; /* table full: not limited */
+        if (!(c = find_or_add(t, ip, per_s, now_us, false))) return true; /* full: not limited */
     } else {
         refill(c, per_s, now_us);
     }

@@ -249,9 +249,12 @@ static int split_query(const es_amf0_node_t *n, char *name, char *query)
     return rc;
 }
 
+/* The client ended its publish or play, or gave up one whose answer is pending. */
 static void stop(es_rtmp_session_t *s)
 {
-    if (s->role == ES_RTMP_ROLE_NONE) return;
+    if (s->role == ES_RTMP_ROLE_NONE && s->pending_role == ES_RTMP_ROLE_NONE) return;
+    s->pending_role = ES_RTMP_ROLE_NONE;
+    s->pending_stream = 0;
     s->role = ES_RTMP_ROLE_NONE;
     s->active_stream = 0;
     if (s->p.cb.on_stop) s->p.cb.on_stop(s->p.user);
@@ -506,18 +509,19 @@ static int handle_command(es_rtmp_session_t *s, const es_rtmp_msg_t *m, const ui
     if (es_amf0_is_string(name, "publish")) return cmd_publish(s, msid);
     if (es_amf0_is_string(name, "play")) return cmd_play(s, msid);
     if (es_amf0_is_string(name, "FCUnpublish")) {
-        if (s->role == ES_RTMP_ROLE_PUBLISHER) stop(s);
+        if (s->role == ES_RTMP_ROLE_PUBLISHER || s->pending_role == ES_RTMP_ROLE_PUBLISHER) stop(s);
         return txn != 0 ? send_result(s, txn, false, 0) : 0;
     }
     if (es_amf0_is_string(name, "deleteStream")) {
         const es_amf0_node_t *id = es_amf0_at(&s->doc, 3);
-        if (s->role != ES_RTMP_ROLE_NONE &&
-            (!id || id->type != ES_AMF0_NUMBER || id->number == (double)s->active_stream))
+        uint32_t active = s->role != ES_RTMP_ROLE_NONE ? s->active_stream : s->pending_stream;
+        if ((s->role != ES_RTMP_ROLE_NONE || s->pending_role != ES_RTMP_ROLE_NONE) &&
+            (!id || id->type != ES_AMF0_NUMBER || id->number == (double)active))
             stop(s);
         return 0;
     }
     if (es_amf0_is_string(name, "closeStream")) {
-        if (s->role != ES_RTMP_ROLE_NONE) stop(s);
+        stop(s);
         return 0;
     }
     if (es_amf0_is_string(name, "getStreamLength")) return send_result(s, txn, true, 0);

@@ -71,7 +71,7 @@ check "WHIP offer -> 201" status_is "$s" 201
 check "answer is application/sdp" sh -c "grep -qi '^content-type: application/sdp' '$work/h'"
 loc=$(header location)
 etag=$(header etag)
-check "Location names the session resource" sh -c "echo '$loc' | grep -qE '^/whip/live/cam/[0-9a-f]{16}$'"
+check "Location names the session resource with its secret" sh -c "echo '$loc' | grep -qE '^/whip/live/cam/[0-9a-f]{16}-[0-9a-f]{32}$'"
 check "ETag is set" test -n "$etag"
 check "answer is ice-lite, BUNDLE, passive DTLS, with a host candidate" sh -c \
   "grep -q 'a=ice-lite' '$work/body' && grep -q 'a=group:BUNDLE' '$work/body' && grep -q 'a=setup:passive' '$work/body' && grep -q 'typ host' '$work/body'"
@@ -136,10 +136,12 @@ check "the play token does not publish -> 403" status_is "$s" 403
 s=$(post /whip/secret/a "$sdp/chromium_whip_sendonly.sdp" application/sdp -H "Authorization: Bearer pub-token")
 check "the publish token publishes -> 201" status_is "$s" 201
 sloc=$(header location)
+code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE -H "Authorization: Bearer pub-token" "${base}${sloc%-*}-00000000000000000000000000000000")
+check "DELETE with the token but a wrong secret -> 404" test "$code" = 404
+code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE -H "Authorization: Bearer pub-token" "${base}${sloc%-*}")
+check "DELETE with the token but without the secret -> 404" test "$code" = 404
 code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$base$sloc")
-check "DELETE without the token -> 401" test "$code" = 401
-code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE -H "Authorization: Bearer pub-token" "$base$sloc")
-check "DELETE with the token -> 200" test "$code" = 200
+check "DELETE of the Location (the secret is the capability, as the token was for the POST) -> 200" test "$code" = 200
 
 # CORS preflight for a WHIP POST from another origin.
 curl -s -o /dev/null -D "$work/h" -X OPTIONS -H "Origin: http://example.test" \

@@ -177,10 +177,14 @@ static void test_clients_table(void **state)
     char ip[48];
     es_client_ip("192.0.2.7:5000", ip, sizeof ip);
     assert_string_equal(ip, "192.0.2.7");
-    es_client_ip("[2001:db8::1]:443", ip, sizeof ip);
-    assert_string_equal(ip, "2001:db8::1");
-    es_client_ip("2001:db8::1", ip, sizeof ip);
-    assert_string_equal(ip, "2001:db8::1");
+    es_client_ip("[2001:db8:1:2:aaaa::1]:443", ip, sizeof ip);
+    assert_string_equal(ip, "2001:db8:1:2::/64"); /* one client's prefix */
+    es_client_ip("2001:db8:1:2:bbbb::7", ip, sizeof ip);
+    assert_string_equal(ip, "2001:db8:1:2::/64");
+    es_client_ip("[::ffff:192.0.2.7]:5000", ip, sizeof ip);
+    assert_string_equal(ip, "192.0.2.7");           /* dual stack: the IPv4 client */
+    es_client_ip("[::1]:80", ip, sizeof ip);
+    assert_string_equal(ip, "::/64");
     es_clients_t *t = es_clients_new();
     assert_int_equal(es_clients_add(t, "192.0.2.7"), 0);
     assert_int_equal(es_clients_add(t, "192.0.2.7"), 0);

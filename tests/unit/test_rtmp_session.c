@@ -566,6 +566,21 @@ static void test_late_answers(void **state)
     assert_int_equal(p->n_media, 1);
     peer_free(p);
 
+    /* a client giving up while the answer is pending: stopped, and a late answer is ignored */
+    p = peer_new();
+    p->publish_rc = ES_EAGAIN;
+    connect_ok(p, "live");
+    create_stream(p, 2);
+    assert_int_equal(send_cmd(p, 1, "publish", 3, "cam", "live"), 0);
+    assert_int_equal(send_cmd(p, 0, "FCUnpublish", 4, "cam", NULL), 0);
+    expect_cmd(p, ES_RTMP_MSG_COMMAND_AMF0, "_result", NULL);
+    assert_int_equal(p->stops, 1);
+    assert_false(es_rtmp_session_pending(p->s));
+    assert_int_equal(es_rtmp_session_complete(p->s, 0, ""), ES_EINVAL);
+    assert_int_equal(es_rtmp_session_role(p->s), ES_RTMP_ROLE_NONE);
+    assert_false(next_msg(p));
+    peer_free(p);
+
     /* a late refusal by a hook ends the session with the hook's reason */
     p = peer_new();
     p->play_rc = ES_EAGAIN;
