@@ -406,6 +406,15 @@ async function partD(offers, midway) {
   r.check(`d) on_play answering 200 admits an HTTP-FLV player (${fp.frames} frames)`, fp.frames > 5, fp.err.slice(0, 300));
   const hl = await waitPlaylist(`${base}/hooked/cam.m3u8?via=hls`, {}, 1);
   r.check('d) on_play answering 200 admits an HLS player (playlist 200)', hl?.status === 200, `${hl?.status} ${hl?.text?.slice(0, 200)}`);
+  // An HLS player the hook admitted is remembered (address and stream) for 30 s: its next
+  // playlist and segment requests do not ask the hook again.
+  const hlsAsked = () => hooksFor(h => h.action === 'on_play' && h.protocol === 'hls' && h.stream === 'cam').length;
+  const askedOnce = hlsAsked();
+  const again = await request(`${base}/hooked/cam.m3u8?via=hls`);
+  const seg = (again.text || '').split('\n').find(l => l && !l.startsWith('#'));
+  const segRes = seg ? await request(`${base}/hooked/${seg.split('?')[0]}`) : null;
+  r.check(`d) an admitted HLS player's next playlist and segment requests are not asked about again (${askedOnce} -> ${hlsAsked()})`,
+    again.status === 200 && segRes?.status === 200 && hlsAsked() === askedOnce && askedOnce >= 1, `${again.status} ${segRes?.status} ${seg}`);
   await wpub.done;
   await midway(); // b) needs hooked/cam published
   await sleep(500); // on_stop / on_unpublish are told asynchronously
@@ -430,7 +439,8 @@ async function partD(offers, midway) {
   setRules([{ action: 'on_publish', answer: 'refuse', reason: 'no such camera' }, { action: 'on_play', answer: 'refuse', reason: 'no such camera' }]);
   await sleep(100);
   for (const { proto, wire, action } of HOOK_PROTOS) {
-    const stream = action === 'on_publish' ? `deny-${wire}` : 'cam';
+    // HLS players are remembered once admitted (above): a stream no hook admitted yet
+    const stream = action === 'on_publish' ? `deny-${wire}` : wire === 'hls' ? 'deny-hls' : 'cam';
     const want = `refused by the ${action} hook: no such camera`;
     const before = hooksFor(h => h.action === action && h.protocol === wire && h._answer === 'refuse').length;
     const res = await attempt(proto, stream, offers);
@@ -457,7 +467,7 @@ async function partD(offers, midway) {
   setRules([{ action: 'on_publish', answer: 'hang' }, { action: 'on_play', answer: 'hang' }]);
   await sleep(100);
   for (const { proto, wire, action } of HOOK_PROTOS) {
-    const stream = action === 'on_publish' ? `hang-${wire}` : 'cam';
+    const stream = action === 'on_publish' ? `hang-${wire}` : wire === 'hls' ? 'hang-hls' : 'cam';
     const want = `the ${action} hook did not answer within hooks.timeout_ms`;
     const res = await attempt(proto, stream, offers);
     const http = !proto.startsWith('rtmp');

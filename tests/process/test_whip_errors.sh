@@ -153,5 +153,5 @@ check "Location and ETag are exposed to scripts" sh -c "grep -qi 'access-control
 kill -TERM $pid; wait $pid; src=$?
 check "server exits 0 on SIGTERM" test "$src" -eq 0
 check "no sanitizer report" sh -c "! grep -qE 'Sanitizer|runtime error' '$work/estuary.log'"
-check "refusals are logged with their reason" grep -q "offer refused (already exists): stream live/cam is already being published" "$work/estuary.log"
+check "refusals are logged with their reason" grep -q "admission: .*whip publish refused (already exists): stream live/cam is already being published" "$work/estuary.log"
 es_summary || { tail -40 "$work/estuary.log"; exit 1; }
