@@ -146,11 +146,9 @@ void es_clients_free(es_clients_t *t)
     free(t);
 }
 
-void es_client_ip(const char *remote, char *out, size_t len)
+/* The address of "ip:port", "[ipv6]:port" or a bare address, into out (len bytes). */
+static void raw_ip(const char *remote, char *out, size_t len)
 {
-    if (!len) return;
-    out[0] = '\0';
-    if (!remote) return;
     const char *start = remote, *end;
     if (*remote == '[') {
         start = remote + 1;
@@ -160,11 +158,19 @@ void es_client_ip(const char *remote, char *out, size_t len)
         /* a bare IPv6 address has several colons and no port */
         if (end && strchr(remote, ':') != end) end = NULL;
     }
-    char ip[INET6_ADDRSTRLEN + 4]; /* and "/64" */
     size_t n = end ? (size_t)(end - start) : strlen(start);
-    if (n >= INET6_ADDRSTRLEN) n = INET6_ADDRSTRLEN - 1;
-    memcpy(ip, start, n);
-    ip[n] = '\0';
+    if (n >= len) n = len - 1;
+    memcpy(out, start, n);
+    out[n] = '\0';
+}
+
+void es_client_ip(const char *remote, char *out, size_t len)
+{
+    if (!len) return;
+    out[0] = '\0';
+    if (!remote) return;
+    char ip[INET6_ADDRSTRLEN + 4]; /* and "/64" */
+    raw_ip(remote, ip, INET6_ADDRSTRLEN);
     /* One client, one key: an IPv4 address mapped into IPv6 (a dual-stack listener) is the
      * IPv4 address, and IPv6 clients are keyed by their /64 (one subscriber's prefix), so a
      * host cannot escape the limits by taking another address of its own network. */
@@ -184,19 +190,8 @@ void es_client_ip(const char *remote, char *out, size_t len)
 bool es_client_loopback(const char *remote)
 {
     if (!remote) return false;
-    char raw[INET6_ADDRSTRLEN + 2];
-    const char *start = remote, *end;
-    if (*remote == '[') {
-        start = remote + 1;
-        end = strchr(start, ']');
-    } else {
-        end = strrchr(remote, ':');
-        if (end && strchr(remote, ':') != end) end = NULL;
-    }
-    size_t n = end ? (size_t)(end - start) : strlen(start);
-    if (n >= sizeof raw) return false;
-    memcpy(raw, start, n);
-    raw[n] = '\0';
+    char raw[INET6_ADDRSTRLEN];
+    raw_ip(remote, raw, sizeof raw);
     struct in_addr a4;
     struct in6_addr a6;
     if (inet_pton(AF_INET, raw, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
