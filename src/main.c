@@ -114,6 +114,7 @@ static void on_force_exit(uv_timer_t *t)
 #define STREAMS_TICK_MS 10
 #define STREAMS_SLOW_TICKS 10    /* es_live_maintain every 100 ms */
 #define CLIENTS_EXPIRE_TICKS 500 /* forget idle client addresses every 5 s */
+#define LOG_FLUSH_TICKS 100      /* count suppressed log lines every second */
 
 /* The streams' own timer: bridges every 10 ms, maintenance (HLS, WebRTC -> FLV bridges, idle
  * streams) every 100 ms, whatever protocols are enabled. */
@@ -125,6 +126,7 @@ static void on_streams_tick(uv_timer_t *t)
     es_live_tick(srv->registry, srv->cfg, es_hls_writer_io(srv->hls_writer), now,
                  n % STREAMS_SLOW_TICKS == 0);
     if (n % CLIENTS_EXPIRE_TICKS == 0) es_clients_expire(srv->clients, srv->cfg->limits.offers_per_ip, now);
+    if (n % LOG_FLUSH_TICKS == 0) es_log_flush_suppressed();
 }
 
 /* Ends every session and stream, in an order where each still finds what it detaches from. */

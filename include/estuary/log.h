@@ -71,10 +71,19 @@ void es_log_vwrite(es_log_level_t level, const char *module, const es_log_ctx_t 
 /* The rate-limit state of one call site (ES_LOG keeps one per use, zero-initialized). */
 typedef struct es_log_site {
     bool started;
+    bool listed;                 /* in the list es_log_flush_suppressed reports */
     double tokens;
     uint64_t refilled_us;
     unsigned long suppressed;
+    es_log_level_t level;        /* of the first suppressed line, for the report */
+    const char *module, *fmt;
+    struct es_log_site *next;
 } es_log_site_t;
+
+/* es_log_flush_suppressed: for every call site that dropped lines since its last line, one
+ * line now: "N similar lines suppressed (like: FORMAT)", so that a flood that stops is still
+ * counted in the log. Call it every second or so (main.c does). */
+void es_log_flush_suppressed(void);
 
 /* es_log_write_site: es_log_write limited by `site` (NULL: a slot shared by format string). */
 void es_log_write_site(es_log_site_t *site, es_log_level_t level, const char *module,

@@ -98,7 +98,10 @@ void es_log_close(void)
 }
 
 /* Returns false when the line must be dropped; *suppressed: lines dropped before this one. */
-static bool rate_allow(es_log_site_t *r, es_log_level_t level, unsigned long *suppressed)
+static es_log_site_t *g_pending; /* sites with suppressed lines not reported yet */
+
+static bool rate_allow(es_log_site_t *r, es_log_level_t level, const char *module,
+                       const char *fmt, unsigned long *suppressed)
 {
     *suppressed = 0;
     if (level < ES_LOG_INFO || level >= ES_LOG_ERROR) return true;
@@ -113,7 +116,14 @@ static bool rate_allow(es_log_site_t *r, es_log_level_t level, unsigned long *su
         r->refilled_us = now;
     }
     if (r->tokens < 1.0) {
-        r->suppressed++;
+        if (!r->suppressed++ && !r->listed) {
+            r->listed = true;
+            r->level = level;
+            r->module = module;
+            r->fmt = fmt;
+            r->next = g_pending;
+            g_pending = r;
+        }
         return false;
     }
     r->tokens -= 1.0;
@@ -147,7 +157,7 @@ void es_log_vwrite_site(es_log_site_t *site, es_log_level_t level, const char *m
         uintptr_t h = (uintptr_t)fmt;
         site = &g_rate[(h >> 3 ^ h >> 11) % RATE_SLOTS];
     }
-    if (!rate_allow(site, level, &suppressed)) return;
+    if (!rate_allow(site, level, module, fmt, &suppressed)) return;
     char line[LOG_LINE_MAX], msg[LOG_LINE_MAX], ctxbuf[LOG_LINE_MAX / 2];
     size_t n = 0;
     uint64_t us = es_clock_wall_us();
@@ -189,6 +199,27 @@ void es_log_vwrite(es_log_level_t level, const char *module, const es_log_ctx_t 
                    const char *fmt, va_list ap)
 {
     es_log_vwrite_site(NULL, level, module, ctx, fmt, ap);
+}
+
+void es_log_flush_suppressed(void)
+{
+    es_log_site_t *list = g_pending;
+    g_pending = NULL;
+    while (list) {
+        es_log_site_t *r = list;
+        list = r->next;
+        r->listed = false;
+        r->next = NULL;
+        if (!r->suppressed) continue; /* its next line reported them already */
+        unsigned long n = r->suppressed;
+        r->suppressed = 0;
+        /* Written around the limiter: one line per site per flush. */
+        static es_log_site_t report = {.started = true};
+        report.tokens = 1.0;
+        report.refilled_us = es_clock_now_us();
+        es_log_write_site(&report, r->level, r->module, NULL, "%lu similar lines suppressed "
+                          "(like: %s)", n, r->fmt ? r->fmt : "?");
+    }
 }
 
 void es_log_write(es_log_level_t level, const char *module, const es_log_ctx_t *ctx,

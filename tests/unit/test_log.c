@@ -95,6 +95,14 @@ static void test_escape_and_rate_limit(void **state)
     flood(100);
     read_file(path, buf, 1 << 16);
     assert_non_null(strstr(buf, "flood 100 (80 similar lines suppressed)\n"));
+    /* a flood that stops is counted by the next flush, once */
+    for (int i = 0; i < 10; i++) flood(200 + i);
+    es_log_flush_suppressed();
+    es_log_flush_suppressed();
+    read_file(path, buf, 1 << 16);
+    const char *rep = strstr(buf, "INFO  test: 10 similar lines suppressed (like: flood %d)\n");
+    assert_non_null(rep);
+    assert_null(strstr(rep + 20, "similar lines suppressed (like")); /* the second flush: none */
     free(buf);
     es_log_close();
     unlink(path);
