@@ -35,6 +35,8 @@
 #define READ_BUF 65536
 #define PLAYER_WRITE_HIGH (256 * 1024) /* bytes in libuv's write queue before we stop popping */
 #define MAX_MESSAGE_BEFORE 65536       /* bytes of one message until a publish is accepted */
+#define LISTEN_BACKLOG 1024            /* a burst of connections waits in the kernel, not in
+                                          SYN-RECV limbo, until accepted (or refused) */
 
 typedef struct conn {
     uv_tcp_t tcp;                 /* first: the handle's data points back here too */
@@ -676,7 +678,7 @@ int es_rtmp_server_start(es_server_t *srv, es_rtmp_server_t **out)
     rs->listener.data = rs;
     rs->listening = true;
     int rc = uv_tcp_bind(&rs->listener, (const struct sockaddr *)&l->addr, 0);
-    if (rc == 0) rc = uv_listen((uv_stream_t *)&rs->listener, 128, on_connection);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&rs->listener, LISTEN_BACKLOG, on_connection);
     if (rc < 0) {
         ES_ERROR("rtmp", NULL, "cannot listen on %s (rtmp.listen): %s", l->text, uv_strerror(rc));
         return ES_EIO;
