@@ -85,6 +85,13 @@ int es_admit_begin(struct es_server *srv, const es_admit_request_t *req, const c
                    const char *session_id, const char *query, es_admit_decision_t *d,
                    es_hook_done_fn done, void *user, es_hook_call_t **call);
 
+/* es_admit_now: es_admit with the server's registry, configuration and counts (req->sessions
+ * and req->sessions_from_ip filled in from `client`, "ip:port"), no hook: what a protocol calls
+ * at the moment it attaches a client admitted before. Returns d->err; refusals are not logged
+ * here (es_admit_log_refusal). */
+int es_admit_now(struct es_server *srv, const es_admit_request_t *req, const char *client,
+                 es_admit_decision_t *d);
+
 /* es_admit_log_refusal: the one log line of a refusal, the same for every protocol:
  *   INFO admission: [peer remote stream] rtmp publish refused (not authorized): REASON
  * Rate-limited like every log line. */

@@ -378,24 +378,32 @@ void es_admit_log_refusal(es_protocol_t p, es_admit_role_t role, const char *app
             role == ES_ADMIT_PUBLISH ? "publish" : "play", es_strerror(err), reason);
 }
 
-int es_admit_begin(es_server_t *srv, const es_admit_request_t *req0, const char *client,
+int es_admit_now(es_server_t *srv, const es_admit_request_t *req0, const char *client,
+                 es_admit_decision_t *d)
+{
+    es_admit_request_t req = *req0;
+    char ip[64];
+    es_client_ip(client, ip, sizeof ip);
+    req.sessions = srv->sessions;
+    req.sessions_from_ip = es_clients_sessions(srv->clients, ip);
+    return es_admit(srv->registry, srv->cfg, &req, d);
+}
+
+int es_admit_begin(es_server_t *srv, const es_admit_request_t *req, const char *client,
                    const char *session_id, const char *query, es_admit_decision_t *d,
                    es_hook_done_fn done, void *user, es_hook_call_t **call)
 {
     *call = NULL;
-    es_admit_request_t req = *req0;
-    char ip[48];
+    char ip[64];
     es_client_ip(client, ip, sizeof ip);
-    req.sessions = srv->sessions;
-    req.sessions_from_ip = es_clients_sessions(srv->clients, ip);
-    int rc = es_admit(srv->registry, srv->cfg, &req, d);
+    int rc = es_admit_now(srv, req, client, d);
     if (rc == 0 && d->hook && es_hooks_pending_from(srv->hooks, ip) >= ES_HOOKS_MAX_PENDING_PER_IP) {
         rc = d->err = ES_ELIMIT;
         snprintf(d->reason, sizeof d->reason, "too many admissions of this address are waiting "
                  "for a hook (%d)", ES_HOOKS_MAX_PENDING_PER_IP);
     } else if (rc == 0 && d->hook) {
-        es_hook_event_t ev = {.action = req.role == ES_ADMIT_PUBLISH ? "on_publish" : "on_play",
-                              .protocol = req.protocol, .app = req.app, .stream = req.stream,
+        es_hook_event_t ev = {.action = req->role == ES_ADMIT_PUBLISH ? "on_publish" : "on_play",
+                              .protocol = req->protocol, .app = req->app, .stream = req->stream,
                               .client = client, .session_id = session_id, .query = query};
         *call = es_hooks_ask(srv->hooks, d->hook, &ev, srv->cfg->hooks.timeout_ms, done, user);
         if (!*call) {
@@ -405,7 +413,7 @@ int es_admit_begin(es_server_t *srv, const es_admit_request_t *req0, const char 
         }
     }
     if (rc != 0)
-        es_admit_log_refusal(req.protocol, req.role, req.app, req.stream, client, session_id, rc,
+        es_admit_log_refusal(req->protocol, req->role, req->app, req->stream, client, session_id, rc,
                              d->reason);
     return rc;
 }

@@ -489,16 +489,12 @@ void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, con
         set_result(res, ES_EINVAL, "eip must be IP or IP:PORT, not '%s'", eip);
         goto out;
     }
-    char ip[48];
-    es_client_ip(remote, ip, sizeof ip);
     es_admit_request_t areq = {.app = app, .stream = stream, .token = token,
                                .protocol = role == ES_RTC_PUBLISH ? ES_PROTO_WHIP : ES_PROTO_WHEP,
                                .role = role == ES_RTC_PUBLISH ? ES_ADMIT_PUBLISH : ES_ADMIT_PLAY,
-                               .sessions = srv->sessions,
-                               .sessions_from_ip = es_clients_sessions(srv->clients, ip),
                                .now_us = es_clock_now_us()};
     es_admit_decision_t d;
-    int arc = es_admit(srv->registry, cfg, &areq, &d);
+    int arc = es_admit_now(srv, &areq, remote, &d);
     if (arc != 0) {
         set_result(res, arc, "%s", d.reason);
         goto out;

@@ -20,7 +20,6 @@
 #include "estuary/live.h"
 #include "estuary/log.h"
 #include "estuary/random.h"
-#include "estuary/rtmp_bridge.h"
 #include "estuary/rtmp_session.h"
 #include "estuary/stream.h"
 
@@ -73,7 +72,6 @@ struct es_rtmp_server {
     uv_timer_t timer;
     unsigned ticks;
     conn_t *conns;
-    uint64_t next_id;
     bool stopping;
     int port;
     uint8_t readbuf[READ_BUF];
@@ -334,16 +332,12 @@ static int attach(conn_t *c, bool publish, char *reason, size_t len)
     es_server_t *srv = rs->srv;
     const es_config_t *cfg = srv->cfg;
     uint64_t now = es_clock_now_us();
-    char ip[48];
-    es_client_ip(c->remote, ip, sizeof ip);
     es_admit_request_t areq = {.app = c->app, .stream = c->name, .token = c->token,
                                .role = publish ? ES_ADMIT_PUBLISH : ES_ADMIT_PLAY,
-                               .protocol = ES_PROTO_RTMP, .sessions = srv->sessions,
-                               .sessions_from_ip = es_clients_sessions(srv->clients, ip),
-                               .counted = true, .now_us = now};
+                               .protocol = ES_PROTO_RTMP, .counted = true, .now_us = now};
     es_admit_decision_t d;
     es_log_ctx_t lc = clog_ctx(c);
-    int rc = es_admit(srv->registry, cfg, &areq, &d);
+    int rc = es_admit_now(srv, &areq, c->remote, &d);
     es_stream_t *st = d.stream;
     if (rc == 0 && d.takeover && st) {
         ES_INFO("rtmp", &lc, "publisher takeover: the current publisher sent nothing for %.1f s "

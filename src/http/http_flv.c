@@ -59,15 +59,11 @@ es_http_flv_t *es_http_flv_open(es_server_t *srv, const char *app, const char *s
     char key[ES_APP_NAME_MAX + ES_STREAM_NAME_MAX + 2];
     snprintf(key, sizeof key, "%s/%s", app, stream);
     es_log_ctx_t lc = {.peer = conn_id, .remote = remote, .stream = key};
-    char ip[48];
-    es_client_ip(remote, ip, sizeof ip);
     es_admit_request_t areq = {.app = app, .stream = stream, .role = ES_ADMIT_PLAY,
                                .protocol = ES_PROTO_HTTP_FLV, .token = token,
-                               .sessions = srv->sessions,
-                               .sessions_from_ip = es_clients_sessions(srv->clients, ip),
                                .now_us = es_clock_now_us()};
     es_admit_decision_t d;
-    if ((*err = es_admit(srv->registry, cfg, &areq, &d)) != 0) {
+    if ((*err = es_admit_now(srv, &areq, remote, &d)) != 0) {
         snprintf(reason, reason_len, "%s", d.reason);
         es_admit_log_refusal(ES_PROTO_HTTP_FLV, ES_ADMIT_PLAY, app, stream, remote, conn_id, *err,
                              d.reason);

@@ -90,6 +90,8 @@ typedef struct conn {
     bool admitted;                /* HTTP-FLV/HLS: the hook admitted this request */
     bool redispatch;              /* ... and it is to be served at the next WRITEABLE */
     bool admin_route;             /* an admin API answer: no CORS headers */
+    es_protocol_t admit_proto;    /* HTTP-FLV/HLS: what admit_player was asked (for the hook's */
+    char admit_app[ES_APP_NAME_MAX + 1], admit_stream[ES_STREAM_NAME_MAX + 1]; /* answer) */
     char hls_key[ES_APP_NAME_MAX + ES_STREAM_NAME_MAX + 2]; /* an HLS request asking a hook */
 } conn_t;
 
@@ -279,17 +281,7 @@ static void on_hook_done(void *user, int err, const char *reason)
     es_http_server_t *h = ctx ? lws_context_user(ctx) : NULL;
     if (!h) return;
     if (err) {
-        char app[ES_APP_NAME_MAX + 1], stream[ES_STREAM_NAME_MAX + 1];
-        bool flv = es_http_flv_path(c->path, app, stream);
-        if (!flv) { /* an HLS playlist: /{app}/{stream}.m3u8 */
-            const char *slash = c->path ? strchr(c->path + 1, '/') : NULL;
-            size_t al = slash ? (size_t)(slash - c->path - 1) : 0;
-            snprintf(app, sizeof app, "%.*s", (int)(al < sizeof app ? al : 0), c->path + 1);
-            size_t sl = slash ? strlen(slash + 1) : 0;
-            snprintf(stream, sizeof stream, "%.*s", sl > 5 ? (int)(sl - 5) : 0,
-                     slash ? slash + 1 : "");
-        }
-        es_admit_log_refusal(flv ? ES_PROTO_HTTP_FLV : ES_PROTO_HLS, ES_ADMIT_PLAY, app, stream,
+        es_admit_log_refusal(c->admit_proto, ES_ADMIT_PLAY, c->admit_app, c->admit_stream,
                              c->remote, c->id, err, reason);
         es_http_respond_error(&c->resp, es_http_status_of(err), "%s", reason);
         lws_callback_on_writable(c->wsi);
@@ -355,6 +347,9 @@ static int admit_player(es_http_server_t *h, struct lws *wsi, conn_t *c,
                         const char *stream, bool hook)
 {
     if (c->admitted) return 0;
+    c->admit_proto = proto;
+    snprintf(c->admit_app, sizeof c->admit_app, "%s", app);
+    snprintf(c->admit_stream, sizeof c->admit_stream, "%s", stream);
     c->hls_key[0] = '\0';
     if (proto == ES_PROTO_HLS) {
         char ip[64];
@@ -375,7 +370,7 @@ static int admit_player(es_http_server_t *h, struct lws *wsi, conn_t *c,
             return 1;
         }
     } else {
-        err = es_admit(h->srv->registry, h->srv->cfg, &areq, &d);
+        err = es_admit_now(h->srv, &areq, c->remote, &d);
         if (err) es_admit_log_refusal(proto, ES_ADMIT_PLAY, app, stream, c->remote, c->id, err,
                                       d.reason);
     }

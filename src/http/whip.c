@@ -131,49 +131,40 @@ static int offer(es_server_t *srv, es_rtc_role_t role, const char *app, const ch
                                .role = role == ES_RTC_PUBLISH ? ES_ADMIT_PUBLISH : ES_ADMIT_PLAY,
                                .protocol = role == ES_RTC_PUBLISH ? ES_PROTO_WHIP : ES_PROTO_WHEP,
                                .now_us = es_clock_now_us()};
+    /* What the offer needs, kept for an answer the app's hook may delay (a few KiB, and offers
+     * are rate-limited): es_admit decides whether a hook is asked. */
+    size_t tl = token ? strlen(token) + 1 : 0, el = eip ? strlen(eip) + 1 : 0;
+    pending_offer_t *p = calloc(1, sizeof *p + req->body_len + 1 + tl + el);
+    if (!p) return es_http_respond_error(resp, 503, "out of memory");
+    memcpy(p->text, req->body, req->body_len);
+    p->sdp = p->text;
+    p->sdp_len = req->body_len;
+    char *tail = p->text + req->body_len + 1;
+    if (token) p->token = memcpy(tail, token, tl);
+    if (eip) p->eip = memcpy(tail + tl, eip, el);
+    p->srv = srv;
+    p->role = role;
+    snprintf(p->app, sizeof p->app, "%s", app);
+    snprintf(p->stream, sizeof p->stream, "%s", stream);
+    snprintf(p->remote, sizeof p->remote, "%s", req->remote);
+    es_rtc_new_id(p->id);
     es_admit_decision_t d;
     es_hook_call_t *call = NULL;
-    pending_offer_t *p = NULL;
-    char id[ES_RTC_ID_LEN + 1];
-    es_rtc_new_id(id);
-    const es_app_config_t *ac = es_config_find_app(cfg, app);
-    if (ac && ((role == ES_RTC_PUBLISH && ac->on_publish && *ac->on_publish) ||
-               (role == ES_RTC_PLAY && ac->on_play && *ac->on_play))) {
-        /* A hook decides: keep what the offer needs, and answer later. */
-        size_t tl = token ? strlen(token) + 1 : 0, el = eip ? strlen(eip) + 1 : 0;
-        if (!(p = calloc(1, sizeof *p + req->body_len + 1 + tl + el)))
-            return es_http_respond_error(resp, 503, "out of memory");
-        memcpy(p->text, req->body, req->body_len);
-        p->sdp = p->text;
-        p->sdp_len = req->body_len;
-        char *tail = p->text + req->body_len + 1;
-        if (token) p->token = memcpy(tail, token, tl);
-        if (eip) p->eip = memcpy(tail + tl, eip, el);
-        p->srv = srv;
-        p->role = role;
-        snprintf(p->app, sizeof p->app, "%s", app);
-        snprintf(p->stream, sizeof p->stream, "%s", stream);
-        snprintf(p->remote, sizeof p->remote, "%s", req->remote);
-        memcpy(p->id, id, sizeof id);
-    }
-    int err = es_admit_begin(srv, &areq, req->remote, id, req->query, &d, pending_done, p,
+    int err = es_admit_begin(srv, &areq, req->remote, p->id, req->query, &d, pending_done, p,
                              &call);
-    if (err) {
-        free(p);
-        return es_http_respond_error(resp, es_http_status_of(err), "%s", d.reason);
-    }
-    if (call) {
-        if (!p || !(p->async = es_http_async_begin(req, pending_cancel, p))) {
-            es_hook_cancel(call);
-            free(p);
-            return es_http_respond_error(resp, 503, "cannot wait for the hook");
+    if (!err && call) {
+        if ((p->async = es_http_async_begin(req, pending_cancel, p))) {
+            p->call = call;
+            return 0; /* pending_done answers */
         }
-        p->call = call;
-        return 0;
+        es_hook_cancel(call);
+        err = ES_EBUSY;
+        snprintf(d.reason, sizeof d.reason, "cannot wait for the hook");
     }
+    if (err) es_http_respond_error(resp, es_http_status_of(err), "%s", d.reason);
+    else run_offer(srv, role, p->app, p->stream, p->token, p->sdp, p->sdp_len, p->eip, p->remote,
+                   p->id, resp);
     free(p);
-    run_offer(srv, role, app, stream, token, (const char *)req->body, req->body_len, eip,
-              req->remote, id, resp);
     return 0;
 }
 
