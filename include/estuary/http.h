@@ -50,7 +50,8 @@ typedef struct es_http_response {
     char content_type[64];
     char *body;                /* malloc'ed, may be NULL */
     size_t body_len;
-    char location[256];        /* Location header when non-empty */
+    char location[320];        /* Location header when non-empty (a session resource is at most
+                                  /whep/ + 64 + / + 128 + / + 16 + - + 32 bytes) */
     char etag[80];             /* ETag header when non-empty */
     char allow[64];            /* Allow header (405 answers) when non-empty */
     char *file_path;           /* malloc'ed: send this file instead of body (static files) */

@@ -626,7 +626,7 @@ static const char *timed_out(const conn_t *c, const es_config_t *cfg, uint64_t n
     }
     if (c->role == ES_RTMP_ROLE_PLAYER && c->waiting_since_us && cfg->limits.player_wait_ms &&
         now - c->waiting_since_us > (uint64_t)cfg->limits.player_wait_ms * ms) {
-        snprintf(why, len, "nobody published %s for limits.player_wait_ms (%u ms)", c->key,
+        snprintf(why, len, "nobody published %.100s for limits.player_wait_ms (%u ms)", c->key,
                  cfg->limits.player_wait_ms);
         return why;
     }

@@ -75,8 +75,9 @@ static void run_offer(es_server_t *srv, es_rtc_role_t role, const char *app, con
 {
     es_rtc_result_t r;
     es_rtc_offer(srv->rtc, role, app, stream, token, sdp, len, eip, remote, id, &r);
-    char base[400];
-    snprintf(base, sizeof base, "/%s/%s/%s", role == ES_RTC_PUBLISH ? "whip" : "whep", app, stream);
+    char base[6 + ES_APP_NAME_MAX + 1 + ES_STREAM_NAME_MAX + 1]; /* names checked by es_admit */
+    snprintf(base, sizeof base, "/%s/%.64s/%.128s", role == ES_RTC_PUBLISH ? "whip" : "whep", app,
+             stream);
     respond_result(resp, &r, base);
 }
 
