@@ -29,9 +29,10 @@ typedef enum {
     ES_PROTO_RTMP,
     ES_PROTO_HTTP_FLV,
     ES_PROTO_HLS,
+    ES_PROTO_WEBSOCKET, /* WebRTC signaled over a WebSocket (publish or play) */
 } es_protocol_t;
 
-/* es_protocol_name: "whip", "whep", "rtmp", "http-flv", "hls". Static storage. */
+/* es_protocol_name: "whip", "whep", "rtmp", "http-flv", "hls", "websocket". Static storage. */
 const char *es_protocol_name(es_protocol_t p);
 
 #define ES_ADMIT_REASON_MAX 320
@@ -56,7 +57,7 @@ typedef struct es_admit_decision {
                            wrong token; ES_EAUTH token required and missing; ES_EBUSY
                            limits.max_sessions; ES_ELIMIT limits.max_sessions_per_ip; ES_EEXIST
                            a publisher is there (and may not be taken over); ES_ENOENT nothing to
-                           play (WHEP: not published, or not to WebRTC players) */
+                           play (WHEP, WebSocket: not published, or not to WebRTC players) */
     char reason[ES_ADMIT_REASON_MAX]; /* why, for the client and the log; "" when admitted */
     es_stream_t *stream;                /* borrowed; NULL for a publisher of a new stream */
     const es_app_config_t *app;         /* borrowed from the configuration; NULL when refused

@@ -30,6 +30,13 @@ es_frame_hub_t *es_live_frames(es_stream_t *st, const es_frame_hub_limits_t *lim
 /* es_live_idle: true when the stream has no source, no WebRTC player and no frame subscriber. */
 bool es_live_idle(const es_stream_t *st);
 
+/* es_live_viewers: players of the stream now: WebRTC players (WHEP, WebSocket) and RTMP and
+ * HTTP-FLV players; not HLS, whose players are not connections. NULL-safe (0). */
+size_t es_live_viewers(const es_stream_t *st);
+
+/* es_live_publishing: true when the stream has a source now. NULL-safe (false). */
+bool es_live_publishing(const es_stream_t *st);
+
 /* es_live_release: removes and frees the stream when it is idle; returns true then (st is
  * gone). Logs the removal. */
 bool es_live_release(es_registry_t *reg, es_stream_t *st);

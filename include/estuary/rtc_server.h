@@ -7,6 +7,7 @@
 #ifndef ESTUARY_RTC_SERVER_H
 #define ESTUARY_RTC_SERVER_H
 
+#include "estuary/admission.h"
 #include "estuary/server.h"
 
 #include <jansson.h>
@@ -67,6 +68,60 @@ void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, con
  * session before its offer is taken (the hooks are told it): pass it as es_rtc_offer's id (NULL
  * there makes one). */
 void es_rtc_new_id(char id[ES_RTC_ID_LEN + 1]);
+
+/* What a WebRTC session is asked for, whatever its signaling (WHIP/WHEP over HTTP, or a
+ * WebSocket, src/http/ws_signal.c). Strings are borrowed for the call. */
+typedef struct es_rtc_request {
+    es_rtc_role_t role;
+    es_protocol_t protocol;   /* ES_PROTO_WHIP, ES_PROTO_WHEP or ES_PROTO_WEBSOCKET: admission,
+                                 hooks and the API's "signaling" */
+    const char *app, *stream;
+    const char *token;        /* the token the client presented, or NULL */
+    const char *eip;          /* "IP" or "IP:PORT" replacing the host candidates, or NULL */
+    const char *remote;       /* the signaling client's "ip:port" */
+    const char *id;           /* the session's id (es_rtc_new_id), or NULL for a new one */
+    bool counted;             /* the caller's connection already counts as this client's
+                                 session (es_server_session_open was called for it: a
+                                 WebSocket); else the session counts itself */
+    /* Told once when the session ends, whoever ends it (not when es_rtc_disown was called
+     * first): reason says why. From the loop; the callee may not call back into es_rtc_*
+     * for this session. */
+    void (*on_closed)(void *user, const char *reason);
+    void *user;
+} es_rtc_request_t;
+
+/* es_rtc_take_offer: the client's offer for req (es_rtc_offer with every field of a request).
+ * Same results. */
+void es_rtc_take_offer(es_rtc_server_t *rtc, const es_rtc_request_t *req, const char *sdp,
+                       size_t len, es_rtc_result_t *res);
+
+/* An offer the server made and whose answer it awaits (a WebSocket player). */
+typedef struct es_rtc_pending es_rtc_pending_t;
+
+/* es_rtc_make_offer: the server's offer (RFC 8829 §5.2) to a player (req->role ES_RTC_PLAY):
+ * send-only audio and video with the codecs the stream's publisher sends, ICE-lite with our
+ * host candidates, a=setup:actpass. Admitted by es_admit as es_rtc_take_offer is. Returns the
+ * pending offer (free with es_rtc_pending_free, or hand it to es_rtc_take_answer) with
+ * res->sdp the offer and res->id the session id to be, or NULL with res->err (es_admit's codes,
+ * ES_ENOTSUP when the stream has no track a player can get, ES_ENOMEM, ES_ERANGE, ES_EBUSY
+ * WebRTC off) and res->error. */
+es_rtc_pending_t *es_rtc_make_offer(es_rtc_server_t *rtc, const es_rtc_request_t *req,
+                                    es_rtc_result_t *res);
+
+/* es_rtc_take_answer: the peer's answer (len bytes of SDP) to pending, which this consumes
+ * whatever the outcome: checked against the offer (es_sdp_answer_apply), admitted again at
+ * this moment, and the session starts (DTLS server when the answer says a=setup:active, client
+ * when passive). res as for es_rtc_take_offer (ES_EPROTO for an answer that does not fit the
+ * offer); res->sdp stays NULL. */
+void es_rtc_take_answer(es_rtc_server_t *rtc, es_rtc_pending_t *pending, const char *sdp,
+                        size_t len, es_rtc_result_t *res);
+
+/* es_rtc_pending_free: NULL-safe. */
+void es_rtc_pending_free(es_rtc_pending_t *pending);
+
+/* es_rtc_disown: the session's on_closed is not to be called any more (its owner goes first).
+ * NULL-safe; unknown ids are ignored. */
+void es_rtc_disown(es_rtc_server_t *rtc, const char *id);
 
 /* es_rtc_resource_check: `resource` ("<id>-<secret>", the last segment of a WHIP/WHEP
  * resource URL) names a live session of this role, app and stream, with its secret (compared in

@@ -41,6 +41,10 @@ struct session {
     es_rtc_server_t *rtc;
     char id[ES_RTC_ID_LEN + 1];
     es_rtc_role_t role;
+    es_protocol_t protocol;        /* the signaling: WHIP/WHEP or a WebSocket */
+    bool counted;                  /* the signaling connection counts as the session */
+    void (*on_closed)(void *user, const char *reason); /* the signaling's owner, or NULL */
+    void *owner;
     char app[ES_APP_NAME_MAX + 1], stream_name[ES_STREAM_NAME_MAX + 1];
     char key[ES_APP_NAME_MAX + ES_STREAM_NAME_MAX + 2];
     char http_remote[64];
@@ -108,8 +112,9 @@ static void link_closed(void *user, const char *reason)
         else if (s->sink) es_media_stream_remove_sink(s->ms, s->sink);
         stream_release(rtc, s);
     }
-    es_server_session_close(rtc->srv, s->http_remote);
-    es_admit_end(rtc->srv, s->role == ES_RTC_PUBLISH ? ES_PROTO_WHIP : ES_PROTO_WHEP,
+    if (!s->counted) es_server_session_close(rtc->srv, s->http_remote);
+    if (s->on_closed) s->on_closed(s->owner, reason);
+    es_admit_end(rtc->srv, s->protocol,
                  s->role == ES_RTC_PUBLISH ? ES_ADMIT_PUBLISH : ES_ADMIT_PLAY, s->app,
                  s->stream_name, s->http_remote, s->id);
     free(s);
@@ -466,40 +471,166 @@ static void kick_session(void *user, const char *why)
     es_rtc_link_close(s->link, why); /* link_closed frees s */
 }
 
+/* The session's identity and ICE credentials, fresh. */
+static void session_identity(es_rtc_server_t *rtc, session_t *s, const char *id)
+{
+    if (id && strlen(id) == ES_RTC_ID_LEN && !session_find(rtc, id))
+        memcpy(s->id, id, ES_RTC_ID_LEN + 1);
+    else
+        es_rtc_new_id(s->id);
+    es_random_text(s->secret, ES_RTC_SECRET_LEN, HEX);
+    es_random_text(s->ufrag, 8, ALNUM);
+    es_random_text(s->pwd, 24, ALNUM);
+    snprintf(s->etag, sizeof s->etag, "\"%s\"", s->ufrag);
+}
+
+/* Our half of a description (answer or offer): credentials, fingerprint, names, candidates. */
+static void fill_local(es_rtc_server_t *rtc, const session_t *s, const char *stream,
+                       const char *eip, es_sdp_local_t *l)
+{
+    l->session_id = ((uint64_t)es_random32() << 20) ^ es_random32();
+    snprintf(l->ice_ufrag, sizeof l->ice_ufrag, "%s", s->ufrag);
+    snprintf(l->ice_pwd, sizeof l->ice_pwd, "%s", s->pwd);
+    snprintf(l->fingerprint, sizeof l->fingerprint, "%s", es_dtls_cert_fingerprint(rtc->cert));
+    snprintf(l->cname, sizeof l->cname, "estuary-%s", s->id);
+    snprintf(l->msid_stream, sizeof l->msid_stream, "%s", stream);
+    fill_candidates(rtc, eip, l);
+}
+
+/* Admission at the moment the session takes the stream. */
+static int admit_now(es_rtc_server_t *rtc, const es_rtc_request_t *req, es_admit_decision_t *d)
+{
+    es_admit_request_t areq = {.app = req->app, .stream = req->stream, .token = req->token,
+                               .protocol = req->protocol, .counted = req->counted,
+                               .role = req->role == ES_RTC_PUBLISH ? ES_ADMIT_PUBLISH : ES_ADMIT_PLAY,
+                               .now_us = es_clock_now_us()};
+    return es_admit_now(rtc->srv, &areq, req->remote, d);
+}
+
+/* The second half of every negotiation: s (identity, codecs filled) takes the stream d admitted
+ * it to with `tracks`, and its link starts with the peer's transport section `peer` and our
+ * DTLS role. On success s is in the table and the result names it; else res says why and s is
+ * still the caller's. */
+static int attach(es_rtc_server_t *rtc, session_t *s, const es_rtc_request_t *req,
+                  es_admit_decision_t *d, const es_track_info_t *tracks, size_t n_tracks,
+                  const es_sdp_media_t *peer, es_dtls_role_t dtls_role, es_rtc_result_t *res)
+{
+    es_server_t *srv = rtc->srv;
+    const es_config_t *cfg = srv->cfg;
+    char key[ES_APP_NAME_MAX + ES_STREAM_NAME_MAX + 2];
+    snprintf(key, sizeof key, "%s/%s", req->app, req->stream);
+    es_stream_t *st = d->stream;
+    uint64_t now = es_clock_now_us();
+    if (d->takeover && st) {
+        es_log_ctx_t klc = {.stream = key, .remote = req->remote};
+        ES_INFO("rtc", &klc, "publisher takeover: the current publisher of %s sent nothing for "
+                "%.1f s and is replaced", key, (double)es_live_source_silent_us(st, now) / 1e6);
+        es_live_source_kick(st, "replaced by a new publisher (apps.<app>.publisher_takeover)");
+        st = es_registry_find(srv->registry, req->app, req->stream); /* may be gone */
+        if (st && st->source != ES_SOURCE_NONE) {
+            set_result(res, ES_EEXIST, "stream %s is already being published", key);
+            return res->err;
+        }
+    }
+    if (!st && es_live_open(srv->registry, req->app, req->stream, now, &st) != 0) {
+        set_result(res, ES_ENOMEM, "out of memory");
+        return res->err;
+    }
+    es_media_stream_t *ms = st->media;
+    es_rtc_role_t role = req->role;
+    s->rtc = rtc;
+    s->role = role;
+    s->protocol = req->protocol;
+    s->counted = req->counted;
+    s->on_closed = req->on_closed;
+    s->owner = req->user;
+    s->ms = ms;
+    s->created_us = now;
+    snprintf(s->app, sizeof s->app, "%s", req->app);
+    snprintf(s->stream_name, sizeof s->stream_name, "%s", req->stream);
+    snprintf(s->key, sizeof s->key, "%s", key);
+    snprintf(s->http_remote, sizeof s->http_remote, "%s", req->remote ? req->remote : "");
+    snprintf(s->remote_ufrag, sizeof s->remote_ufrag, "%s", peer->ice_ufrag);
+    uint32_t timeout = role == ES_RTC_PUBLISH ? cfg->webrtc.publisher_timeout_ms
+                                              : cfg->webrtc.player_timeout_ms;
+    es_rtc_session_params_t pp = {
+        .local_ufrag = s->ufrag, .local_pwd = s->pwd, .remote_ufrag = s->remote_ufrag,
+        .ice_controlling = false, /* ICE-lite, whichever side offered */
+        .cert = rtc->cert, .fingerprint_alg = peer->fingerprint_alg,
+        .fingerprint = peer->fingerprint, .fingerprint_len = peer->fingerprint_len,
+        .dtls_role = dtls_role,
+        .connect_timeout_ms = cfg->webrtc.dtls_timeout_ms, .consent_timeout_ms = timeout,
+        .now_us = now,
+    };
+    static const es_rtc_link_callbacks_t link_cb = {
+        .on_rtp = link_rtp, .on_rtcp = link_rtcp, .on_pair = link_pair,
+        .on_selected = link_selected,
+        .on_state = link_state, .on_closed = link_closed, .on_tick = link_tick};
+    es_media_io_t io = {.send_rtp = io_send_rtp, .send_rtcp = io_send_rtcp, .user = s};
+    int rc;
+    if (role == ES_RTC_PUBLISH) rc = es_media_stream_set_source(ms, tracks, n_tracks, io, now);
+    else rc = (s->sink = es_media_stream_add_sink(ms, tracks, n_tracks, io, now)) ? 0 : ES_ENOMEM;
+    if (rc == 0 && !(s->link = es_rtc_link_open(rtc->transport, &pp, &link_cb, s))) {
+        if (role == ES_RTC_PUBLISH) es_media_stream_remove_source(ms, now);
+        else es_media_stream_remove_sink(ms, s->sink);
+        s->sink = NULL;
+        rc = ES_ENOMEM;
+    }
+    if (rc != 0) {
+        s->ms = NULL;
+        es_live_release(srv->registry, st);
+        set_result(res, rc, "cannot create the session: %s", es_strerror(rc));
+        return rc;
+    }
+    if (role == ES_RTC_PUBLISH) es_live_source_begin(st, ES_SOURCE_WEBRTC, kick_session, s, cfg, now);
+    s->next = rtc->sessions;
+    if (rtc->sessions) rtc->sessions->prev = s;
+    rtc->sessions = s;
+    if (!s->counted) es_server_session_open(srv, req->remote);
+    snprintf(res->id, sizeof res->id, "%s", s->id);
+    snprintf(res->secret, sizeof res->secret, "%s", s->secret);
+    snprintf(res->etag, sizeof res->etag, "%s", s->etag);
+    return 0;
+}
+
 void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, const char *stream,
                   const char *token, const char *sdp, size_t len, const char *eip,
                   const char *remote, const char *id, es_rtc_result_t *res)
 {
+    es_rtc_request_t req = {.role = role, .app = app, .stream = stream, .token = token,
+                            .eip = eip, .remote = remote, .id = id,
+                            .protocol = role == ES_RTC_PUBLISH ? ES_PROTO_WHIP : ES_PROTO_WHEP};
+    es_rtc_take_offer(rtc, &req, sdp, len, res);
+}
+
+void es_rtc_take_offer(es_rtc_server_t *rtc, const es_rtc_request_t *req, const char *sdp,
+                       size_t len, es_rtc_result_t *res)
+{
     memset(res, 0, sizeof *res);
     es_server_t *srv = rtc->srv;
     const es_config_t *cfg = srv->cfg;
+    es_rtc_role_t role = req->role;
     char key[ES_APP_NAME_MAX + ES_STREAM_NAME_MAX + 2];
-    snprintf(key, sizeof key, "%s/%s", app, stream);
-    es_log_ctx_t lc = {.stream = key, .remote = remote};
+    snprintf(key, sizeof key, "%s/%s", req->app, req->stream);
+    es_log_ctx_t lc = {.stream = key, .remote = req->remote};
     es_sdp_t *offer = NULL;
     es_sdp_local_t *ans = NULL;
     char *text = NULL;
     session_t *s = NULL;
-    es_stream_t *st = NULL;
     if (!rtc->transport || rtc->stopping) {
         set_result(res, ES_EBUSY, "WebRTC is off (webrtc.udp_listen is empty) or shutting down");
         goto out;
     }
-    if (!valid_eip(eip)) {
-        set_result(res, ES_EINVAL, "eip must be IP or IP:PORT, not '%s'", eip);
+    if (!valid_eip(req->eip)) {
+        set_result(res, ES_EINVAL, "eip must be IP or IP:PORT, not '%s'", req->eip);
         goto out;
     }
-    es_admit_request_t areq = {.app = app, .stream = stream, .token = token,
-                               .protocol = role == ES_RTC_PUBLISH ? ES_PROTO_WHIP : ES_PROTO_WHEP,
-                               .role = role == ES_RTC_PUBLISH ? ES_ADMIT_PUBLISH : ES_ADMIT_PLAY,
-                               .now_us = es_clock_now_us()};
     es_admit_decision_t d;
-    int arc = es_admit_now(srv, &areq, remote, &d);
+    int arc = admit_now(rtc, req, &d);
     if (arc != 0) {
         set_result(res, arc, "%s", d.reason);
         goto out;
     }
-    st = d.stream;
     offer = calloc(1, sizeof *offer);
     ans = calloc(1, sizeof *ans);
     text = malloc(16384);
@@ -514,7 +645,7 @@ void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, con
         set_result(res, ES_EPROTO, "bad SDP offer: %s", err);
         goto out;
     }
-    es_media_stream_t *ms = st ? st->media : NULL;
+    es_media_stream_t *ms = d.stream ? d.stream->media : NULL;
     es_sdp_caps_t caps[2];
     if (role == ES_RTC_PUBLISH) {
         publish_caps(offer, cfg, caps);
@@ -534,15 +665,7 @@ void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, con
         set_result(res, ES_ENOTSUP, "%s", err[0] ? err : "no audio or video codec in common");
         goto out;
     }
-    /* Identity and credentials. */
-    if (id && strlen(id) == ES_RTC_ID_LEN && !session_find(rtc, id))
-        memcpy(s->id, id, ES_RTC_ID_LEN + 1);
-    else
-        es_rtc_new_id(s->id);
-    es_random_text(s->secret, ES_RTC_SECRET_LEN, HEX);
-    es_random_text(s->ufrag, 8, ALNUM);
-    es_random_text(s->pwd, 24, ALNUM);
-    snprintf(s->etag, sizeof s->etag, "\"%s\"", s->ufrag);
+    session_identity(rtc, s, req->id);
     int tidx = es_sdp_local_transport(ans);
     if (tidx < 0 || (size_t)tidx >= offer->n_media) {
         set_result(res, ES_EPROTO, "bad SDP offer: no audio or video section to answer");
@@ -551,14 +674,7 @@ void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, con
     /* The client's transport is the one of the first accepted section (RFC 9143 §7.3.1):
      * aiortc gives each section its own credentials. */
     const es_sdp_media_t *first = &offer->media[tidx];
-    snprintf(s->remote_ufrag, sizeof s->remote_ufrag, "%s", first->ice_ufrag);
-    ans->session_id = ((uint64_t)es_random32() << 20) ^ es_random32();
-    snprintf(ans->ice_ufrag, sizeof ans->ice_ufrag, "%s", s->ufrag);
-    snprintf(ans->ice_pwd, sizeof ans->ice_pwd, "%s", s->pwd);
-    snprintf(ans->fingerprint, sizeof ans->fingerprint, "%s", es_dtls_cert_fingerprint(rtc->cert));
-    snprintf(ans->cname, sizeof ans->cname, "estuary-%s", s->id);
-    snprintf(ans->msid_stream, sizeof ans->msid_stream, "%s", stream);
-    fill_candidates(rtc, eip, ans);
+    fill_local(rtc, s, req->stream, req->eip, ans);
     /* Tracks. */
     es_track_info_t tracks[ES_STREAM_MAX_TRACKS];
     size_t n_tracks = 0;
@@ -581,77 +697,15 @@ void es_rtc_offer(es_rtc_server_t *rtc, es_rtc_role_t role, const char *app, con
         goto out;
     }
     codec_list(ans, s->codecs, sizeof s->codecs);
-    /* The stream, taken over from a silent publisher when admission said so. */
-    uint64_t now = es_clock_now_us();
-    if (d.takeover && st) {
-        es_log_ctx_t klc = {.stream = key, .remote = remote};
-        ES_INFO("rtc", &klc, "publisher takeover: the current publisher of %s sent nothing for "
-                "%.1f s and is replaced", key, (double)es_live_source_silent_us(st, now) / 1e6);
-        es_live_source_kick(st, "replaced by a new publisher (apps.<app>.publisher_takeover)");
-        st = es_registry_find(srv->registry, app, stream); /* may be gone with its publisher */
-        if (st && st->source != ES_SOURCE_NONE) {
-            set_result(res, ES_EEXIST, "stream %s is already being published", key);
-            goto out;
-        }
-    }
-    if (!st) {
-        if (es_live_open(srv->registry, app, stream, now, &st) != 0) {
-            set_result(res, ES_ENOMEM, "out of memory");
-            goto out;
-        }
-        ms = st->media;
-    }
-    s->rtc = rtc;
-    s->role = role;
-    s->ms = ms;
-    s->created_us = now;
-    snprintf(s->app, sizeof s->app, "%s", app);
-    snprintf(s->stream_name, sizeof s->stream_name, "%s", stream);
-    snprintf(s->key, sizeof s->key, "%s", key);
-    snprintf(s->http_remote, sizeof s->http_remote, "%s", remote ? remote : "");
-    uint32_t timeout = role == ES_RTC_PUBLISH ? cfg->webrtc.publisher_timeout_ms
-                                              : cfg->webrtc.player_timeout_ms;
-    es_rtc_session_params_t pp = {
-        .local_ufrag = s->ufrag, .local_pwd = s->pwd, .remote_ufrag = s->remote_ufrag,
-        .ice_controlling = false, /* ICE-lite answerer */
-        .cert = rtc->cert, .fingerprint_alg = first->fingerprint_alg,
-        .fingerprint = first->fingerprint, .fingerprint_len = first->fingerprint_len,
-        .dtls_role = ans->setup == ES_SETUP_ACTIVE ? ES_DTLS_ROLE_CLIENT : ES_DTLS_ROLE_SERVER,
-        .connect_timeout_ms = cfg->webrtc.dtls_timeout_ms, .consent_timeout_ms = timeout,
-        .now_us = now,
-    };
-    static const es_rtc_link_callbacks_t link_cb = {
-        .on_rtp = link_rtp, .on_rtcp = link_rtcp, .on_pair = link_pair,
-        .on_selected = link_selected,
-        .on_state = link_state, .on_closed = link_closed, .on_tick = link_tick};
-    es_media_io_t io = {.send_rtp = io_send_rtp, .send_rtcp = io_send_rtcp, .user = s};
-    int rc;
-    if (role == ES_RTC_PUBLISH) rc = es_media_stream_set_source(ms, tracks, n_tracks, io, now);
-    else rc = (s->sink = es_media_stream_add_sink(ms, tracks, n_tracks, io, now)) ? 0 : ES_ENOMEM;
-    if (rc == 0 && !(s->link = es_rtc_link_open(rtc->transport, &pp, &link_cb, s))) {
-        if (role == ES_RTC_PUBLISH) es_media_stream_remove_source(ms, now);
-        else es_media_stream_remove_sink(ms, s->sink);
-        rc = ES_ENOMEM;
-    }
-    if (rc != 0) {
-        s->ms = NULL;
-        es_live_release(srv->registry, st);
-        set_result(res, rc, "cannot create the session: %s", es_strerror(rc));
+    if (attach(rtc, s, req, &d, tracks, n_tracks, first,
+               ans->setup == ES_SETUP_ACTIVE ? ES_DTLS_ROLE_CLIENT : ES_DTLS_ROLE_SERVER, res) != 0)
         goto out;
-    }
-    if (role == ES_RTC_PUBLISH) es_live_source_begin(st, ES_SOURCE_WEBRTC, kick_session, s, cfg, now);
-    s->next = rtc->sessions;
-    if (rtc->sessions) rtc->sessions->prev = s;
-    rtc->sessions = s;
-    es_server_session_open(srv, remote);
     res->sdp = text;
     text = NULL;
-    snprintf(res->id, sizeof res->id, "%s", s->id);
-    snprintf(res->secret, sizeof res->secret, "%s", s->secret);
-    snprintf(res->etag, sizeof res->etag, "%s", s->etag);
     lc = sctx(s);
-    ES_INFO("rtc", &lc, "%s offer accepted: %s; answer candidates %s%s, DTLS %s",
-            role_name(role), s->codecs, ans->n_candidates ? ans->candidates[0] : "none",
+    ES_INFO("rtc", &lc, "%s offer accepted (%s): %s; answer candidates %s%s, DTLS %s",
+            role_name(role), es_protocol_name(req->protocol), s->codecs,
+            ans->n_candidates ? ans->candidates[0] : "none",
             ans->n_candidates > 1 ? " and more" : "",
             ans->setup == ES_SETUP_ACTIVE ? "active (client)" : "passive (server)");
     s = NULL;
@@ -662,6 +716,191 @@ out:
     free(offer);
     free(ans);
     free(text);
+}
+
+/* --- the server's offer (a WebSocket player) --- */
+
+struct es_rtc_pending {
+    es_rtc_request_t req;          /* its strings point into the fields below */
+    char app[ES_APP_NAME_MAX + 1], stream[ES_STREAM_NAME_MAX + 1];
+    char remote[64];
+    char *token;                   /* malloc'ed, or NULL */
+    session_t *s;                  /* identity, credentials, codecs; not in the table yet */
+    es_sdp_local_t offer;
+};
+
+void es_rtc_pending_free(es_rtc_pending_t *p)
+{
+    if (!p) return;
+    free(p->token);
+    free(p->s);
+    free(p);
+}
+
+es_rtc_pending_t *es_rtc_make_offer(es_rtc_server_t *rtc, const es_rtc_request_t *req,
+                                    es_rtc_result_t *res)
+{
+    memset(res, 0, sizeof *res);
+    const es_config_t *cfg = rtc->srv->cfg;
+    char key[ES_APP_NAME_MAX + ES_STREAM_NAME_MAX + 2];
+    snprintf(key, sizeof key, "%s/%s", req->app, req->stream);
+    es_log_ctx_t lc = {.stream = key, .remote = req->remote};
+    es_rtc_pending_t *p = NULL;
+    char *text = NULL;
+    if (req->role != ES_RTC_PLAY) {
+        set_result(res, ES_EINVAL, "the server offers to players only");
+        goto fail;
+    }
+    if (!rtc->transport || rtc->stopping) {
+        set_result(res, ES_EBUSY, "WebRTC is off (webrtc.udp_listen is empty) or shutting down");
+        goto fail;
+    }
+    if (!valid_eip(req->eip)) {
+        set_result(res, ES_EINVAL, "eip must be IP or IP:PORT, not '%s'", req->eip);
+        goto fail;
+    }
+    es_admit_decision_t d;
+    int arc = admit_now(rtc, req, &d);
+    if (arc != 0) {
+        set_result(res, arc, "%s", d.reason);
+        goto fail;
+    }
+    p = calloc(1, sizeof *p);
+    text = malloc(16384);
+    if (!p || !text || !(p->s = calloc(1, sizeof *p->s)) ||
+        (req->token && !(p->token = strdup(req->token)))) {
+        set_result(res, ES_ENOMEM, "out of memory");
+        goto fail;
+    }
+    /* One section per track of the publisher, audio first, each with its codec as negotiated
+     * by the publisher (payload type, fmtp): what es_media_stream rewrites to. */
+    es_track_info_t tr[ES_STREAM_MAX_TRACKS];
+    size_t nt = es_media_stream_source_tracks(d.stream ? d.stream->media : NULL, tr,
+                                              ES_STREAM_MAX_TRACKS);
+    es_sdp_offer_media_t om[2];
+    size_t n = 0;
+    for (int kind = ES_MEDIA_AUDIO; kind <= ES_MEDIA_VIDEO; kind++) {
+        for (size_t i = 0; i < nt; i++) {
+            if ((int)tr[i].kind != kind) continue;
+            es_sdp_offer_media_t *m = &om[n++];
+            memset(m, 0, sizeof *m);
+            m->kind = tr[i].kind;
+            m->dir = ES_DIR_SENDONLY;
+            m->caps.codecs[0] = tr[i].codec;
+            m->caps.n_codecs = 1;
+            m->caps.nack = cfg->webrtc.nack;
+            m->caps.pli = m->caps.fir = true;
+            break;
+        }
+    }
+    if (!n || es_sdp_offer_init(om, n, &p->offer) != 0) {
+        set_result(res, ES_ENOTSUP, "stream %s has no track a WebRTC player can get", key);
+        goto fail;
+    }
+    p->offer.ice_lite = true;
+    session_identity(rtc, p->s, req->id);
+    fill_local(rtc, p->s, req->stream, req->eip, &p->offer);
+    for (size_t i = 0; i < p->offer.n_media; i++) p->offer.media[i].ssrc = es_random32();
+    if (es_sdp_local_write(&p->offer, text, 16384) < 0) {
+        set_result(res, ES_ERANGE, "offer too large");
+        goto fail;
+    }
+    codec_list(&p->offer, p->s->codecs, sizeof p->s->codecs);
+    p->req = *req;
+    snprintf(p->app, sizeof p->app, "%s", req->app);
+    snprintf(p->stream, sizeof p->stream, "%s", req->stream);
+    snprintf(p->remote, sizeof p->remote, "%s", req->remote ? req->remote : "");
+    p->req.app = p->app;
+    p->req.stream = p->stream;
+    p->req.remote = p->remote;
+    p->req.token = p->token;
+    p->req.eip = NULL;  /* in the offer already */
+    p->req.id = NULL;   /* p->s has it */
+    res->sdp = text;
+    snprintf(res->id, sizeof res->id, "%s", p->s->id);
+    lc.peer = p->s->id;
+    ES_DEBUG("rtc", &lc, "player offer made (%s): %s", es_protocol_name(req->protocol),
+             p->s->codecs);
+    return p;
+fail:
+    ES_INFO("rtc", &lc, "player offer not made (%s): %s", es_strerror(res->err), res->error);
+    es_rtc_pending_free(p);
+    free(text);
+    return NULL;
+}
+
+void es_rtc_take_answer(es_rtc_server_t *rtc, es_rtc_pending_t *p, const char *sdp, size_t len,
+                        es_rtc_result_t *res)
+{
+    memset(res, 0, sizeof *res);
+    char key[ES_APP_NAME_MAX + ES_STREAM_NAME_MAX + 2];
+    snprintf(key, sizeof key, "%s/%s", p->app, p->stream);
+    es_log_ctx_t lc = {.peer = p->s->id, .stream = key, .remote = p->remote};
+    es_sdp_t *answer = calloc(1, sizeof *answer);
+    char err[400];
+    if (!answer) {
+        set_result(res, ES_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (!rtc->transport || rtc->stopping) {
+        set_result(res, ES_EBUSY, "WebRTC is shutting down");
+        goto out;
+    }
+    if (es_sdp_parse(sdp, len, answer, err, sizeof err) != 0) {
+        set_result(res, ES_EPROTO, "bad SDP answer: %s", err);
+        goto out;
+    }
+    if (es_sdp_answer_apply(&p->offer, answer, err, sizeof err) < 0) {
+        set_result(res, ES_EPROTO, "the answer does not fit the offer: %s", err);
+        goto out;
+    }
+    int tidx = es_sdp_local_transport(&p->offer);
+    if (tidx < 0 || (size_t)tidx >= answer->n_media) {
+        set_result(res, ES_EPROTO, "the answer accepts no section");
+        goto out;
+    }
+    const es_sdp_media_t *peer = &answer->media[tidx];
+    es_track_info_t tracks[ES_STREAM_MAX_TRACKS];
+    size_t n_tracks = 0;
+    for (size_t i = 0; i < p->offer.n_media && n_tracks < ES_STREAM_MAX_TRACKS; i++) {
+        es_sdp_local_media_t *m = &p->offer.media[i];
+        if (m->rejected || !m->n_codecs || m->dir == ES_DIR_INACTIVE) continue;
+        tracks[n_tracks] = track_from_answer(m, NULL);
+        tracks[n_tracks].ssrc = m->ssrc;
+        n_tracks++;
+    }
+    if (!n_tracks) {
+        set_result(res, ES_ENOTSUP, "the answer leaves no track to send (every section "
+                   "rejected or inactive)");
+        goto out;
+    }
+    es_admit_decision_t d;
+    int arc = admit_now(rtc, &p->req, &d);
+    if (arc != 0) {
+        set_result(res, arc, "%s", d.reason);
+        goto out;
+    }
+    codec_list(&p->offer, p->s->codecs, sizeof p->s->codecs);
+    /* RFC 5763 §5: the answerer chose; actpass was ours. */
+    es_dtls_role_t role = peer->setup == ES_SETUP_PASSIVE ? ES_DTLS_ROLE_CLIENT
+                                                          : ES_DTLS_ROLE_SERVER;
+    if (attach(rtc, p->s, &p->req, &d, tracks, n_tracks, peer, role, res) != 0) goto out;
+    lc = sctx(p->s);
+    ES_INFO("rtc", &lc, "player answer accepted (%s): %s; DTLS %s",
+            es_protocol_name(p->req.protocol), p->s->codecs,
+            role == ES_DTLS_ROLE_CLIENT ? "active (client)" : "passive (server)");
+    p->s = NULL; /* in the table now */
+out:
+    if (res->err) ES_INFO("rtc", &lc, "player answer refused (%s): %s", es_strerror(res->err),
+                          res->error);
+    free(answer);
+    es_rtc_pending_free(p);
+}
+
+void es_rtc_disown(es_rtc_server_t *rtc, const char *id)
+{
+    session_t *s = rtc && id ? session_find(rtc, id) : NULL;
+    if (s) s->on_closed = NULL;
 }
 
 void es_rtc_patch(es_rtc_server_t *rtc, const char *id, const char *if_match, const char *body,
@@ -767,8 +1006,8 @@ static json_t *session_json(const session_t *s, uint64_t now)
 {
     es_rtc_session_stats_t ps = es_rtc_session_stats(es_rtc_link_session(s->link));
     json_t *o = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "id", s->id,
-        "protocol", "webrtc", "role",
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "id", s->id,
+        "protocol", "webrtc", "signaling", es_protocol_name(s->protocol), "role",
         role_name(s->role), "app", s->app, "stream", s->stream_name, "state",
         es_rtc_session_state_name(es_rtc_session_state(es_rtc_link_session(s->link))), "remote",
         s->media_remote[0] ? s->media_remote : "", "http_remote", s->http_remote, "codecs",

@@ -8,6 +8,7 @@
 #include "estuary/server.h"
 
 #include "http_flv.h"
+#include "ws_signal.h"
 
 #include "estuary/admission.h"
 #include "estuary/hls.h"
@@ -54,6 +55,7 @@ struct es_http_server {
     const es_http_route_t *routes;
     size_t n_routes;
     bool stopping;
+    es_ws_hub_t *ws_hub;             /* WebSocket signaling connections */
     hls_viewer_t viewers[HLS_VIEWERS]; /* HLS players an on_play hook admitted */
 };
 
@@ -93,6 +95,7 @@ typedef struct conn {
     es_protocol_t admit_proto;    /* HTTP-FLV/HLS: what admit_player was asked (for the hook's */
     char admit_app[ES_APP_NAME_MAX + 1], admit_stream[ES_STREAM_NAME_MAX + 1]; /* answer) */
     char hls_key[ES_APP_NAME_MAX + ES_STREAM_NAME_MAX + 2]; /* an HLS request asking a hook */
+    es_ws_conn_t *ws;             /* after a WebSocket upgrade: the signaling connection */
 } conn_t;
 
 static void conn_reset(conn_t *c)
@@ -753,22 +756,26 @@ done:
     return 0;
 }
 
+/* The connection's id ("h<n>") and the client's "ip:port", once per connection. */
+static void conn_identify(es_http_server_t *h, struct lws *wsi, conn_t *c)
+{
+    snprintf(c->id, sizeof c->id, "h%llu", (unsigned long long)++h->next_conn);
+    char ip[48] = "?";
+    lws_get_peer_simple(wsi, ip, sizeof ip);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int port = 0;
+    int fd = lws_get_socket_fd(wsi);
+    if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
+        port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                              : ((struct sockaddr_in *)&ss)->sin_port);
+    snprintf(c->remote, sizeof c->remote, strchr(ip, ':') ? "[%s]:%d" : "%s:%d", ip, port);
+}
+
 static int on_request(es_http_server_t *h, struct lws *wsi, conn_t *c, const char *uri, size_t len)
 {
     conn_reset(c);
-    if (!c->id[0]) {
-        snprintf(c->id, sizeof c->id, "h%llu", (unsigned long long)++h->next_conn);
-        char ip[48] = "?";
-        lws_get_peer_simple(wsi, ip, sizeof ip);
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof ss;
-        int port = 0;
-        int fd = lws_get_socket_fd(wsi);
-        if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
-            port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                  : ((struct sockaddr_in *)&ss)->sin_port);
-        snprintf(c->remote, sizeof c->remote, strchr(ip, ':') ? "[%s]:%d" : "%s:%d", ip, port);
-    }
+    if (!c->id[0]) conn_identify(h, wsi, c);
     c->start_us = es_clock_now_us();
     c->wsi = wsi;
     c->method = request_method(wsi);
@@ -834,6 +841,24 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         if (c) conn_reset(c);
         break;
+    /* WebSocket signaling (ws_signal.c): browsers name no subprotocol, so lws upgrades to this
+     * one, the vhost's first, with a fresh conn_t. */
+    case LWS_CALLBACK_ESTABLISHED:
+        if (!h || !h->ws_hub || h->stopping) return -1;
+        conn_identify(h, wsi, c);
+        c->wsi = wsi;
+        return (c->ws = es_ws_open(h->ws_hub, wsi, c->id, c->remote)) ? 0 : -1;
+    case LWS_CALLBACK_RECEIVE: return c && c->ws ? es_ws_receive(c->ws, in, len) : -1;
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (c && c->ws) es_ws_pong(c->ws);
+        return 0;
+    case LWS_CALLBACK_SERVER_WRITEABLE: return c && c->ws ? es_ws_writeable(c->ws) : -1;
+    case LWS_CALLBACK_CLOSED:
+        if (c && c->ws) {
+            es_ws_closed(c->ws);
+            c->ws = NULL;
+        }
+        return 0;
     default: break;
     }
     return lws_callback_http_dummy(wsi, reason, user, in, len);
@@ -952,6 +977,7 @@ int es_http_server_start(es_server_t *srv, es_http_server_t **out)
     if (!h) return ES_ENOMEM;
     h->srv = srv;
     h->routes = es_api_routes(&h->n_routes);
+    if (!(h->ws_hub = es_ws_hub_new(srv))) return ES_ENOMEM;
     h->web_root = find_web_root(srv->cfg);
     if (!h->web_root)
         ES_WARN("http", NULL, "no web folder found (set http.web_root); serving the API only");
@@ -989,6 +1015,7 @@ void es_http_server_stop(es_http_server_t *h)
 {
     if (!h || h->stopping) return;
     h->stopping = true;
+    es_ws_hub_stop(h->ws_hub);
     /* On a foreign loop this only starts the teardown: lws closes its libuv handles and finishes
      * in their close callbacks, which run as the loop goes on (es_http_server_free). */
     if (h->ctx) lws_context_destroy(h->ctx);
@@ -1000,6 +1027,7 @@ void es_http_server_free(es_http_server_t *h)
     es_http_server_stop(h);
     /* The loop has run dry; if lws still holds the context, a second call completes it. */
     if (h->ctx) lws_context_destroy(h->ctx);
+    es_ws_hub_free(h->ws_hub); /* its connections were closed with the context */
     free(h->web_root);
     free(h);
 }

@@ -16,7 +16,8 @@ const char *es_protocol_name(es_protocol_t p)
 {
     static const char *const names[] = {[ES_PROTO_WHIP] = "whip", [ES_PROTO_WHEP] = "whep",
                                         [ES_PROTO_RTMP] = "rtmp", [ES_PROTO_HTTP_FLV] = "http-flv",
-                                        [ES_PROTO_HLS] = "hls"};
+                                        [ES_PROTO_HLS] = "hls",
+                                        [ES_PROTO_WEBSOCKET] = "websocket"};
     return (unsigned)p < sizeof names / sizeof names[0] && names[p] ? names[p] : "?";
 }
 
@@ -98,7 +99,7 @@ int es_admit(const es_registry_t *reg, const es_config_t *cfg, const es_admit_re
                               ac->publisher_takeover ? "" : "; apps.<app>.publisher_takeover is off");
             d->takeover = true;
         }
-    } else if (req->protocol == ES_PROTO_WHEP &&
+    } else if ((req->protocol == ES_PROTO_WHEP || req->protocol == ES_PROTO_WEBSOCKET) &&
                (!st || !st->media || !es_media_stream_has_source(st->media))) {
         if (st && st->source == ES_SOURCE_RTMP)
             return refuse(d, ES_ENOENT, "stream %s is published over RTMP but not available to "

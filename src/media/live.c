@@ -55,6 +55,17 @@ bool es_live_idle(const es_stream_t *st)
     return !st->frames || es_frame_hub_sub_count(st->frames) == 0;
 }
 
+size_t es_live_viewers(const es_stream_t *st)
+{
+    if (!st) return 0;
+    size_t n = st->media ? es_media_stream_sink_count(st->media) : 0;
+    size_t subs = st->frames ? es_frame_hub_sub_count(st->frames) : 0;
+    if (st->hls_sub && subs) subs--;
+    return n + subs;
+}
+
+bool es_live_publishing(const es_stream_t *st) { return st && st->source != ES_SOURCE_NONE; }
+
 bool es_live_release(es_registry_t *reg, es_stream_t *st)
 {
     if (!st || !es_live_idle(st)) return false;
