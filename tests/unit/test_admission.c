@@ -55,7 +55,7 @@ static int teardown(void **state)
 }
 
 static const es_protocol_t ALL[] = {ES_PROTO_WHIP, ES_PROTO_WHEP, ES_PROTO_RTMP,
-                                    ES_PROTO_HTTP_FLV, ES_PROTO_HLS};
+                                    ES_PROTO_HTTP_FLV, ES_PROTO_HLS, ES_PROTO_WEBSOCKET};
 
 /* The decision for app/stream over protocol p; publishers only over WHIP and RTMP. */
 static int admit(fixture_t *f, es_protocol_t p, es_admit_role_t role, const char *app,
@@ -104,6 +104,11 @@ static void test_same_refusal_for_every_protocol(void **state)
     /* WHEP needs something to play; RTMP/HTTP-FLV players wait for a publisher */
     assert_int_equal(admit(f, ES_PROTO_WHEP, ES_ADMIT_PLAY, "open", NULL, &d), ES_ENOENT);
     assert_string_equal(d.reason, "stream open/cam is not being published");
+    /* ... and so does a WebSocket player, with the same reason (WHEP's statuses) */
+    assert_int_equal(admit(f, ES_PROTO_WEBSOCKET, ES_ADMIT_PLAY, "open", NULL, &d), ES_ENOENT);
+    assert_string_equal(d.reason, "stream open/cam is not being published");
+    assert_int_equal(admit(f, ES_PROTO_WEBSOCKET, ES_ADMIT_PUBLISH, "open", NULL, &d), 0);
+    assert_string_equal(es_protocol_name(ES_PROTO_WEBSOCKET), "websocket");
     assert_int_equal(admit(f, ES_PROTO_RTMP, ES_ADMIT_PLAY, "open", NULL, &d), 0);
 }
 
