@@ -73,8 +73,8 @@ struct es_ws_conn {
     char session[ES_RTC_ID_LEN + 1]; /* the live session's id, "" when none */
     char session_to_be[ES_RTC_ID_LEN + 1]; /* the id told to the hooks */
     /* receiving */
-    char *rx;
-    size_t rx_len;
+    char *rx;                   /* the message being received */
+    size_t rx_len, rx_cap;
     uint64_t last_rx_us;
     es_ws_bucket_t bucket;
     unsigned candidates;        /* trickled candidates received (ignored: ICE-lite) */
@@ -84,6 +84,7 @@ struct es_ws_conn {
     bool ping_due;
     uint64_t ping_sent_us;
     bool closing;
+    bool close_sent;            /* our close frame is written */
     int close_code;
     char close_reason[120];
     /* events */
@@ -159,7 +160,7 @@ static void conn_close(es_ws_conn_t *c, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(c->close_reason, sizeof c->close_reason, fmt, ap); /* 123 bytes at most */
     va_end(ap);
-    lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, 5); /* a client that stops reading */
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 5); /* a client that stops reading */
     lws_callback_on_writable(c->wsi);
 }
 
@@ -191,10 +192,22 @@ int es_ws_writeable(es_ws_conn_t *c)
         if (c->head || c->closing) lws_callback_on_writable(c->wsi);
         return 0;
     }
-    if (c->closing) {
-        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
-                         (unsigned char *)c->close_reason, strlen(c->close_reason));
-        return -1;
+    if (c->closing && !c->close_sent) {
+        /* Our close frame (RFC 6455 §5.5.1: opcode 8, code, reason; a server's frames are not
+         * masked), written as raw bytes: lws 4.1 drops a connection whose WRITEABLE callback
+         * returns non-zero without sending the lws_close_reason frame, and has no public write
+         * of a close. The client answers with its own close frame, which lws completes; one
+         * that does not is dropped by the timeout conn_close set. */
+        unsigned char buf[LWS_PRE + 4 + sizeof c->close_reason];
+        size_t n = strlen(c->close_reason); /* < 120: a one-byte payload length */
+        unsigned char *f = buf + LWS_PRE;
+        f[0] = 0x88;
+        f[1] = (unsigned char)(2 + n);
+        f[2] = (unsigned char)(c->close_code >> 8);
+        f[3] = (unsigned char)c->close_code;
+        memcpy(f + 4, c->close_reason, n);
+        c->close_sent = true;
+        if (lws_write(c->wsi, f, 4 + n, LWS_WRITE_RAW) < 0) return -1;
     }
     return 0;
 }
@@ -381,17 +394,32 @@ int es_ws_receive(es_ws_conn_t *c, const void *in, size_t len)
         fail(c, 413, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message over 65536 bytes");
         return 0;
     }
-    if (!c->rx && !(c->rx = malloc(ES_WS_MAX_MESSAGE))) return -1;
+    if (c->rx_len + len > c->rx_cap) { /* grown as messages need, never past 64 KiB */
+        size_t cap = c->rx_cap ? c->rx_cap : 1024;
+        while (cap < c->rx_len + len) cap *= 2;
+        if (cap > ES_WS_MAX_MESSAGE) cap = ES_WS_MAX_MESSAGE;
+        char *rx = realloc(c->rx, cap);
+        if (!rx) return -1;
+        c->rx = rx;
+        c->rx_cap = cap;
+    }
     memcpy(c->rx + c->rx_len, in, len);
     c->rx_len += len;
     if (!lws_is_final_fragment(c->wsi)) return 0;
-    return message_done(c);
+    int rc = message_done(c);
+    if (c->rx_cap > 4096) { /* an SDP-sized buffer is not kept for the socket's lifetime */
+        free(c->rx);
+        c->rx = NULL;
+        c->rx_cap = 0;
+    }
+    return rc;
 }
 
 void es_ws_pong(es_ws_conn_t *c) { c->last_rx_us = es_clock_now_us(); }
 
 /* --- open and close --- */
 
+/* The value of query argument `name` ("token=": lws matches the prefix), malloc'ed, or NULL. */
 static char *url_arg(struct lws *wsi, const char *name)
 {
     char buf[1024];
@@ -453,7 +481,7 @@ es_ws_conn_t *es_ws_open(es_ws_hub_t *hub, struct lws *wsi, const char *conn_id,
         return c;
     }
     lc = conn_log(c);
-    c->token = url_arg(wsi, "token");
+    c->token = url_arg(wsi, "token=");
     if (!c->token) {
         char auth[1024] = "";
         if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION) > 0 &&
@@ -462,11 +490,12 @@ es_ws_conn_t *es_ws_open(es_ws_hub_t *hub, struct lws *wsi, const char *conn_id,
             if (t) c->token = strdup(t);
         }
     }
-    c->eip = url_arg(wsi, "eip");
-    char *room = url_arg(wsi, "room");
+    c->eip = url_arg(wsi, "eip=");
+    char *room = url_arg(wsi, "room=");
     if (room) {
         if (!es_registry_valid_name(room, ROOM_MAX)) {
             free(room);
+            ES_INFO("ws", &lc, "WebSocket refused: bad room name");
             fail(c, 400, LWS_CLOSE_STATUS_POLICY_VIOLATION, "room: 1-64 letters, digits, '_', "
                  "'-', '.'");
             return c;
