@@ -7,6 +7,10 @@ can misbehave on purpose.
   rtc_peer.py offer publish|play            prints an SDP offer made by aiortc and exits
   rtc_peer.py publish URL SECONDS [options] WHIP: test pattern and tone for SECONDS
   rtc_peer.py play URL SECONDS [options]    WHEP: decodes for SECONDS
+  rtc_peer.py answer - SECONDS              a player answering a server's offer (WebSocket
+                                            signaling): reads {"type":"offer","sdp":...} as one
+                                            line on stdin, prints {"event":"answer","sdp":...},
+                                            then decodes for SECONDS
 options:
   --token T        Authorization: Bearer T
   --host IP        the one host address aioice offers (default 127.0.0.1)
@@ -187,6 +191,35 @@ async def nack_storm(receiver, args, storm):
             emit(event="storm", media_ssrc=ssrc, top_seq=top, **storm)
 
 
+async def answer(args):
+    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    offer = json.loads(line)
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    got = {"video_frames": 0, "audio_frames": 0}
+
+    async def consume(track):
+        while True:
+            try:
+                await track.recv()
+            except Exception:
+                return
+            got[track.kind + "_frames"] += 1
+
+    tasks = []
+    pc.on("track", lambda track: tasks.append(asyncio.ensure_future(consume(track))))
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
+    await pc.setLocalDescription(await pc.createAnswer())
+    emit(event="answer", sdp=pc.localDescription.sdp)
+    ok = await wait_connected(pc)
+    emit(event="connected" if ok else "not-connected", state=pc.connectionState)
+    await wait_stop(args.seconds)
+    for t in tasks:
+        t.cancel()
+    await pc.close()
+    emit(event="done", **got)
+    return 0 if got["video_frames"] > 0 else 1
+
+
 def make_offer(role):
     async def run():
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -205,7 +238,7 @@ def make_offer(role):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["offer", "publish", "play"])
+    ap.add_argument("mode", choices=["offer", "publish", "play", "answer"])
     ap.add_argument("url")
     ap.add_argument("seconds", type=float, nargs="?", default=10)
     ap.add_argument("--token")
@@ -219,7 +252,8 @@ def main():
     aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [args.host]
     if args.mode == "offer":
         sys.exit(make_offer(args.url))
-    sys.exit(asyncio.run(publish(args) if args.mode == "publish" else play(args)))
+    run = {"publish": publish, "play": play, "answer": answer}[args.mode]
+    sys.exit(asyncio.run(run(args)))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@
 import { reporter } from './lib/browser.mjs';
 import { sleep } from './lib/proc.mjs';
 import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 
 const [base] = process.argv.slice(2);
 const ws = base.replace(/^http/, 'ws');
@@ -206,6 +208,33 @@ try {
   r.check(`socket ${left + 2} from one address: error 429 (max_sessions_per_ip), closed with 1013`, eo?.status === 429 && co?.code === 1013, JSON.stringify({ eo, co }));
   r.check('the sockets before it are still open', socks.every(c => !c.closed));
   socks.forEach(c => c.s.close());
+
+  // Media, with another WebRTC stack than the browser's: aiortc publishes over WHIP, and an
+  // aiortc player answers the server's offer (ICE-lite, actpass) that came over a WebSocket.
+  const peer = new URL('rtc_peer.py', import.meta.url).pathname;
+  const aioPub = spawn('/usr/bin/python3', [peer, 'publish', `${base}/whip/live/aio`, '25']);
+  const pubEvents = createInterface({ input: aioPub.stdout });
+  await new Promise((res) => { pubEvents.on('line', (l) => { if (/"connected"|refused|not-connected/.test(l)) res(); }); setTimeout(res, 10000); });
+  const wp = open('/live/aio/webrtc');
+  const aoffer = await wp.next(type('offer'), 5000);
+  const aioPlay = spawn('/usr/bin/python3', [peer, 'answer', '-', '4']);
+  const events = [];
+  const playDone = new Promise((res) => {
+    createInterface({ input: aioPlay.stdout }).on('line', (l) => {
+      const e = JSON.parse(l);
+      events.push(e);
+      if (e.event === 'answer') wp.send({ type: 'answer', sdp: e.sdp });
+    });
+    aioPlay.on('close', res);
+  });
+  aioPlay.stdin.write(JSON.stringify(aoffer) + '\n');
+  await Promise.race([playDone, sleep(20000)]);
+  const done = events.find(e => e.event === 'done');
+  r.check(`aiortc plays the server's offer over a WebSocket: connected, video and audio decoded (${done?.video_frames} video, ${done?.audio_frames} audio frames in 4 s)`,
+    events.some(e => e.event === 'connected') && done?.video_frames >= 30 && done?.audio_frames >= 50, JSON.stringify(events.map(e => e.event)));
+  wp.s.close();
+  aioPub.kill('SIGTERM');
+  aioPlay.kill('SIGKILL');
 
   // The silent publisher: closed with 408 after the offer timeout.
   const es = await silent.next(type('error'), 12000);
