@@ -64,6 +64,7 @@ struct es_ws_conn {
     char *token, *eip, *query; /* malloc'ed or NULL */
     ws_state_t state;
     uint64_t state_us;          /* when the state began */
+    uint64_t opened_us;
     bool counted;               /* es_server_session_open was called for it */
     bool admitted;              /* es_admit_begin admitted it (hooks told at the end) */
     bool had_session;           /* a session was made (it tells the hooks itself) */
@@ -464,6 +465,7 @@ es_ws_conn_t *es_ws_open(es_ws_hub_t *hub, struct lws *wsi, const char *conn_id,
     c->viewers = -1;
     uint64_t now = es_clock_now_us();
     c->last_rx_us = now;
+    c->opened_us = now;
     set_state(c, WS_ADMITTING);
     c->next = hub->conns;
     if (hub->conns) hub->conns->prev = c;
@@ -577,7 +579,14 @@ void es_ws_closed(es_ws_conn_t *c)
                      c->app, c->stream, c->remote, c->session_to_be);
     }
     if (c->counted) es_server_session_close(srv, c->remote);
-    ES_DEBUG("ws", &lc, "WebSocket closed%s%s", c->closing ? ": " : "", c->close_reason);
+    static const char *const states[] = {"being admitted", "waiting for the offer",
+                                         "waiting for the answer", "live", "ended"};
+    if (c->had_session)
+        ES_DEBUG("ws", &lc, "WebSocket closed%s%s", c->closing ? ": " : "", c->close_reason);
+    else /* what happened to a client that never got a session (its refusal was logged) */
+        ES_INFO("ws", &lc, "WebSocket closed %s without a session%s%s after %.1f s",
+                states[c->state], c->closing ? ": " : " by the client", c->close_reason,
+                (double)(es_clock_now_us() - c->opened_us) / 1e6);
     if (c->prev) c->prev->next = c->next;
     else hub->conns = c->next;
     if (c->next) c->next->prev = c->prev;
