@@ -507,6 +507,24 @@ static int admit_now(es_rtc_server_t *rtc, const es_rtc_request_t *req, es_admit
     return es_admit_now(rtc->srv, &areq, req->remote, d);
 }
 
+/* What every new session checks first: WebRTC running, a valid eip, admission now. Returns 0
+ * with *d, or res->err with the reason in res. */
+static int admit_request(es_rtc_server_t *rtc, const es_rtc_request_t *req,
+                         es_admit_decision_t *d, es_rtc_result_t *res)
+{
+    if (!rtc->transport || rtc->stopping) {
+        set_result(res, ES_EBUSY, "WebRTC is off (webrtc.udp_listen is empty) or shutting down");
+        return res->err;
+    }
+    if (!valid_eip(req->eip)) {
+        set_result(res, ES_EINVAL, "eip must be IP or IP:PORT, not '%s'", req->eip);
+        return res->err;
+    }
+    int rc = admit_now(rtc, req, d);
+    if (rc != 0) set_result(res, rc, "%s", d->reason);
+    return rc;
+}
+
 /* The second half of every negotiation: s (identity, codecs filled) takes the stream d admitted
  * it to with `tracks`, and its link starts with the peer's transport section `peer` and our
  * DTLS role. On success s is in the table and the result names it; else res says why and s is
@@ -617,20 +635,8 @@ void es_rtc_take_offer(es_rtc_server_t *rtc, const es_rtc_request_t *req, const 
     es_sdp_local_t *ans = NULL;
     char *text = NULL;
     session_t *s = NULL;
-    if (!rtc->transport || rtc->stopping) {
-        set_result(res, ES_EBUSY, "WebRTC is off (webrtc.udp_listen is empty) or shutting down");
-        goto out;
-    }
-    if (!valid_eip(req->eip)) {
-        set_result(res, ES_EINVAL, "eip must be IP or IP:PORT, not '%s'", req->eip);
-        goto out;
-    }
     es_admit_decision_t d;
-    int arc = admit_now(rtc, req, &d);
-    if (arc != 0) {
-        set_result(res, arc, "%s", d.reason);
-        goto out;
-    }
+    if (admit_request(rtc, req, &d, res) != 0) goto out;
     offer = calloc(1, sizeof *offer);
     ans = calloc(1, sizeof *ans);
     text = malloc(16384);
@@ -751,20 +757,8 @@ es_rtc_pending_t *es_rtc_make_offer(es_rtc_server_t *rtc, const es_rtc_request_t
         set_result(res, ES_EINVAL, "the server offers to players only");
         goto fail;
     }
-    if (!rtc->transport || rtc->stopping) {
-        set_result(res, ES_EBUSY, "WebRTC is off (webrtc.udp_listen is empty) or shutting down");
-        goto fail;
-    }
-    if (!valid_eip(req->eip)) {
-        set_result(res, ES_EINVAL, "eip must be IP or IP:PORT, not '%s'", req->eip);
-        goto fail;
-    }
     es_admit_decision_t d;
-    int arc = admit_now(rtc, req, &d);
-    if (arc != 0) {
-        set_result(res, arc, "%s", d.reason);
-        goto fail;
-    }
+    if (admit_request(rtc, req, &d, res) != 0) goto fail;
     p = calloc(1, sizeof *p);
     text = malloc(16384);
     if (!p || !text || !(p->s = calloc(1, sizeof *p->s)) ||

@@ -94,6 +94,24 @@ async def wait_stop(seconds):
         pass
 
 
+def count_frames(pc):
+    """Counts the frames of every track pc receives: ({"video_frames", "audio_frames"}, tasks
+    to cancel at the end)."""
+    got = {"video_frames": 0, "audio_frames": 0}
+    tasks = []
+
+    async def consume(track):
+        while True:
+            try:
+                await track.recv()
+            except Exception:
+                return
+            got[track.kind + "_frames"] += 1
+
+    pc.on("track", lambda track: tasks.append(asyncio.ensure_future(consume(track))))
+    return got, tasks
+
+
 async def wait_connected(pc, seconds=10):
     end = time.time() + seconds
     while time.time() < end and pc.connectionState not in ("connected", "failed", "closed"):
@@ -136,18 +154,7 @@ async def play(args):
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     pc.addTransceiver("audio", direction="recvonly")
     video = pc.addTransceiver("video", direction="recvonly")
-    got = {"video_frames": 0, "audio_frames": 0}
-
-    async def consume(track):
-        while True:
-            try:
-                await track.recv()
-            except Exception:
-                return
-            got[track.kind + "_frames"] += 1
-
-    tasks = []
-    pc.on("track", lambda track: tasks.append(asyncio.ensure_future(consume(track))))
+    got, tasks = count_frames(pc)
     location = await exchange(pc, args)
     if location is None:
         await pc.close()
@@ -195,18 +202,7 @@ async def answer(args):
     line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     offer = json.loads(line)
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    got = {"video_frames": 0, "audio_frames": 0}
-
-    async def consume(track):
-        while True:
-            try:
-                await track.recv()
-            except Exception:
-                return
-            got[track.kind + "_frames"] += 1
-
-    tasks = []
-    pc.on("track", lambda track: tasks.append(asyncio.ensure_future(consume(track))))
+    got, tasks = count_frames(pc)
     await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
     await pc.setLocalDescription(await pc.createAnswer())
     emit(event="answer", sdp=pc.localDescription.sdp)
