@@ -140,6 +140,10 @@ void es_rtc_patch(es_rtc_server_t *rtc, const char *id, const char *if_match, co
 /* es_rtc_delete: ends session id at once (close_notify to the client). Returns 0 or ES_ENOENT. */
 int es_rtc_delete(es_rtc_server_t *rtc, const char *id, const char *why);
 
+/* es_rtc_session_unbound: a player session's tracks that its stream's current source does not
+ * feed (es_media_sink_unbound); 0 for a publisher; ES_ENOENT for an unknown id. */
+int es_rtc_session_unbound(es_rtc_server_t *rtc, const char *id);
+
 /* es_rtc_sessions_json: [{id, role, app, stream, state, remote, ...}]. New reference. */
 json_t *es_rtc_sessions_json(es_rtc_server_t *rtc);
 

@@ -151,6 +151,12 @@ typedef struct es_media_sink_stats {
     int64_t rtt_us;                /* from the player's receiver reports, -1 unknown */
 } es_media_sink_stats_t;
 
+/* es_media_sink_unbound: how many of the player's tracks the stream's current source has no
+ * track for (another codec, or a kind it lacks): 0 when every track is fed, or when the stream
+ * has no source now. A player negotiated with an earlier publisher's codecs is not fed by a
+ * publisher that returned with others. */
+size_t es_media_sink_unbound(const es_media_sink_t *sink);
+
 /* es_media_sink_stats: counters of one player since it was added. */
 es_media_sink_stats_t es_media_sink_stats(const es_media_sink_t *sink);
 

@@ -996,6 +996,13 @@ int es_rtc_delete(es_rtc_server_t *rtc, const char *id, const char *why)
     return 0;
 }
 
+int es_rtc_session_unbound(es_rtc_server_t *rtc, const char *id)
+{
+    session_t *s = rtc && id ? session_find(rtc, id) : NULL;
+    if (!s) return ES_ENOENT;
+    return (int)es_media_sink_unbound(s->sink);
+}
+
 static json_t *session_json(const session_t *s, uint64_t now)
 {
     es_rtc_session_stats_t ps = es_rtc_session_stats(es_rtc_link_session(s->link));

@@ -849,6 +849,8 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
         c->wsi = wsi;
         return (c->ws = es_ws_open(h->ws_hub, wsi, c->id, c->remote)) ? 0 : -1;
     case LWS_CALLBACK_RECEIVE: return c && c->ws ? es_ws_receive(c->ws, in, len) : -1;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: /* the answer to our close: no echo */
+        return c && c->ws && es_ws_close_sent(c->ws) ? -1 : 0;
     case LWS_CALLBACK_RECEIVE_PONG:
         if (c && c->ws) es_ws_pong(c->ws);
         return 0;

@@ -36,6 +36,7 @@
 #define QUEUE_MAX_BYTES (1u << 20) /* ... or bytes; past either the client is not reading */
 #define ROOM_MAX 64              /* bytes of a room name */
 #define ROOM_LIST_MAX 256        /* streams listed in one room event */
+#define RETURN_CHECK_US 1000000u /* a returning publisher's tracks are checked this much later */
 #define WS_CLOSE_TRY_AGAIN_LATER 1013 /* IANA WebSocket close code registry: "Try Again Later" */
 
 typedef enum {
@@ -90,6 +91,7 @@ struct es_ws_conn {
     char close_reason[120];
     /* events */
     int publishing;             /* play: -1 unknown, 0 no publisher, 1 publishing */
+    uint64_t returned_us;       /* when a publisher returned, until its codecs were checked */
     long viewers;               /* -1 not sent yet */
     uint64_t room_hash;         /* of the last room list sent; 0: none sent */
     es_ws_conn_t *next, *prev;
@@ -418,6 +420,8 @@ int es_ws_receive(es_ws_conn_t *c, const void *in, size_t len)
 
 void es_ws_pong(es_ws_conn_t *c) { c->last_rx_us = es_clock_now_us(); }
 
+bool es_ws_close_sent(const es_ws_conn_t *c) { return c && c->close_sent; }
+
 /* --- open and close --- */
 
 /* The value of query argument `name` ("token=": lws matches the prefix), malloc'ed, or NULL. */
@@ -693,10 +697,27 @@ static void tick(uv_timer_t *t)
             }
             if (!c->publish) {
                 int p = es_live_publishing(st) ? 1 : 0;
-                if (c->publishing >= 0 && p != c->publishing)
+                if (c->publishing >= 0 && p != c->publishing) {
                     send_json(c, json_pack("{s:s, s:s}", "type", "event", "event",
                                            p ? "publisher_returned" : "publisher_left"));
+                    c->returned_us = p ? now : 0;
+                }
                 c->publishing = p;
+                /* A publisher that returned with other codecs does not feed this session:
+                 * end it, so that the client connects again and gets an offer with them. The
+                 * returning source's tracks are all known within a second. */
+                if (c->returned_us && now - c->returned_us >= RETURN_CHECK_US) {
+                    c->returned_us = 0;
+                    int unbound = es_rtc_session_unbound(srv->rtc, c->session);
+                    if (unbound > 0) {
+                        ES_INFO("ws", &lc, "the publisher returned with codecs this player did "
+                                "not negotiate (%d tracks unfed): its session ends, for a new "
+                                "offer", unbound);
+                        es_rtc_delete(srv->rtc, c->session, "the publisher returned with other "
+                                      "codecs: connect again");
+                        continue; /* session_closed closed the socket */
+                    }
+                }
             }
         }
         if (c->room[0]) room_event(c, list, n_list);

@@ -33,6 +33,11 @@ int es_ws_receive(es_ws_conn_t *c, const void *in, size_t len);
 /* es_ws_pong: a PONG control frame arrived (the client is there). */
 void es_ws_pong(es_ws_conn_t *c);
 
+/* es_ws_close_sent: our close frame went out (the client's close that follows is its answer:
+ * LWS_CALLBACK_WS_PEER_INITIATED_CLOSE returns non-zero then, so that lws does not send a
+ * second close frame, RFC 6455 §5.5.1). */
+bool es_ws_close_sent(const es_ws_conn_t *c);
+
 /* es_ws_writeable: LWS_CALLBACK_SERVER_WRITEABLE. Returns 0, or -1 to close (after a close
  * reason was set). */
 int es_ws_writeable(es_ws_conn_t *c);

@@ -148,6 +148,14 @@ static void sink_bind(es_media_stream_t *ms, es_media_sink_t *s)
     }
 }
 
+size_t es_media_sink_unbound(const es_media_sink_t *s)
+{
+    if (!s || !s->ms->has_src) return 0;
+    size_t n = 0;
+    for (size_t i = 0; i < s->n; i++) n += s->t[i].src < 0;
+    return n;
+}
+
 int es_media_stream_set_source(es_media_stream_t *ms, const es_track_info_t *tracks, size_t n,
                                es_media_io_t io, uint64_t now_us)
 {

@@ -8,6 +8,7 @@ import { sleep } from './lib/proc.mjs';
 import { readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { connect } from 'node:net';
 
 const [base] = process.argv.slice(2);
 const ws = base.replace(/^http/, 'ws');
@@ -54,6 +55,42 @@ function answerFor(offer) {
     .map(l => l === 'a=sendonly' ? 'a=recvonly' : l).join('\r\n') + '\r\n';
 }
 
+// Opens a WebSocket by hand, answers the first text frame with a close of its own at once, and
+// returns the opcodes of every frame the server sent until it closed the connection (3 s at most).
+function rawCrossingClose(port, path) {
+  return new Promise((resolve) => {
+    const sock = connect(Number(port), '127.0.0.1');
+    let buf = Buffer.alloc(0), upgraded = false, closedByUs = false;
+    const ops = [];
+    const done = () => { sock.destroy(); resolve(ops); };
+    setTimeout(done, 3000);
+    sock.on('connect', () => sock.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n` +
+      'Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n'));
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      if (!upgraded) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        upgraded = true;
+        buf = buf.subarray(end + 4);
+      }
+      while (buf.length >= 2) { /* server frames: unmasked, payloads under 64 KiB here */
+        let len = buf[1] & 0x7f, off = 2;
+        if (len === 126) { if (buf.length < 4) return; len = buf.readUInt16BE(2); off = 4; }
+        if (buf.length < off + len) return;
+        ops.push(buf[0] & 0x0f);
+        buf = buf.subarray(off + len);
+        if (!closedByUs) { /* a masked close 1000 with a zero mask */
+          closedByUs = true;
+          sock.write(Buffer.from([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]));
+        }
+      }
+    });
+    sock.on('close', done);
+    sock.on('error', done);
+  });
+}
+
 // Until the session list says so, for at most ms.
 async function sessionGone(id, ms = 1000) {
   const t0 = Date.now();
@@ -92,6 +129,13 @@ try {
   tok.send({ type: 'offer', sdp: WHIP_OFFER });
   r.check('?token= with the app\'s publish token is admitted (answered)', !!(await tok.next(type('answer'))), JSON.stringify(tok.msgs));
   tok.s.close();
+
+  // A client that closes as soon as it reads the error (its close crosses ours) gets exactly
+  // one close frame back (RFC 6455 §5.5.1; Chromium fails a socket that gets two).
+  r.check('crossing closes: one close frame from the server', await (async () => {
+    const frames = await rawCrossingClose(new URL(base).port, '/live/cam/webrtc/nope');
+    return frames.filter(op => op === 8).length === 1 ? true : (console.log(`  frames: ${frames}`), false);
+  })());
 
   // Publish: offer -> answer with the session id, then the end of the server's candidates.
   const pub = open('/live/cam/webrtc/publish?room=r');
