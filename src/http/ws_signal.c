@@ -588,9 +588,9 @@ void es_ws_closed(es_ws_conn_t *c)
     if (c->had_session)
         ES_DEBUG("ws", &lc, "WebSocket closed%s%s", c->closing ? ": " : "", c->close_reason);
     else /* what happened to a client that never got a session (its refusal was logged) */
-        ES_INFO("ws", &lc, "WebSocket closed %s without a session%s%s after %.1f s",
-                states[c->state], c->closing ? ": " : " by the client", c->close_reason,
-                (double)(es_clock_now_us() - c->opened_us) / 1e6);
+        ES_INFO("ws", &lc, "WebSocket closed after %.1f s without a session, %s%s%s",
+                (double)(es_clock_now_us() - c->opened_us) / 1e6, states[c->state],
+                c->closing ? ": " : " (by the client)", c->close_reason);
     if (c->prev) c->prev->next = c->next;
     else hub->conns = c->next;
     if (c->next) c->next->prev = c->prev;
