@@ -923,6 +923,10 @@ static struct lws_vhost *make_vhost(es_http_server_t *h, const char *name, const
     info.timeout_secs = 30;
     if (tls) {
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        /* HTTP/1.1 only: lws would offer h2, where a WebSocket is an RFC 8441 stream (our
+         * signaling reads the HTTP/1.1 request and writes its close frame raw) and HTTP-FLV's
+         * chunked body is not allowed. */
+        info.alpn = "http/1.1";
         info.ssl_cert_filepath = h->srv->cfg->http.https_cert;
         info.ssl_private_key_filepath = h->srv->cfg->http.https_key;
     }

@@ -36,7 +36,8 @@
 #define QUEUE_MAX_BYTES (1u << 20) /* ... or bytes; past either the client is not reading */
 #define ROOM_MAX 64              /* bytes of a room name */
 #define ROOM_LIST_MAX 256        /* streams listed in one room event */
-#define RETURN_CHECK_US 1000000u /* a returning publisher's tracks are checked this much later */
+#define RETURN_CHECK_US 1000000u /* a player's codecs are checked against its publisher's this
+                                    long after it went live or a publisher returned */
 #define WS_CLOSE_TRY_AGAIN_LATER 1013 /* IANA WebSocket close code registry: "Try Again Later" */
 
 typedef enum {
@@ -91,7 +92,8 @@ struct es_ws_conn {
     char close_reason[120];
     /* events */
     int publishing;             /* play: -1 unknown, 0 no publisher, 1 publishing */
-    uint64_t returned_us;       /* when a publisher returned, until its codecs were checked */
+    uint64_t fed_check_us;      /* play: when to check that the publisher's codecs are the
+                                   session's (after it went live, or a publisher returned) */
     long viewers;               /* -1 not sent yet */
     uint64_t room_hash;         /* of the last room list sent; 0: none sent */
     es_ws_conn_t *next, *prev;
@@ -111,6 +113,34 @@ static es_log_ctx_t conn_log(const es_ws_conn_t *c)
 }
 
 /* --- sending --- */
+
+/* Makes s valid UTF-8 in place (RFC 3629): a byte that does not start or continue a valid
+ * sequence, such as the tail of a character cut by truncation, becomes '?'. JSON strings and
+ * close reasons (RFC 6455 §5.5.1) must be UTF-8; a hook's reason or a client's type need not
+ * be. */
+static void utf8_clean(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        size_t n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 && *p >= 0xc2 ? 2
+                 : (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 && *p <= 0xf4 ? 4 : 0;
+        size_t k = 1;
+        while (n && k < n && (p[k] & 0xc0) == 0x80) k++;
+        bool ok = n && k == n;
+        if (ok && n == 3) { /* no overlong forms, no surrogates */
+            unsigned cp = ((p[0] & 0x0fu) << 12) | ((p[1] & 0x3fu) << 6) | (p[2] & 0x3fu);
+            ok = cp >= 0x800 && (cp < 0xd800 || cp > 0xdfff);
+        } else if (ok && n == 4) {
+            unsigned cp = ((p[0] & 0x07u) << 18) | ((p[1] & 0x3fu) << 12);
+            ok = cp >= 0x10000 && cp <= 0x10ffff;
+        }
+        if (!ok) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
+}
 
 static void conn_close(es_ws_conn_t *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -150,7 +180,10 @@ static void send_json(es_ws_conn_t *c, json_t *o)
 
 static void send_error(es_ws_conn_t *c, int status, const char *reason)
 {
-    send_json(c, json_pack("{s:s, s:i, s:s}", "type", "error", "status", status, "reason", reason));
+    char text[ES_ADMIT_REASON_MAX + 200];
+    snprintf(text, sizeof text, "%s", reason);
+    utf8_clean(text);
+    send_json(c, json_pack("{s:s, s:i, s:s}", "type", "error", "status", status, "reason", text));
 }
 
 /* Closes the socket once what is queued is written, with code and reason (RFC 6455 §7.4). */
@@ -163,6 +196,7 @@ static void conn_close(es_ws_conn_t *c, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(c->close_reason, sizeof c->close_reason, fmt, ap); /* 123 bytes at most */
     va_end(ap);
+    utf8_clean(c->close_reason);
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 5); /* a client that stops reading */
     lws_callback_on_writable(c->wsi);
 }
@@ -252,6 +286,7 @@ static void session_result(es_ws_conn_t *c, const es_rtc_result_t *r, const char
     snprintf(c->session, sizeof c->session, "%s", r->id);
     c->had_session = true;
     set_state(c, WS_LIVE);
+    if (!c->publish) c->fed_check_us = c->state_us + RETURN_CHECK_US;
     if (!type) return; /* an answer to our offer: our candidates went with the offer */
     send_json(c, json_pack("{s:s, s:s, s:s}", "type", type, "sdp", r->sdp, "session", r->id));
     send_json(c, json_pack("{s:s, s:n}", "type", "candidate", "candidate"));
@@ -308,6 +343,10 @@ static void hook_done(void *user, int err, const char *reason)
         es_admit_log_refusal(ES_PROTO_WEBSOCKET, c->publish ? ES_ADMIT_PUBLISH : ES_ADMIT_PLAY,
                              c->app, c->stream, c->remote, c->session_to_be, err, reason);
         fail(c, es_http_status_of(err), LWS_CLOSE_STATUS_POLICY_VIOLATION, reason);
+        return;
+    }
+    if (c->closing) { /* the socket is going (bad input meanwhile): no session for it */
+        c->admitted = true; /* its end is told to the hooks all the same */
         return;
     }
     admitted(c);
@@ -613,38 +652,56 @@ static uint64_t fnv1a(uint64_t h, const char *s)
     return (h ^ 0xff) * 1099511628211u;
 }
 
-/* The room event of c when its member list changed. */
+/* Published streams ordered by app, then name: rooms are ranges of it. */
+static int by_key(const void *x, const void *y)
+{
+    const es_stream_t *a = *(es_stream_t *const *)x, *b = *(es_stream_t *const *)y;
+    int r = strcmp(a->app, b->app);
+    return r ? r : strcmp(a->name, b->name);
+}
+
+/* The published streams of the registry, sorted (by_key); *n their count. NULL when none (or
+ * out of memory: no room event this tick). Built once per tick for every room socket. */
+static es_stream_t **published_sorted(es_registry_t *reg, size_t *n)
+{
+    *n = 0;
+    size_t total = es_registry_count(reg);
+    es_stream_t **list = total ? malloc(total * sizeof *list) : NULL;
+    if (!list) return NULL;
+    size_t got = es_registry_list(reg, list, total), k = 0;
+    for (size_t i = 0; i < got; i++)
+        if (es_live_publishing(list[i])) list[k++] = list[i];
+    qsort(list, k, sizeof *list, by_key);
+    *n = k;
+    return list;
+}
+
+/* The room event of c when its member list (the app's published streams named ROOM.*) changed
+ * since the last one: a binary search to the range, a hash of it, JSON only when it moved. */
 static void room_event(es_ws_conn_t *c, es_stream_t **list, size_t n)
 {
     size_t rl = strlen(c->room);
-    json_t *names = json_array();
-    uint64_t h = 1469598103934665603u;
-    size_t count = 0;
-    for (size_t i = 0; i < n && names && count < ROOM_LIST_MAX; i++) {
-        es_stream_t *st = list[i];
-        if (strcmp(st->app, c->app) || strncmp(st->name, c->room, rl) || st->name[rl] != '.' ||
-            !es_live_publishing(st))
-            continue;
-        json_array_append_new(names, json_string(st->name));
-        count++;
-    }
-    /* The registry's order is its hash table's: sort for a stable list and hash. */
-    size_t m = json_array_size(names);
-    for (size_t i = 1; i < m; i++)
-        for (size_t j = i; j > 0; j--) {
-            json_t *a = json_array_get(names, j - 1), *b = json_array_get(names, j);
-            if (strcmp(json_string_value(a), json_string_value(b)) <= 0) break;
-            json_incref(a);
-            json_array_set(names, j - 1, b);
-            json_array_set_new(names, j, a);
+    size_t lo = 0, hi = n;
+    while (lo < hi) { /* the first stream not before (app, "ROOM.") */
+        size_t mid = (lo + hi) / 2;
+        int r = strcmp(list[mid]->app, c->app);
+        if (!r) {
+            r = strncmp(list[mid]->name, c->room, rl);
+            if (!r) r = list[mid]->name[rl] < '.' ? -1 : 0;
         }
-    for (size_t i = 0; i < m; i++) h = fnv1a(h, json_string_value(json_array_get(names, i)));
-    if (h == 0) h = 1;
-    if (h == c->room_hash) {
-        json_decref(names);
-        return;
+        if (r < 0) lo = mid + 1;
+        else hi = mid;
     }
+    size_t end = lo;
+    uint64_t h = 1469598103934665603u;
+    while (end < n && end - lo < ROOM_LIST_MAX && !strcmp(list[end]->app, c->app) &&
+           !strncmp(list[end]->name, c->room, rl) && list[end]->name[rl] == '.')
+        h = fnv1a(h, list[end++]->name);
+    if (h == 0) h = 1;
+    if (h == c->room_hash) return;
     c->room_hash = h;
+    json_t *names = json_array();
+    for (size_t i = lo; i < end && names; i++) json_array_append_new(names, json_string(list[i]->name));
     send_json(c, json_pack("{s:s, s:s, s:s, s:o}", "type", "event", "event", "room", "room",
                            c->room, "streams", names ? names : json_array()));
 }
@@ -654,15 +711,7 @@ static void tick(uv_timer_t *t)
     es_ws_hub_t *hub = t->data;
     es_server_t *srv = hub->srv;
     uint64_t now = es_clock_now_us();
-    es_stream_t **list = NULL;
-    size_t n_list = 0;
     bool rooms = false;
-    for (es_ws_conn_t *c = hub->conns; c; c = c->next)
-        if (c->room[0] && c->admitted && !c->closing) rooms = true;
-    if (rooms) {
-        size_t n = es_registry_count(srv->registry);
-        if (n && (list = malloc(n * sizeof *list))) n_list = es_registry_list(srv->registry, list, n);
-    }
     uint32_t wait_ms = srv->cfg->webrtc.dtls_timeout_ms;
     for (es_ws_conn_t *c = hub->conns; c; c = c->next) {
         if (c->closing) continue;
@@ -687,41 +736,44 @@ static void tick(uv_timer_t *t)
             continue;
         }
         if (!c->admitted) continue;
+        if (c->room[0]) rooms = true;
+        if (c->state != WS_LIVE) continue;
         es_stream_t *st = es_registry_find(srv->registry, c->app, c->stream);
-        if (c->state == WS_LIVE) {
-            long v = (long)es_live_viewers(st);
-            if (v != c->viewers) {
-                c->viewers = v;
-                send_json(c, json_pack("{s:s, s:s, s:i}", "type", "event", "event", "viewers",
-                                       "count", (int)v));
-            }
-            if (!c->publish) {
-                int p = es_live_publishing(st) ? 1 : 0;
-                if (c->publishing >= 0 && p != c->publishing) {
-                    send_json(c, json_pack("{s:s, s:s}", "type", "event", "event",
-                                           p ? "publisher_returned" : "publisher_left"));
-                    c->returned_us = p ? now : 0;
-                }
-                c->publishing = p;
-                /* A publisher that returned with other codecs does not feed this session:
-                 * end it, so that the client connects again and gets an offer with them. The
-                 * returning source's tracks are all known within a second. */
-                if (c->returned_us && now - c->returned_us >= RETURN_CHECK_US) {
-                    c->returned_us = 0;
-                    int unbound = es_rtc_session_unbound(srv->rtc, c->session);
-                    if (unbound > 0) {
-                        ES_INFO("ws", &lc, "the publisher returned with codecs this player did "
-                                "not negotiate (%d tracks unfed): its session ends, for a new "
-                                "offer", unbound);
-                        es_rtc_delete(srv->rtc, c->session, "the publisher returned with other "
-                                      "codecs: connect again");
-                        continue; /* session_closed closed the socket */
-                    }
-                }
+        long v = (long)es_live_viewers(st);
+        if (v != c->viewers) {
+            c->viewers = v;
+            send_json(c, json_pack("{s:s, s:s, s:i}", "type", "event", "event", "viewers",
+                                   "count", (int)v));
+        }
+        if (c->publish) continue;
+        int p = es_live_publishing(st) ? 1 : 0;
+        if (c->publishing >= 0 && p != c->publishing) {
+            send_json(c, json_pack("{s:s, s:s}", "type", "event", "event",
+                                   p ? "publisher_returned" : "publisher_left"));
+            c->fed_check_us = p ? now + RETURN_CHECK_US : 0;
+        }
+        c->publishing = p;
+        /* A player negotiated with other codecs than its publisher's now (one that returned
+         * with others, or changed between our offer and the answer) is not fed: its session
+         * ends, so that the client connects again and gets an offer with them. A source's
+         * tracks are all known within a second of its start. */
+        if (c->fed_check_us && now >= c->fed_check_us) {
+            c->fed_check_us = 0;
+            int unbound = es_rtc_session_unbound(srv->rtc, c->session);
+            if (unbound > 0) {
+                ES_INFO("ws", &lc, "the publisher sends codecs this player did not negotiate "
+                        "(%d tracks unfed): its session ends, for a new offer", unbound);
+                es_rtc_delete(srv->rtc, c->session, "the publisher's codecs changed: connect "
+                              "again");
             }
         }
-        if (c->room[0]) room_event(c, list, n_list);
     }
+    /* Rooms after the rest: the pass above may have ended sessions (and so streams). */
+    if (!rooms) return;
+    size_t n = 0;
+    es_stream_t **list = published_sorted(srv->registry, &n);
+    for (es_ws_conn_t *c = hub->conns; c; c = c->next)
+        if (c->room[0] && c->admitted && !c->closing) room_event(c, list, n);
     free(list);
 }
 

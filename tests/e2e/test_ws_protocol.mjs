@@ -115,6 +115,9 @@ try {
     ['/nope/cam/webrtc/publish', 403, "app 'nope' is not configured"],
     ['/live/bad%20name/webrtc/publish', 400, 'letters, digits'],
     ['/live/cam/webrtc/publish?room=..x', 400, 'room'],
+    // A close reason is cut to 110 bytes, here in the middle of a two-byte character (the
+    // stream name is echoed in the reason): what is sent must still be UTF-8 (RFC 6455 §5.5.1).
+    ['/live/' + encodeURIComponent('xy' + 'é'.repeat(60)) + '/webrtc/publish', 400, 'bad app or stream name'],
   ]) {
     const c = open(path);
     const m = await c.next(type('error'));
