@@ -167,8 +167,9 @@ typedef struct es_sdp_local_media {
 /* A description as a whole. Strings are NUL-terminated; candidates are written in order. */
 typedef struct es_sdp_local {
     bool offer;               /* an offer: a=setup:actpass; else an answer (setup below) */
-    bool ice_lite;            /* a=ice-lite: our answers (ICE-lite server); not our offers, whose
-                                 full agent checks and nominates (RFC 8445 §6.1.1) */
+    bool ice_lite;            /* a=ice-lite: our answers, and our offers to WebSocket players
+                                 (the browser, a full agent, controls); not a relay's offers,
+                                 whose full agent checks and nominates (RFC 8445 §6.1.1) */
     uint64_t session_id;
     char ice_ufrag[257], ice_pwd[257];
     char fingerprint[200];    /* "AB:CD:..." upper-case hex of the SHA-256 of our certificate */
@@ -246,7 +247,7 @@ typedef struct es_sdp_offer_media {
  * each caps codec under its own payload type (RTX under the first free dynamic type when
  * caps.rtx, with a=fmtp apt), the rtcp-fb caps allow, and the header extensions Estuary
  * understands (sdes:mid, abs-send-time, transport-wide-cc when caps allow, ssrc-audio-level)
- * with ids 1, 2... . offer->offer is true, ice_lite false, setup actpass. The caller fills
+ * with ids 1, 2... . offer->offer is true, ice_lite false (the caller may set it), setup actpass. The caller fills
  * credentials, fingerprint, candidates and SSRCs as for an answer. Returns 0, or ES_EINVAL
  * (no media or more than ES_SDP_MAX_MEDIA, a kind other than audio/video, a section without
  * codecs or with more than 4, two codecs on one payload type). */
