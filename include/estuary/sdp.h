@@ -247,8 +247,8 @@ typedef struct es_sdp_offer_media {
  * each caps codec under its own payload type (RTX under the first free dynamic type when
  * caps.rtx, with a=fmtp apt), the rtcp-fb caps allow, and the header extensions Estuary
  * understands (sdes:mid, abs-send-time, transport-wide-cc when caps allow, ssrc-audio-level)
- * with ids 1, 2... . offer->offer is true, ice_lite false (the caller may set it), setup actpass. The caller fills
- * credentials, fingerprint, candidates and SSRCs as for an answer. Returns 0, or ES_EINVAL
+ * with ids 1, 2... . offer->offer is true, ice_lite false (the caller may set it), setup
+ * actpass. The caller fills credentials, fingerprint, candidates and SSRCs as for an answer. Returns 0, or ES_EINVAL
  * (no media or more than ES_SDP_MAX_MEDIA, a kind other than audio/video, a section without
  * codecs or with more than 4, two codecs on one payload type). */
 int es_sdp_offer_init(const es_sdp_offer_media_t *media, size_t n, es_sdp_local_t *offer);
