@@ -5,7 +5,9 @@
 // longer lists it) before the next one starts. Each player's times are taken on its page's own
 // clock (performance.now()) from just before the WHEP POST's fetch() to: the 201 answer, ICE
 // connected (iceConnectionState), DTLS connected (connectionState 'connected') and the first
-// decoded frame (requestVideoFrameCallback on a <video> playing the remote stream). The server
+// decoded frame (requestVideoFrameCallback on a <video> playing the remote stream); with
+// BENCH_SIGNALING=ws the players use WebSocket signaling instead, timed from just before
+// `new WebSocket` (the server's offer stands for the 201 answer). The server
 // log gives, per session, "ICE: client nominated ... after N ms" and "DTLS connected ... N ms after
 // the offer" (from the server's receipt of the offer). A session that does not connect and
 // decode a frame within BENCH_TIMEOUT_MS is a failure, listed with the times it did reach.
@@ -22,13 +24,14 @@ const CODEC = (process.env.BENCH_CODEC || 'H264').toUpperCase();
 const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT_MS || 10000);
 const GAP_MS = Number(process.env.BENCH_GAP_MS || 250);
 const REUSE_PAGE = process.env.BENCH_REUSE_PAGE === '1';
+const WS = process.env.BENCH_SIGNALING === 'ws'; // WebSocket signaling instead of WHEP
 const SLOW_MS = 500; // sessions slower than this to DTLS connected get their details printed
 const STREAM = 'bench';
 const api = async (path, init) => fetch(base + path, { ...init, signal: AbortSignal.timeout(5000) });
 
 // Runs in the page: one WHEP session, as web/estuary.js's play() makes it (recvonly audio and
 // video, max-bundle, the offer posted at once), with time stamps; then closes it.
-async function whepSession({ url, timeoutMs }) {
+async function whepSession({ url, timeoutMs, ws }) {
   const now = () => performance.now();
   const T = {};        // absolute performance.now() values; made relative to the POST below
   const events = [];   // [what, state, time]
@@ -78,20 +81,40 @@ async function whepSession({ url, timeoutMs }) {
       video.requestVideoFrameCallback(onFrame);
     }
   };
-  pc.addTransceiver('audio', { direction: 'recvonly' });
-  pc.addTransceiver('video', { direction: 'recvonly' });
-  let resource = null, error = '';
+  let resource = null, error = '', sock = null;
   try {
-    T.offer = now();
-    await pc.setLocalDescription(await pc.createOffer());
-    T.post = now();
-    const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/sdp' },
-                                   body: pc.localDescription.sdp, signal: AbortSignal.timeout(timeoutMs) });
-    T.answer = now();
-    const text = await res.text();
-    if (res.status !== 201) throw new Error(`WHEP POST: ${res.status} ${text}`);
-    resource = new URL(res.headers.get('Location'), url).href;
-    await pc.setRemoteDescription({ type: 'answer', sdp: text });
+    if (ws) {
+      // WebSocket signaling (docs/websocket.md): the server offers on connect, we answer.
+      T.post = now();
+      sock = new WebSocket(url);
+      const offer = await new Promise((res, rej) => {
+        sock.onmessage = (e) => {
+          const m = JSON.parse(e.data);
+          if (m.type === 'offer') res(m);
+          else if (m.type === 'error') rej(new Error(`WebSocket: ${m.status} ${m.reason}`));
+        };
+        sock.onclose = (e) => rej(new Error(`WebSocket closed: ${e.code} ${e.reason}`));
+        setTimeout(() => rej(new Error(`no offer within ${timeoutMs} ms`)), timeoutMs);
+      });
+      T.answer = now();
+      resource = `${url}/${offer.session}`;
+      await pc.setRemoteDescription({ type: 'offer', sdp: offer.sdp });
+      await pc.setLocalDescription(await pc.createAnswer());
+      sock.send(JSON.stringify(pc.localDescription));
+    } else {
+      pc.addTransceiver('audio', { direction: 'recvonly' });
+      pc.addTransceiver('video', { direction: 'recvonly' });
+      T.offer = now();
+      await pc.setLocalDescription(await pc.createOffer());
+      T.post = now();
+      const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/sdp' },
+                                     body: pc.localDescription.sdp, signal: AbortSignal.timeout(timeoutMs) });
+      T.answer = now();
+      const text = await res.text();
+      if (res.status !== 201) throw new Error(`WHEP POST: ${res.status} ${text}`);
+      resource = new URL(res.headers.get('Location'), url).href;
+      await pc.setRemoteDescription({ type: 'answer', sdp: text });
+    }
     T.srd = now();
     const left = T.post + timeoutMs - now();
     let timer;
@@ -125,7 +148,8 @@ async function whepSession({ url, timeoutMs }) {
     });
   } catch { /* stats are diagnostics only */ }
   pc.close();
-  if (resource) await fetch(resource, { method: 'DELETE', signal: AbortSignal.timeout(5000) }).catch(() => {});
+  if (sock) sock.close(); // the socket is the session
+  else if (resource) await fetch(resource, { method: 'DELETE', signal: AbortSignal.timeout(5000) }).catch(() => {});
   video.srcObject = null;
   video.remove();
   const rel = {};
@@ -200,7 +224,7 @@ try {
     let r;
     try {
       r = await Promise.race([
-        page.evaluate(whepSession, { url: `${base}/whep/live/${STREAM}`, timeoutMs: TIMEOUT_MS }),
+        page.evaluate(whepSession, { url: WS ? `${base.replace(/^http/, 'ws')}/live/${STREAM}/webrtc` : `${base}/whep/live/${STREAM}`, timeoutMs: TIMEOUT_MS, ws: WS }),
         sleep(TIMEOUT_MS + 10000).then(() => { throw new Error('the page did not answer'); }),
       ]);
     } catch (e) {
@@ -242,7 +266,7 @@ const pubSrv = pubId && srv.get(pubId);
 if (pubSrv) console.log(`# publisher (server log): first valid pair after ${fmt(pubSrv.validMs)} ms, ICE nominated after ${fmt(pubSrv.nominatedMs)} ms, DTLS connected ${fmt(pubSrv.dtlsMs)} ms after the offer`);
 
 // Per-session table.
-console.log('\n## Sessions (ms from just before the WHEP POST, page clock; server: ms from its receipt of the offer)');
+console.log(`\n## Sessions (ms from just before the ${WS ? 'WebSocket opened' : 'WHEP POST'}, page clock; server: ms from its receipt of the offer)`);
 console.log('|   # | session          | 201 answer | ICE connected | DTLS connected | first frame | server pair valid | server ICE nominated | server DTLS connected | result |');
 console.log('| --: | ---------------- | ---------: | ------------: | -------------: | ----------: | ----------------: | -------------------: | --------------------: | ------ |');
 for (const r of results) {
