@@ -249,6 +249,27 @@ class Session {
 
   // Throws when attempt `gen` is no longer the current one (stop() or a failure came meanwhile),
   // before it opens a socket or posts an offer for nothing.
+  // WHIP/WHEP: POSTs this.pc's offer and applies the 201's answer. false when a newer attempt
+  // began meanwhile (then the resource just made is deleted).
+  async _post(gen) {
+    this._check(gen);
+    const res = await postOffer(this.signaling.url.href, this.pc.localDescription.sdp, this.opts.token);
+    if (gen !== this._gen) { deleteResource(res.resource, this.opts.token); return false; }
+    this.resource = res.resource;
+    this.etag = res.etag;
+    this.session = idOfResource(res.resource);
+    await this._applyAnswer(res.answer);
+    return true;
+  }
+
+  async _applyAnswer(sdp) {
+    try {
+      await this.pc.setRemoteDescription({ type: 'answer', sdp });
+    } catch (e) {
+      throw new EstuaryError(0, `the server's answer: ${e.message}`, false);
+    }
+  }
+
   _check(gen) {
     if (gen !== this._gen || !this._running) throw new EstuaryError(0, 'superseded', false);
   }
@@ -445,27 +466,15 @@ export class Publisher extends Session {
       if (track.kind === 'video') preferCodec(tr, this.opts.videoCodec);
     }
     await pc.setLocalDescription(await pc.createOffer());
-    let answer;
     if (this.signaling.ws) {
       await this._openSocket(gen);
       this._check(gen);
       this._send({ type: 'offer', sdp: pc.localDescription.sdp });
       const m = await this._next(['answer']);
       this.session = m.session ?? null;
-      answer = m.sdp;
-    } else {
-      this._check(gen);
-      const res = await postOffer(this.signaling.url.href, pc.localDescription.sdp, this.opts.token);
-      if (gen !== this._gen) { deleteResource(res.resource, this.opts.token); return; }
-      this.resource = res.resource;
-      this.etag = res.etag;
-      this.session = idOfResource(res.resource);
-      answer = res.answer;
-    }
-    try {
-      await pc.setRemoteDescription({ type: 'answer', sdp: answer });
-    } catch (e) {
-      throw new EstuaryError(0, `the server's answer: ${e.message}`, false);
+      await this._applyAnswer(m.sdp);
+    } else if (!(await this._post(gen))) {
+      return;
     }
     if (this.opts.maxBitrate) await this._limitBitrate(this.opts.maxBitrate);
   }
@@ -649,17 +658,7 @@ export class Player extends Session {
       pc.addTransceiver('audio', { direction: 'recvonly' });
       pc.addTransceiver('video', { direction: 'recvonly' });
       await pc.setLocalDescription(await pc.createOffer());
-      this._check(gen);
-      const res = await postOffer(this.signaling.url.href, pc.localDescription.sdp, this.opts.token);
-      if (gen !== this._gen) { deleteResource(res.resource, this.opts.token); return; }
-      this.resource = res.resource;
-      this.etag = res.etag;
-      this.session = idOfResource(res.resource);
-      try {
-        await pc.setRemoteDescription({ type: 'answer', sdp: res.answer });
-      } catch (e) {
-        throw new EstuaryError(0, `the server's answer: ${e.message}`, false);
-      }
+      await this._post(gen);
     }
   }
 
