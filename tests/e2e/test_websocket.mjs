@@ -361,27 +361,21 @@ try {
     return all.every((k, i) => k === names.filter((_, j) => j !== i).map(x => `r3.${x}`).join()) ? all : null;
   }, 15000);
   r.check('room: each page plays the other two (room events)', !!seen, short(seen));
+  // Video frames decoded so far by each of a room page's players, by stream.
+  const roomFrames = (page) => page.evaluate(async () => {
+    const out = {};
+    for (const [s, { player }] of window.estuaryRoom.players) {
+      let f = 0;
+      (await player.pc?.getStats())?.forEach(x => { if (x.type === 'inbound-rtp' && x.kind === 'video') f = x.framesDecoded; });
+      out[s] = f;
+    }
+    return out;
+  });
   for (const [i, page] of rooms.entries()) {
     const got = await until(async () => {
-      const fr = await page.evaluate(async () => {
-        const out = {};
-        for (const [s, { player }] of window.estuaryRoom.players) {
-          let f = 0;
-          (await player.pc?.getStats())?.forEach(x => { if (x.type === 'inbound-rtp' && x.kind === 'video') f = x.framesDecoded; });
-          out[s] = f;
-        }
-        return out;
-      });
+      const fr = await roomFrames(page);
       await sleep(1000);
-      const fr2 = await page.evaluate(async () => {
-        const out = {};
-        for (const [s, { player }] of window.estuaryRoom.players) {
-          let f = 0;
-          (await player.pc?.getStats())?.forEach(x => { if (x.type === 'inbound-rtp' && x.kind === 'video') f = x.framesDecoded; });
-          out[s] = f;
-        }
-        return out;
-      });
+      const fr2 = await roomFrames(page);
       const ok = Object.keys(fr2).length === 2 && Object.keys(fr2).every(s => fr2[s] > (fr[s] ?? 0) + 5);
       return ok ? fr2 : null;
     }, 10000);
