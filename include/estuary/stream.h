@@ -162,6 +162,8 @@ es_media_sink_stats_t es_media_sink_stats(const es_media_sink_t *sink);
 
 typedef struct es_media_source_stats {
     uint64_t packets, bytes, lost, nacks_sent, keyframes;
+    uint64_t twcc_feedback; /* transport-cc feedback packets sent to the publisher (draft-holmer-
+                             * rmcat-transport-wide-cc-extensions-01 §3.1) */
     int64_t rtt_us;
     uint64_t last_us;   /* monotonic µs of the last media packet from the publisher; 0: none */
 } es_media_source_stats_t;

@@ -1028,6 +1028,7 @@ static json_t *session_json(const session_t *s, uint64_t now)
         es_media_source_stats_t ss = es_media_stream_source_stats(s->ms);
         json_object_set_new(o, "nacks", json_integer((json_int_t)ss.nacks_sent));
         json_object_set_new(o, "packets_lost", json_integer((json_int_t)ss.lost));
+        json_object_set_new(o, "twcc_feedback", json_integer((json_int_t)ss.twcc_feedback));
         json_object_set_new(o, "rtt_ms", json_null());
     }
     if (s->connected_us)

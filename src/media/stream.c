@@ -95,6 +95,7 @@ struct es_media_stream {
     es_twcc_recv_t *twcc;
     uint8_t twcc_id;          /* transport-wide-cc extension id (one per BUNDLE), 0: none */
     uint64_t last_rr_us, last_twcc_us;
+    uint64_t twcc_sent;       /* transport-cc feedback packets sent to the current publisher */
     es_media_sink_t *sinks;
     size_t n_sinks;
     es_media_tap_t tap;       /* the frame consumer, when set */
@@ -187,6 +188,7 @@ int es_media_stream_set_source(es_media_stream_t *ms, const es_track_info_t *tra
     ms->has_src = true;
     ms->gen++;
     ms->last_rr_us = ms->last_twcc_us = ms->src_last_us = now_us;
+    ms->twcc_sent = 0;
     for (es_media_sink_t *s = ms->sinks; s; s = s->next) sink_bind(ms, s);
     return 0;
 }
@@ -684,6 +686,7 @@ static void tick_source(es_media_stream_t *ms, uint64_t now)
             int n = es_twcc_recv_build(ms->twcc, ms->rtcp_ssrc, media_ssrc, b, cap);
             if (n <= 0) break;
             send_src_rtcp(ms, b, n, sizeof b);
+            ms->twcc_sent++;
         }
     }
     if (now - ms->last_rr_us >= RR_INTERVAL_US) {
@@ -766,7 +769,9 @@ static uint64_t track_lost(const src_track_t *t)
 
 es_media_source_stats_t es_media_stream_source_stats(const es_media_stream_t *ms)
 {
-    es_media_source_stats_t st = {.rtt_us = -1, .last_us = ms->has_src ? ms->src_last_us : 0};
+    es_media_source_stats_t st = {.rtt_us = -1,
+                                  .last_us = ms->has_src ? ms->src_last_us : 0,
+                                  .twcc_feedback = ms->has_src ? ms->twcc_sent : 0};
     for (size_t i = 0; ms->has_src && i < ms->n_src; i++) {
         const src_track_t *t = &ms->src[i];
         st.packets += t->packets;
