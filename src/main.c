@@ -11,6 +11,8 @@
 #include "estuary/admission.h"
 #include "estuary/hls_writer.h"
 #include "estuary/hooks.h"
+#include "estuary/relay.h"
+#include "estuary/balancer.h"
 #include "estuary/live.h"
 #include "estuary/server.h"
 #include "estuary/rtc_server.h"
@@ -91,6 +93,7 @@ static void reload(es_server_t *srv)
     es_http_server_apply_config(srv->http);
     es_rtc_server_apply_config(srv->rtc);
     es_rtmp_server_apply_config(srv->rtmp);
+    es_relays_apply_config(srv->relays);
     if (n_changed)
         ES_INFO("main", NULL, "SIGHUP: reloaded %s; applied: %s", srv->config_path, changed);
     else
@@ -132,6 +135,8 @@ static void on_streams_tick(uv_timer_t *t)
 /* Ends every session and stream, in an order where each still finds what it detaches from. */
 static void stop_all(es_server_t *srv)
 {
+    es_relays_stop(srv->relays);    /* ends relay sessions, DELETEs their remote resources */
+    es_balancer_stop(srv->balancer); /* stops polling the members */
     es_rtc_server_stop(srv->rtc);   /* DTLS close_notify to every peer, closes the UDP port */
     es_rtmp_server_stop(srv->rtmp); /* closes every RTMP connection and the TCP port */
     es_http_server_stop(srv->http); /* stops accepting and closes every connection */
@@ -284,6 +289,8 @@ int main(int argc, char **argv)
     srv.clients = es_clients_new();
     srv.hooks = es_hooks_new(&loop);
     srv.hls_writer = es_hls_writer_new(&loop);
+    srv.relays = es_relays_new(&srv);
+    srv.balancer = es_balancer_new(&srv);
     int status = 0;
     ES_INFO("main", NULL, "estuary %s (%s) starting, configuration %s, pid %d", ES_VERSION,
             ES_GIT_REV, config_path ? config_path : "(embedded default)", (int)getpid());
@@ -293,8 +300,9 @@ int main(int argc, char **argv)
         uv_timer_start(&srv.streams_timer, on_streams_tick, STREAMS_TICK_MS, STREAMS_TICK_MS);
     }
     warn_open_publishing(cfg);
-    if (!srv.registry || !srv.clients || !srv.hooks || !srv.hls_writer || es_http_server_start(&srv, &srv.http) < 0 ||
-        es_rtc_server_start(&srv, &srv.rtc) < 0 || es_rtmp_server_start(&srv, &srv.rtmp) < 0) {
+    if (!srv.registry || !srv.clients || !srv.hooks || !srv.hls_writer || !srv.relays || !srv.balancer ||
+        es_http_server_start(&srv, &srv.http) < 0 || es_rtc_server_start(&srv, &srv.rtc) < 0 ||
+        es_rtmp_server_start(&srv, &srv.rtmp) < 0) {
         ES_ERROR("main", NULL, "startup failed; exiting");
         if (cfg->log.file) /* stderr is what systemd and a terminal show: say where to look */
             fprintf(stderr, "estuary: startup failed; see %s\n", cfg->log.file);
@@ -305,6 +313,7 @@ int main(int argc, char **argv)
         watch_signal(&srv, &sig_hup, SIGHUP);
         watch_signal(&srv, &sig_usr1, SIGUSR1);
         print_urls(&srv);
+        es_relays_apply_config(srv.relays); /* the configuration's relays start */
         uv_run(&loop, UV_RUN_DEFAULT);
     }
     /* Close whatever is left (signal handles, lws leftovers after a failed start) and let the
@@ -322,6 +331,8 @@ int main(int argc, char **argv)
     if (uv_loop_close(&loop) != 0) ES_WARN("main", NULL, "event loop closed with handles open");
     if (status == 0) ES_INFO("main", NULL, "stopped");
     es_hooks_free(srv.hooks);
+    es_relays_free(srv.relays);
+    es_balancer_free(srv.balancer);
     es_hls_writer_free(srv.hls_writer);
     es_clients_free(srv.clients);
     es_registry_free(srv.registry);

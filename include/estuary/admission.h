@@ -30,9 +30,13 @@ typedef enum {
     ES_PROTO_HTTP_FLV,
     ES_PROTO_HLS,
     ES_PROTO_WEBSOCKET, /* WebRTC signaled over a WebSocket (publish or play) */
+    ES_PROTO_RELAY,     /* a server-to-server relay (include/estuary/relay.h): the stream's source
+                           (a pull) or a player (a push), started by the operator through the API
+                           or the configuration: no token, no hook, no session limits */
 } es_protocol_t;
 
-/* es_protocol_name: "whip", "whep", "rtmp", "http-flv", "hls", "websocket". Static storage. */
+/* es_protocol_name: "whip", "whep", "rtmp", "http-flv", "hls", "websocket", "relay". Static
+ * storage. */
 const char *es_protocol_name(es_protocol_t p);
 
 #define ES_ADMIT_REASON_MAX 320

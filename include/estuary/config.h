@@ -41,7 +41,23 @@ typedef struct es_app_config {
     char *on_unpublish;
     char *on_play;
     char *on_stop;
+    char *origin;         /* an edge: pull streams players ask for from this server's base URL
+                             ("http(s)://host:port", its /whep/{app}/{stream}); NULL: none */
+    uint32_t origin_idle_ms; /* an edge pull stops this long after its last player left */
+    char *origin_token;   /* Bearer token for the origin's WHEP, or NULL */
+    char **balancer;      /* a balancer: WHIP/WHEP POSTs are redirected (307) to the member
+                             base URL with the fewest sessions; NULL/0: not a balancer */
+    size_t n_balancer;
+    char *balancer_token; /* Bearer token for the members' GET /api/v1/load, or NULL */
 } es_app_config_t;
+
+/* One entry of the relays: list (include/estuary/relay.h). */
+typedef struct es_relay_config {
+    char *direction;      /* "push" or "pull" */
+    char *stream;         /* the local stream, "app/stream" */
+    char *url;            /* the remote WHIP (push) or WHEP (pull) endpoint */
+    char *token;          /* Bearer token for the remote, or NULL */
+} es_relay_config_t;
 
 typedef struct es_config {
     struct {
@@ -100,6 +116,8 @@ typedef struct es_config {
     } hooks;
     es_app_config_t *apps;
     size_t n_apps;
+    es_relay_config_t *relays;    /* static relays, reconciled on SIGHUP */
+    size_t n_relays;
     struct {
         uint32_t max_sessions;    /* WebRTC, RTMP and HTTP-FLV sessions at once; 503 past it */
         uint32_t max_sessions_per_ip; /* ... from one client address; 429 past it; 0: no limit */

@@ -73,8 +73,8 @@ void es_rtc_new_id(char id[ES_RTC_ID_LEN + 1]);
  * WebSocket, src/http/ws_signal.c). Strings are borrowed for the call. */
 typedef struct es_rtc_request {
     es_rtc_role_t role;
-    es_protocol_t protocol;   /* ES_PROTO_WHIP, ES_PROTO_WHEP or ES_PROTO_WEBSOCKET: admission,
-                                 hooks and the API's "signaling" */
+    es_protocol_t protocol;   /* ES_PROTO_WHIP, ES_PROTO_WHEP, ES_PROTO_WEBSOCKET or
+                                 ES_PROTO_RELAY: admission, hooks and the API's "signaling" */
     const char *app, *stream;
     const char *token;        /* the token the client presented, or NULL */
     const char *eip;          /* "IP" or "IP:PORT" replacing the host candidates, or NULL */
@@ -100,7 +100,11 @@ typedef struct es_rtc_pending es_rtc_pending_t;
 
 /* es_rtc_make_offer: the server's offer (RFC 8829 §5.2) to a player (req->role ES_RTC_PLAY):
  * send-only audio and video with the codecs the stream's publisher sends, ICE-lite with our
- * host candidates, a=setup:actpass. Admitted by es_admit as es_rtc_take_offer is. Returns the
+ * host candidates, a=setup:actpass. With req->protocol ES_PROTO_RELAY (include/estuary/relay.h)
+ * the offer is a relay's: not ICE-lite (the session will be a full controlling agent, RFC 8445
+ * §6.1.1), and req->role ES_RTC_PUBLISH makes it receive-only with every codec Estuary forwards
+ * (a pull: the session becomes the stream's source). Admitted by es_admit as es_rtc_take_offer
+ * is. Returns the
  * pending offer (free with es_rtc_pending_free, or hand it to es_rtc_take_answer) with
  * res->sdp the offer and res->id the session id to be, or NULL with res->err (es_admit's codes,
  * ES_ENOTSUP when the stream has no track a player can get, ES_ENOMEM, ES_ERANGE, ES_EBUSY
@@ -111,8 +115,10 @@ es_rtc_pending_t *es_rtc_make_offer(es_rtc_server_t *rtc, const es_rtc_request_t
 /* es_rtc_take_answer: the peer's answer (len bytes of SDP) to pending, which this consumes
  * whatever the outcome: checked against the offer (es_sdp_answer_apply), admitted again at
  * this moment, and the session starts (DTLS server when the answer says a=setup:active, client
- * when passive). res as for es_rtc_take_offer (ES_EPROTO for an answer that does not fit the
- * offer); res->sdp stays NULL. */
+ * when passive). A relay's session checks the answer's UDP candidates of component 1 (mDNS
+ * names are skipped) and nominates. res as for es_rtc_take_offer (ES_EPROTO for an answer that
+ * does not fit the offer, or a relay's answer without a=ice-pwd or a usable candidate); res->sdp
+ * stays NULL. */
 void es_rtc_take_answer(es_rtc_server_t *rtc, es_rtc_pending_t *pending, const char *sdp,
                         size_t len, es_rtc_result_t *res);
 

@@ -77,6 +77,15 @@ void es_rtc_link_set_tick(es_rtc_link_t *l, uint64_t period_us, uint64_t now_us)
 int es_rtc_link_restart_ice(es_rtc_link_t *l, const char *local_ufrag, const char *local_pwd,
                             const char *remote_ufrag, const char *remote_pwd);
 
+/* es_rtc_link_add_remote_candidate: (a full controlling agent: a relay's offer) the peer's
+ * candidate ip ("192.0.2.1", "2001:db8::1"; an IPv4 one is mapped on a dual-stack socket) and
+ * UDP port to check (es_rtc_session_add_remote_candidate, RFC 8445 §6.1.2); STUN answers from
+ * that address reach this link before the pair is valid. Returns 0, ES_EINVAL (not an IP
+ * address, e.g. an mDNS name, or a family the socket cannot reach; or an ICE-lite session),
+ * ES_EEXIST or ES_EBUSY as the session's. */
+int es_rtc_link_add_remote_candidate(es_rtc_link_t *l, const char *ip, uint16_t port,
+                                     uint32_t priority);
+
 /* es_rtc_link_session: the link's session (state, stats, send_rtp/rtcp). Borrowed. */
 es_rtc_session_t *es_rtc_link_session(es_rtc_link_t *l);
 

@@ -33,6 +33,8 @@ typedef struct es_server {
     unsigned sessions;         /* WebRTC, RTMP and HTTP-FLV sessions now (limits.max_sessions) */
     struct es_clients *clients; /* sessions and offer rates per client address */
     struct es_hooks *hooks;    /* admission's HTTP callbacks */
+    struct es_relays *relays;  /* server-to-server relays (include/estuary/relay.h) */
+    struct es_balancer *balancer; /* WHIP/WHEP 307 balancing (include/estuary/balancer.h) */
     struct es_hls_writer *hls_writer; /* HLS files written off the loop thread */
     uv_timer_t streams_timer;  /* stream maintenance (es_live_tick), whatever protocols run */
     unsigned streams_ticks;

@@ -1,13 +1,14 @@
-/* HTTP hooks on libcurl's multi interface driven by libuv (include/estuary/hooks.h): curl tells
- * which sockets to watch (one uv_poll_t each) and when to wake it (one uv_timer_t); every call
- * is an easy handle in the multi handle, completed from curl_multi_info_read. */
+/* HTTP hooks (include/estuary/hooks.h): each call is a POST through the daemon's HTTP client on
+ * the libuv loop (include/estuary/http_client.h), so a slow hook delays only the client it decides
+ * about. Here: the JSON body, the outcome in words, the count of calls per client address, and
+ * admission with hooks for every protocol. */
 #include "estuary/hooks.h"
 
 #include "estuary/error.h"
+#include "estuary/http_client.h"
 #include "estuary/log.h"
 #include "estuary/server.h"
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,10 +18,7 @@
 #define BODY_MAX 4096 /* bytes of a hook's answer kept for its reason */
 
 struct es_hooks {
-    uv_loop_t *loop;
-    CURLM *multi;
-    uv_timer_t timer;
-    uv_idle_t kick;          /* completes calls refused before curl ran (never inside ask) */
+    es_http_client_t *http;
     es_hook_call_t *calls;
     size_t pending;
     bool stopping;
@@ -28,111 +26,23 @@ struct es_hooks {
 
 struct es_hook_call {
     es_hooks_t *h;
-    CURL *easy;
-    struct curl_slist *headers;
-    char *body;
-    char answer[BODY_MAX + 1];
-    size_t answer_len;
+    es_http_call_t *fetch;   /* the POST in flight; NULL once it completes */
     char url[256];           /* for logs */
     char action[16];
     char ip[64];             /* the client's key (es_client_ip), for the per-address cap */
     es_hook_done_fn done;    /* NULL: told, not asked */
     void *user;
-    int early_err;           /* refused before curl ran: completed by the idle handle */
-    char early_reason[ES_HOOK_REASON_MAX];
     es_hook_call_t *prev, *next;
 };
 
-typedef struct poll_ctx {
-    uv_poll_t poll;
-    curl_socket_t fd;
-    es_hooks_t *h;
-} poll_ctx_t;
-
-static void check_done(es_hooks_t *h);
-
-static void on_poll(uv_poll_t *p, int status, int events)
-{
-    poll_ctx_t *pc = p->data;
-    int flags = 0, running;
-    if (status < 0) flags = CURL_CSELECT_ERR;
-    if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
-    if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
-    es_hooks_t *h = pc->h;
-    curl_multi_socket_action(h->multi, pc->fd, flags, &running);
-    check_done(h);
-}
-
-static void on_poll_closed(uv_handle_t *hd) { free(hd->data); }
-
-static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-    (void)easy;
-    es_hooks_t *h = userp;
-    poll_ctx_t *pc = socketp;
-    if (what == CURL_POLL_REMOVE) {
-        if (pc) {
-            uv_poll_stop(&pc->poll);
-            uv_close((uv_handle_t *)&pc->poll, on_poll_closed);
-            curl_multi_assign(h->multi, fd, NULL);
-        }
-        return 0;
-    }
-    if (!pc) {
-        if (!(pc = calloc(1, sizeof *pc))) return -1;
-        pc->fd = fd;
-        pc->h = h;
-        if (uv_poll_init_socket(h->loop, &pc->poll, fd) != 0) {
-            free(pc);
-            return -1;
-        }
-        pc->poll.data = pc;
-        curl_multi_assign(h->multi, fd, pc);
-    }
-    int events = (what & CURL_POLL_IN ? UV_READABLE : 0) | (what & CURL_POLL_OUT ? UV_WRITABLE : 0);
-    uv_poll_start(&pc->poll, events, on_poll);
-    return 0;
-}
-
-static void on_timer(uv_timer_t *t)
-{
-    es_hooks_t *h = t->data;
-    int running;
-    curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(h);
-}
-
-static int on_timer_set(CURLM *multi, long timeout_ms, void *userp)
-{
-    (void)multi;
-    es_hooks_t *h = userp;
-    if (timeout_ms < 0) uv_timer_stop(&h->timer);
-    else uv_timer_start(&h->timer, on_timer, (uint64_t)timeout_ms, 0);
-    return 0;
-}
-
 es_hooks_t *es_hooks_new(uv_loop_t *loop)
 {
-    static bool global_done;
-    if (!global_done) {
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return NULL;
-        global_done = true;
-    }
     es_hooks_t *h = calloc(1, sizeof *h);
     if (!h) return NULL;
-    h->loop = loop;
-    if (!(h->multi = curl_multi_init())) {
+    if (!(h->http = es_http_client_new(loop))) {
         free(h);
         return NULL;
     }
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_timer_set);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
-    uv_timer_init(loop, &h->timer);
-    h->timer.data = h;
-    uv_idle_init(loop, &h->kick);
-    h->kick.data = h;
     return h;
 }
 
@@ -143,89 +53,58 @@ static void call_free(es_hook_call_t *c)
     else h->calls = c->next;
     if (c->next) c->next->prev = c->prev;
     h->pending--;
-    if (c->easy) {
-        if (h->multi) curl_multi_remove_handle(h->multi, c->easy);
-        curl_easy_cleanup(c->easy);
-    }
-    curl_slist_free_all(c->headers);
-    free(c->body);
+    es_http_cancel(c->fetch);
     free(c);
 }
 
 /* The reason of a refusing answer: JSON "reason"/"error", else the first line, else the status.
  * Control characters become spaces: the reason goes to clients and logs. */
-static void answer_reason(const es_hook_call_t *c, long status, char *out, size_t len)
+static void answer_reason(const es_fetch_response_t *res, char *out, size_t len)
 {
     out[0] = '\0';
-    json_t *j = c->answer_len ? json_loadb(c->answer, c->answer_len, 0, NULL) : NULL;
+    json_t *j = res->body_len ? json_loadb(res->body, res->body_len, 0, NULL) : NULL;
     const char *r = NULL;
     if (json_is_object(j)) {
         r = json_string_value(json_object_get(j, "reason"));
         if (!r) r = json_string_value(json_object_get(j, "error"));
     }
     if (r) snprintf(out, len, "%s", r);
-    else if (!j && c->answer_len) snprintf(out, len, "%.*s", (int)strcspn(c->answer, "\r\n"), c->answer);
+    else if (!j && res->body_len)
+        snprintf(out, len, "%.*s", (int)strcspn(res->body, "\r\n"), res->body);
     json_decref(j);
-    if (!out[0]) snprintf(out, len, "HTTP %ld", status);
+    if (!out[0]) snprintf(out, len, "HTTP %ld", res->status);
     for (char *p = out; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = ' ';
 }
 
-static void complete(es_hook_call_t *c, int err, const char *reason)
-{
-    es_hook_done_fn done = c->done;
-    void *user = c->user;
-    char why[ES_HOOK_REASON_MAX];
-    snprintf(why, sizeof why, "%s", reason);
-    if (!done && err)
-        ES_DEBUG("hooks", NULL, "%s hook %s: %s", c->action, c->url, why);
-    call_free(c);
-    if (done) done(user, err, why);
-}
-
-static void check_done(es_hooks_t *h)
-{
-    CURLMsg *m;
-    int left;
-    while ((m = curl_multi_info_read(h->multi, &left))) {
-        if (m->msg != CURLMSG_DONE) continue;
-        es_hook_call_t *c = NULL;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&c);
-        if (!c) continue;
-        long status = 0;
-        curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
-        char why[ES_HOOK_REASON_MAX];
-        int err;
-        if (m->data.result == CURLE_OPERATION_TIMEDOUT) {
-            err = ES_EACCES;
-            snprintf(why, sizeof why, "the %s hook did not answer within hooks.timeout_ms",
-                     c->action);
-        } else if (m->data.result != CURLE_OK) {
-            err = ES_EACCES;
-            snprintf(why, sizeof why, "the %s hook failed: %s", c->action,
-                     curl_easy_strerror(m->data.result));
-        } else if (status >= 200 && status < 300) {
-            err = 0;
-            why[0] = '\0';
-        } else {
-            char r[200];
-            answer_reason(c, status, r, sizeof r);
-            err = ES_EACCES;
-            snprintf(why, sizeof why, "refused by the %s hook: %s", c->action, r);
-        }
-        complete(c, err, why);
-    }
-}
-
-static size_t on_answer(char *data, size_t size, size_t n, void *user)
+/* The HTTP client's done, for asked and told calls alike: always from the loop. */
+static void on_answer(void *user, const es_fetch_response_t *res)
 {
     es_hook_call_t *c = user;
-    size_t len = size * n, room = BODY_MAX - c->answer_len;
-    size_t take = len < room ? len : room;
-    memcpy(c->answer + c->answer_len, data, take);
-    c->answer_len += take;
-    c->answer[c->answer_len] = '\0';
-    return len; /* the rest is read and dropped */
+    char why[ES_HOOK_REASON_MAX];
+    int err;
+    if (res->err == ES_ETIMEDOUT) {
+        err = ES_EACCES;
+        snprintf(why, sizeof why, "the %s hook did not answer within hooks.timeout_ms",
+                 c->action);
+    } else if (res->err) {
+        err = ES_EACCES;
+        snprintf(why, sizeof why, "the %s hook failed: %s", c->action, res->error);
+    } else if (res->status >= 200 && res->status < 300) {
+        err = 0;
+        why[0] = '\0';
+    } else {
+        char r[200];
+        answer_reason(res, r, sizeof r);
+        err = ES_EACCES;
+        snprintf(why, sizeof why, "refused by the %s hook: %s", c->action, r);
+    }
+    es_hook_done_fn done = c->done;
+    void *user_done = c->user;
+    if (!done && err) ES_DEBUG("hooks", NULL, "%s hook %s: %s", c->action, c->url, why);
+    c->fetch = NULL; /* the client frees it when this returns */
+    call_free(c);
+    if (done) done(user_done, err, why);
 }
 
 /* {"a": "1", "b": "2"} from "a=1&b=2". */
@@ -264,59 +143,37 @@ static char *event_body(const es_hook_event_t *ev)
     return text;
 }
 
-static void on_kick(uv_idle_t *idle)
-{
-    es_hooks_t *h = idle->data;
-    uv_idle_stop(idle);
-    es_hook_call_t *c = h->calls, *next;
-    for (; c; c = next) {
-        next = c->next;
-        if (c->early_err) complete(c, c->early_err, c->early_reason);
-    }
-}
-
 static es_hook_call_t *start(es_hooks_t *h, const char *url, const es_hook_event_t *ev,
                              uint32_t timeout_ms, es_hook_done_fn done, void *user)
 {
-    if (!h || h->stopping || h->pending >= ES_HOOKS_MAX_PENDING) return NULL;
+    if (!h || h->stopping || !url || h->pending >= ES_HOOKS_MAX_PENDING) return NULL;
     es_hook_call_t *c = calloc(1, sizeof *c);
-    if (!c) return NULL;
+    char *body = c ? event_body(ev) : NULL;
+    if (!body) {
+        free(c);
+        return NULL;
+    }
     c->h = h;
     c->done = done;
     c->user = user;
     snprintf(c->url, sizeof c->url, "%s", url);
     snprintf(c->action, sizeof c->action, "%s", ev->action ? ev->action : "");
     es_client_ip(ev->client, c->ip, sizeof c->ip);
+    /* Redirects are not followed: a hook answers itself, and a 3xx refuses like any non-2xx. */
+    es_fetch_request_t req = {.method = "POST", .url = url, .content_type = "application/json",
+                              .body = body, .body_len = strlen(body),
+                              .user_agent = "estuary-hooks", .timeout_ms = timeout_ms,
+                              .max_body = BODY_MAX, .follow_redirects = false};
+    c->fetch = es_http_fetch(h->http, &req, on_answer, c); /* copies the body */
+    free(body);
+    if (!c->fetch) {
+        free(c);
+        return NULL;
+    }
     c->next = h->calls;
     if (h->calls) h->calls->prev = c;
     h->calls = c;
     h->pending++;
-    c->body = event_body(ev);
-    c->easy = curl_easy_init();
-    c->headers = curl_slist_append(NULL, "Content-Type: application/json");
-    if (!c->body || !c->easy || !c->headers) {
-        call_free(c);
-        return NULL;
-    }
-    curl_easy_setopt(c->easy, CURLOPT_URL, url);
-    curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, c->body);
-    curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->headers);
-    curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-    curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, on_answer);
-    curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);
-    curl_easy_setopt(c->easy, CURLOPT_PRIVATE, c);
-    curl_easy_setopt(c->easy, CURLOPT_USERAGENT, "estuary-hooks");
-    if (curl_multi_add_handle(h->multi, c->easy) != CURLM_OK) {
-        /* Completed from the loop, as the interface promises. */
-        curl_easy_cleanup(c->easy);
-        c->easy = NULL;
-        c->early_err = ES_EACCES;
-        snprintf(c->early_reason, sizeof c->early_reason, "the %s hook could not start",
-                 c->action);
-        uv_idle_start(&h->kick, on_kick);
-    }
     return c;
 }
 
@@ -351,17 +208,14 @@ void es_hooks_stop(es_hooks_t *h)
     if (!h || h->stopping) return;
     h->stopping = true;
     while (h->calls) call_free(h->calls);
-    /* Closes the cached connections while the loop still runs their poll handles' close. */
-    curl_multi_cleanup(h->multi);
-    h->multi = NULL;
-    if (!uv_is_closing((uv_handle_t *)&h->timer)) uv_close((uv_handle_t *)&h->timer, NULL);
-    if (!uv_is_closing((uv_handle_t *)&h->kick)) uv_close((uv_handle_t *)&h->kick, NULL);
+    es_http_client_stop(h->http);
 }
 
 void es_hooks_free(es_hooks_t *h)
 {
     if (!h) return;
     es_hooks_stop(h);
+    es_http_client_free(h->http);
     free(h);
 }
 

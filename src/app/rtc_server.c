@@ -573,7 +573,9 @@ static int attach(es_rtc_server_t *rtc, session_t *s, const es_rtc_request_t *re
                                               : cfg->webrtc.player_timeout_ms;
     es_rtc_session_params_t pp = {
         .local_ufrag = s->ufrag, .local_pwd = s->pwd, .remote_ufrag = s->remote_ufrag,
-        .ice_controlling = false, /* ICE-lite, whichever side offered */
+        .remote_pwd = peer->ice_pwd,
+        /* ICE-lite, whichever side offered, except a relay's offer: a full controlling agent */
+        .ice_controlling = req->protocol == ES_PROTO_RELAY,
         .cert = rtc->cert, .fingerprint_alg = peer->fingerprint_alg,
         .fingerprint = peer->fingerprint, .fingerprint_len = peer->fingerprint_len,
         .dtls_role = dtls_role,
@@ -743,35 +745,14 @@ void es_rtc_pending_free(es_rtc_pending_t *p)
     free(p);
 }
 
-es_rtc_pending_t *es_rtc_make_offer(es_rtc_server_t *rtc, const es_rtc_request_t *req,
-                                    es_rtc_result_t *res)
+/* Sections that send a stream (a WebSocket player, a relay push): one per track of the
+ * publisher, audio first, each with its codec as negotiated by the publisher (payload type,
+ * fmtp): what es_media_stream rewrites to. Returns how many (0..2). */
+static size_t send_offer_media(es_media_stream_t *ms, const es_config_t *cfg,
+                               es_sdp_offer_media_t om[2])
 {
-    memset(res, 0, sizeof *res);
-    const es_config_t *cfg = rtc->srv->cfg;
-    char key[ES_APP_NAME_MAX + ES_STREAM_NAME_MAX + 2];
-    snprintf(key, sizeof key, "%s/%s", req->app, req->stream);
-    es_log_ctx_t lc = {.stream = key, .remote = req->remote};
-    es_rtc_pending_t *p = NULL;
-    char *text = NULL;
-    if (req->role != ES_RTC_PLAY) {
-        set_result(res, ES_EINVAL, "the server offers to players only");
-        goto fail;
-    }
-    es_admit_decision_t d;
-    if (admit_request(rtc, req, &d, res) != 0) goto fail;
-    p = calloc(1, sizeof *p);
-    text = malloc(16384);
-    if (!p || !text || !(p->s = calloc(1, sizeof *p->s)) ||
-        (req->token && !(p->token = strdup(req->token)))) {
-        set_result(res, ES_ENOMEM, "out of memory");
-        goto fail;
-    }
-    /* One section per track of the publisher, audio first, each with its codec as negotiated
-     * by the publisher (payload type, fmtp): what es_media_stream rewrites to. */
     es_track_info_t tr[ES_STREAM_MAX_TRACKS];
-    size_t nt = es_media_stream_source_tracks(d.stream ? d.stream->media : NULL, tr,
-                                              ES_STREAM_MAX_TRACKS);
-    es_sdp_offer_media_t om[2];
+    size_t nt = es_media_stream_source_tracks(ms, tr, ES_STREAM_MAX_TRACKS);
     size_t n = 0;
     for (int kind = ES_MEDIA_AUDIO; kind <= ES_MEDIA_VIDEO; kind++) {
         for (size_t i = 0; i < nt; i++) {
@@ -787,14 +768,95 @@ es_rtc_pending_t *es_rtc_make_offer(es_rtc_server_t *rtc, const es_rtc_request_t
             break;
         }
     }
+    return n;
+}
+
+/* Sections that receive a stream (a relay pull): Opus, and H.264 (packetization-mode 1,
+ * constrained baseline, first: what RTMP, HTTP-FLV and HLS players can get too), VP8, VP9;
+ * the feedback a WHIP publisher gets. Returns 2. */
+static size_t receive_offer_media(const es_config_t *cfg, es_sdp_offer_media_t om[2])
+{
+    memset(om, 0, 2 * sizeof om[0]);
+    static const struct {
+        es_codec_t codec;
+        uint8_t pt;
+        const char *name;
+        uint32_t rate;
+        uint8_t channels;
+        const char *fmtp;
+    } codecs[] = {
+        {ES_CODEC_OPUS, 111, "opus", 48000, 2, "minptime=10;useinbandfec=1"},
+        {ES_CODEC_H264, 102, "H264", 90000, 0,
+         "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"},
+        {ES_CODEC_VP8, 96, "VP8", 90000, 0, ""},
+        {ES_CODEC_VP9, 98, "VP9", 90000, 0, "profile-id=0"},
+    };
+    for (int k = 0; k < 2; k++) {
+        om[k].kind = k == 0 ? ES_MEDIA_AUDIO : ES_MEDIA_VIDEO;
+        om[k].dir = ES_DIR_RECVONLY;
+        om[k].caps.rtx = om[k].caps.nack = cfg->webrtc.nack;
+        om[k].caps.pli = om[k].caps.fir = true;
+        om[k].caps.transport_cc = cfg->webrtc.twcc;
+        om[k].caps.remb = cfg->webrtc.remb;
+    }
+    for (size_t i = 0; i < sizeof codecs / sizeof codecs[0]; i++) {
+        es_sdp_caps_t *c = &om[codecs[i].codec == ES_CODEC_OPUS ? 0 : 1].caps;
+        es_sdp_codec_t *x = &c->codecs[c->n_codecs++];
+        x->pt = codecs[i].pt;
+        x->codec = codecs[i].codec;
+        snprintf(x->name, sizeof x->name, "%s", codecs[i].name);
+        x->clock_rate = codecs[i].rate;
+        x->channels = codecs[i].channels;
+        snprintf(x->fmtp, sizeof x->fmtp, "%s", codecs[i].fmtp);
+        x->apt = -1;
+        if (x->codec == ES_CODEC_H264) {
+            x->h264_packetization_mode = 1;
+            x->h264_profile_level_id = 0x42e01f;
+            x->h264_level_asymmetry = true;
+        }
+    }
+    return 2;
+}
+
+es_rtc_pending_t *es_rtc_make_offer(es_rtc_server_t *rtc, const es_rtc_request_t *req,
+                                    es_rtc_result_t *res)
+{
+    memset(res, 0, sizeof *res);
+    const es_config_t *cfg = rtc->srv->cfg;
+    char key[ES_APP_NAME_MAX + ES_STREAM_NAME_MAX + 2];
+    snprintf(key, sizeof key, "%s/%s", req->app, req->stream);
+    es_log_ctx_t lc = {.stream = key, .remote = req->remote};
+    es_rtc_pending_t *p = NULL;
+    char *text = NULL;
+    const bool relay = req->protocol == ES_PROTO_RELAY;
+    if (req->role != ES_RTC_PLAY && !relay) {
+        set_result(res, ES_EINVAL, "the server offers to players and relays only");
+        goto fail;
+    }
+    es_admit_decision_t d;
+    if (admit_request(rtc, req, &d, res) != 0) goto fail;
+    p = calloc(1, sizeof *p);
+    text = malloc(16384);
+    if (!p || !text || !(p->s = calloc(1, sizeof *p->s)) ||
+        (req->token && !(p->token = strdup(req->token)))) {
+        set_result(res, ES_ENOMEM, "out of memory");
+        goto fail;
+    }
+    es_sdp_offer_media_t om[2];
+    size_t n = req->role == ES_RTC_PLAY
+                   ? send_offer_media(d.stream ? d.stream->media : NULL, cfg, om)
+                   : receive_offer_media(cfg, om);
     if (!n || es_sdp_offer_init(om, n, &p->offer) != 0) {
         set_result(res, ES_ENOTSUP, "stream %s has no track a WebRTC player can get", key);
         goto fail;
     }
-    p->offer.ice_lite = true;
+    /* To a browser (a full agent) we are ICE-lite; a relay checks and nominates itself
+     * (RFC 8445 §6.1.1), so that it works against ICE-lite and full servers alike. */
+    p->offer.ice_lite = !relay;
     session_identity(rtc, p->s, req->id);
     fill_local(rtc, p->s, req->stream, req->eip, &p->offer);
-    for (size_t i = 0; i < p->offer.n_media; i++) p->offer.media[i].ssrc = es_random32();
+    for (size_t i = 0; i < p->offer.n_media; i++)
+        if (p->offer.media[i].dir == ES_DIR_SENDONLY) p->offer.media[i].ssrc = es_random32();
     if (es_sdp_local_write(&p->offer, text, 16384) < 0) {
         set_result(res, ES_ERANGE, "offer too large");
         goto fail;
@@ -813,11 +875,12 @@ es_rtc_pending_t *es_rtc_make_offer(es_rtc_server_t *rtc, const es_rtc_request_t
     res->sdp = text;
     snprintf(res->id, sizeof res->id, "%s", p->s->id);
     lc.peer = p->s->id;
-    ES_DEBUG("rtc", &lc, "player offer made (%s): %s", es_protocol_name(req->protocol),
-             p->s->codecs);
+    ES_DEBUG("rtc", &lc, "%s offer made (%s): %s", role_name(req->role),
+             es_protocol_name(req->protocol), p->s->codecs);
     return p;
 fail:
-    ES_INFO("rtc", &lc, "player offer not made (%s): %s", es_strerror(res->err), res->error);
+    ES_INFO("rtc", &lc, "%s offer not made (%s): %s", role_name(req->role), es_strerror(res->err),
+            res->error);
     es_rtc_pending_free(p);
     free(text);
     return NULL;
@@ -830,6 +893,7 @@ void es_rtc_take_answer(es_rtc_server_t *rtc, es_rtc_pending_t *p, const char *s
     char key[ES_APP_NAME_MAX + ES_STREAM_NAME_MAX + 2];
     snprintf(key, sizeof key, "%s/%s", p->app, p->stream);
     es_log_ctx_t lc = {.peer = p->s->id, .stream = key, .remote = p->remote};
+    char gone_id[ES_RTC_ID_LEN + 1];
     es_sdp_t *answer = calloc(1, sizeof *answer);
     char err[400];
     if (!answer) {
@@ -856,11 +920,13 @@ void es_rtc_take_answer(es_rtc_server_t *rtc, es_rtc_pending_t *p, const char *s
     const es_sdp_media_t *peer = &answer->media[tidx];
     es_track_info_t tracks[ES_STREAM_MAX_TRACKS];
     size_t n_tracks = 0;
+    const bool receive = p->req.role == ES_RTC_PUBLISH; /* a relay pull: the stream's source */
     for (size_t i = 0; i < p->offer.n_media && n_tracks < ES_STREAM_MAX_TRACKS; i++) {
         es_sdp_local_media_t *m = &p->offer.media[i];
         if (m->rejected || !m->n_codecs || m->dir == ES_DIR_INACTIVE) continue;
-        tracks[n_tracks] = track_from_answer(m, NULL);
-        tracks[n_tracks].ssrc = m->ssrc;
+        /* Received tracks carry the peer's SSRCs (its a=ssrc); sent ones ours. */
+        tracks[n_tracks] = track_from_answer(m, receive ? &answer->media[i] : NULL);
+        if (!receive) tracks[n_tracks].ssrc = m->ssrc;
         n_tracks++;
     }
     if (!n_tracks) {
@@ -878,15 +944,41 @@ void es_rtc_take_answer(es_rtc_server_t *rtc, es_rtc_pending_t *p, const char *s
     /* RFC 5763 §5: the answerer chose; actpass was ours. */
     es_dtls_role_t role = peer->setup == ES_SETUP_PASSIVE ? ES_DTLS_ROLE_CLIENT
                                                           : ES_DTLS_ROLE_SERVER;
+    if (p->req.protocol == ES_PROTO_RELAY && !peer->ice_pwd[0]) {
+        set_result(res, ES_EPROTO, "the answer has no a=ice-pwd");
+        goto out;
+    }
     if (attach(rtc, p->s, &p->req, &d, tracks, n_tracks, peer, role, res) != 0) goto out;
     lc = sctx(p->s);
-    ES_INFO("rtc", &lc, "player answer accepted (%s): %s; DTLS %s",
+    size_t n_cand = 0;
+    if (p->req.protocol == ES_PROTO_RELAY) {
+        /* Our full agent checks the peer's host (and other) UDP candidates of component 1
+         * (RTP; rtcp-mux), in the order the answer lists them. */
+        for (size_t i = 0; i < answer->n_candidates; i++) {
+            const es_sdp_candidate_t *c = &answer->candidates[i];
+            if (c->component != 1 || strcmp(c->transport, "udp")) continue;
+            if (es_rtc_link_add_remote_candidate(p->s->link, c->address, c->port, c->priority) == 0)
+                n_cand++;
+        }
+        if (!n_cand) {
+            snprintf(gone_id, sizeof gone_id, "%s", p->s->id); /* lc outlives the session */
+            lc = (es_log_ctx_t){.peer = gone_id, .stream = key, .remote = p->remote};
+            p->s->on_closed = NULL; /* the caller hears of it from res */
+            es_rtc_link_close(p->s->link, "the answer has no UDP candidate we can reach");
+            set_result(res, ES_EPROTO, "the answer has no UDP candidate with an IP address "
+                       "(%zu candidates)", answer->n_candidates);
+            p->s = NULL; /* freed by link_closed */
+            goto out;
+        }
+    }
+    ES_INFO("rtc", &lc, "%s answer accepted (%s): %s; DTLS %s%s", role_name(p->req.role),
             es_protocol_name(p->req.protocol), p->s->codecs,
-            role == ES_DTLS_ROLE_CLIENT ? "active (client)" : "passive (server)");
+            role == ES_DTLS_ROLE_CLIENT ? "active (client)" : "passive (server)",
+            n_cand ? "; checking the peer's candidates" : "");
     p->s = NULL; /* in the table now */
 out:
-    if (res->err) ES_INFO("rtc", &lc, "player answer refused (%s): %s", es_strerror(res->err),
-                          res->error);
+    if (res->err) ES_INFO("rtc", &lc, "%s answer refused (%s): %s", role_name(p->req.role),
+                          es_strerror(res->err), res->error);
     free(answer);
     es_rtc_pending_free(p);
 }

@@ -130,6 +130,21 @@ const key_spec_t es_config_app_keys[] = {
     {.name = "on_unpublish", .kind = KEY_OPTSTR, .offset = APP(on_unpublish)},
     {.name = "on_play", .kind = KEY_OPTSTR, .offset = APP(on_play)},
     {.name = "on_stop", .kind = KEY_OPTSTR, .offset = APP(on_stop)},
+    {.name = "origin", .kind = KEY_OPTSTR, .offset = APP(origin)},
+    {.name = "origin_idle_ms", .kind = KEY_U32, .offset = APP(origin_idle_ms), .min = 0,
+     .max = 3600000},
+    {.name = "origin_token", .kind = KEY_OPTSTR, .offset = APP(origin_token)},
+    {.name = "balancer", .kind = KEY_STRLIST, .offset = APP(balancer),
+     .offset2 = APP(n_balancer)},
+    {.name = "balancer_token", .kind = KEY_OPTSTR, .offset = APP(balancer_token)},
+    {0},
+};
+#define RELAY(field) offsetof(es_relay_config_t, field)
+const key_spec_t es_config_relay_keys[] = {
+    {.name = "direction", .kind = KEY_STR, .offset = RELAY(direction)},
+    {.name = "stream", .kind = KEY_STR, .offset = RELAY(stream)},
+    {.name = "url", .kind = KEY_STR, .offset = RELAY(url)},
+    {.name = "token", .kind = KEY_OPTSTR, .offset = RELAY(token)},
     {0},
 };
 const key_spec_t es_config_root_keys[] = {
@@ -142,6 +157,7 @@ const key_spec_t es_config_root_keys[] = {
     {.name = "limits", .kind = KEY_MAP, .children = limits_keys},
     {.name = "api", .kind = KEY_MAP, .children = api_keys},
     {.name = "hooks", .kind = KEY_MAP, .children = hooks_keys},
+    {.name = "relays", .kind = KEY_RELAYS, .offset = CFG(relays), .offset2 = CFG(n_relays)},
     {0},
 };
 
@@ -156,6 +172,11 @@ void es_config_app_deinit(es_app_config_t *app)
     free(app->on_unpublish);
     free(app->on_play);
     free(app->on_stop);
+    free(app->origin);
+    free(app->origin_token);
+    for (size_t i = 0; app->balancer && i < app->n_balancer; i++) free(app->balancer[i]);
+    free(app->balancer);
+    free(app->balancer_token);
     memset(app, 0, sizeof *app);
 }
 
@@ -168,6 +189,7 @@ int es_config_app_defaults(es_app_config_t *app, const char *name)
     app->rtc_to_rtmp = true;
     app->hls = true;
     app->publisher_takeover = true;
+    app->origin_idle_ms = 10000;
     return 0;
 }
 
@@ -183,13 +205,25 @@ int es_config_app_copy(es_app_config_t *dst, const es_app_config_t *src)
 {
     es_app_config_t tmp = *src;
     char **dsts[] = {&tmp.name, &tmp.publish_token, &tmp.play_token, &tmp.on_publish,
-                     &tmp.on_unpublish, &tmp.on_play, &tmp.on_stop};
+                     &tmp.on_unpublish, &tmp.on_play, &tmp.on_stop, &tmp.origin,
+                     &tmp.origin_token, &tmp.balancer_token};
     const char *srcs[] = {src->name, src->publish_token, src->play_token, src->on_publish,
-                          src->on_unpublish, src->on_play, src->on_stop};
+                          src->on_unpublish, src->on_play, src->on_stop, src->origin,
+                          src->origin_token, src->balancer_token};
     size_t n = sizeof dsts / sizeof dsts[0], done = 0;
     while (done < n && dup_opt(dsts[done], srcs[done]) == 0) done++;
-    if (done < n) {
+    tmp.balancer = NULL;
+    tmp.n_balancer = 0;
+    bool ok = done == n;
+    if (ok && src->n_balancer) {
+        ok = (tmp.balancer = calloc(src->n_balancer, sizeof *tmp.balancer)) != NULL;
+        for (size_t i = 0; ok && i < src->n_balancer; i++, tmp.n_balancer++)
+            ok = dup_opt(&tmp.balancer[i], src->balancer[i]) == 0;
+    }
+    if (!ok) {
         for (size_t i = 0; i < done; i++) free(*dsts[i]);
+        for (size_t i = 0; i < tmp.n_balancer; i++) free(tmp.balancer[i]);
+        free(tmp.balancer);
         return ES_ENOMEM;
     }
     es_config_app_deinit(dst);
@@ -270,6 +304,14 @@ static void free_apps(es_app_config_t *apps, size_t n)
     free(apps);
 }
 
+static void free_fields(void *base, const key_spec_t *keys);
+
+static void free_relays(es_relay_config_t *relays, size_t n)
+{
+    for (size_t i = 0; relays && i < n; i++) free_fields(&relays[i], es_config_relay_keys);
+    free(relays);
+}
+
 /* Frees every owned field the key table describes. */
 static void free_fields(void *base, const key_spec_t *keys)
 {
@@ -286,6 +328,10 @@ static void free_fields(void *base, const key_spec_t *keys)
         case KEY_APPS:
             free_apps(*(es_app_config_t **)p, *(size_t *)((char *)base + k->offset2));
             *(es_app_config_t **)p = NULL;
+            break;
+        case KEY_RELAYS:
+            free_relays(*(es_relay_config_t **)p, *(size_t *)((char *)base + k->offset2));
+            *(es_relay_config_t **)p = NULL;
             break;
         default: break;
         }
@@ -478,7 +524,8 @@ static int parse_map(loader_t *ld, void *base, const key_spec_t *keys, const yam
         }
         /* The schema has fewer keys than `seen` has slots; apps.* entries are not needed for
          * cross-key checks and are left out so that many apps cannot crowd them out. */
-        if (strncmp(child, "apps.", 5) != 0) remember(ld, child, kn->start_mark);
+        if (strncmp(child, "apps.", 5) != 0 && strncmp(child, "relays[", 7) != 0)
+            remember(ld, child, kn->start_mark);
         int rc = parse_value(ld, base, k, vn, child);
         if (rc < 0) return rc;
     }
@@ -668,6 +715,62 @@ static int parse_apps(loader_t *ld, void *base, const key_spec_t *k, const yaml_
     return 0;
 }
 
+static bool valid_relay_url(const char *u)
+{
+    return u && (!strncmp(u, "http://", 7) || !strncmp(u, "https://", 8)) && strlen(u) < 1024 &&
+           !strpbrk(u, " \t\r\n");
+}
+
+/* relays: a list of {direction, stream, url, token}; the file's list replaces the default
+ * (empty) one. */
+static int parse_relays(loader_t *ld, void *base, const key_spec_t *k, const yaml_node_t *n,
+                        const char *path)
+{
+    es_relay_config_t **list_p = (es_relay_config_t **)((char *)base + k->offset);
+    size_t *count_p = (size_t *)((char *)base + k->offset2);
+    size_t total = 0;
+    if (!scalar_is_null(n)) {
+        if (n->type != YAML_SEQUENCE_NODE)
+            return fail_at(ld, n->start_mark, path, "expected a list of relays, got %s",
+                           node_kind_name(n));
+        total = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    }
+    if (total > 256) return fail_at(ld, n->start_mark, path, "too many relays (at most 256)");
+    es_relay_config_t *list = calloc(total ? total : 1, sizeof *list);
+    if (!list) return fail_at(ld, n->start_mark, path, "out of memory");
+    int rc = 0;
+    size_t i = 0;
+    for (; rc == 0 && i < total; i++) {
+        yaml_node_t *item = yaml_document_get_node(ld->doc, n->data.sequence.items.start[i]);
+        char item_path[KEY_PATH_MAX];
+        if (snprintf(item_path, sizeof item_path, "%s[%zu]", path, i) < 0) item_path[0] = '\0';
+        if (!item || item->type != YAML_MAPPING_NODE) {
+            rc = fail_at(ld, item ? item->start_mark : n->start_mark, item_path,
+                         "expected {direction, stream, url, token}, got %s",
+                         item ? node_kind_name(item) : "nothing");
+            break;
+        }
+        es_relay_config_t *r = &list[i];
+        if ((rc = parse_map(ld, r, es_config_relay_keys, item, item_path)) < 0) break;
+        const char *slash = r->stream ? strchr(r->stream, '/') : NULL;
+        if (!r->direction || (strcmp(r->direction, "push") && strcmp(r->direction, "pull")))
+            rc = fail_at(ld, item->start_mark, item_path, "direction must be push or pull");
+        else if (!slash || slash == r->stream || !slash[1] || strchr(slash + 1, '/'))
+            rc = fail_at(ld, item->start_mark, item_path, "stream must be \"app/stream\"");
+        else if (!valid_relay_url(r->url))
+            rc = fail_at(ld, item->start_mark, item_path, "url must be an http:// or https:// "
+                         "WHIP/WHEP endpoint");
+    }
+    if (rc < 0) {
+        free_relays(list, total);
+        return rc;
+    }
+    free_relays(*list_p, *count_p);
+    *list_p = list;
+    *count_p = total;
+    return 0;
+}
+
 static int parse_value(loader_t *ld, void *base, const key_spec_t *k, const yaml_node_t *n,
                        const char *path)
 {
@@ -681,6 +784,7 @@ static int parse_value(loader_t *ld, void *base, const key_spec_t *k, const yaml
     case KEY_STRLIST:
         return parse_strlist(ld, n, path, (char ***)field, (size_t *)((char *)base + k->offset2));
     case KEY_APPS: return parse_apps(ld, base, k, n, path);
+    case KEY_RELAYS: return parse_relays(ld, base, k, n, path);
     case KEY_LEVEL: {
         if (n->type != YAML_SCALAR_NODE)
             return fail_at(ld, n->start_mark, path, "expected a log level, got %s",

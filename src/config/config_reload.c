@@ -24,8 +24,12 @@ static bool apps_eq(const es_app_config_t *a, size_t na, const es_app_config_t *
             x->rtc_to_rtmp != y->rtc_to_rtmp || x->hls != y->hls ||
             x->publisher_takeover != y->publisher_takeover || !str_eq(x->on_publish, y->on_publish) ||
             !str_eq(x->on_unpublish, y->on_unpublish) || !str_eq(x->on_play, y->on_play) ||
-            !str_eq(x->on_stop, y->on_stop))
+            !str_eq(x->on_stop, y->on_stop) || !str_eq(x->origin, y->origin) ||
+            x->origin_idle_ms != y->origin_idle_ms || !str_eq(x->origin_token, y->origin_token) ||
+            !str_eq(x->balancer_token, y->balancer_token) || x->n_balancer != y->n_balancer)
             return false;
+        for (size_t k = 0; k < x->n_balancer; k++)
+            if (!str_eq(x->balancer[k], y->balancer[k])) return false;
     }
     return true;
 }
@@ -54,6 +58,18 @@ static bool field_eq(const void *a, const void *b, const key_spec_t *k)
     case KEY_APPS:
         return apps_eq(*(es_app_config_t *const *)pa, *(const size_t *)((const char *)a + k->offset2),
                        *(es_app_config_t *const *)pb, *(const size_t *)((const char *)b + k->offset2));
+    case KEY_RELAYS: {
+        size_t na = *(const size_t *)((const char *)a + k->offset2);
+        size_t nb = *(const size_t *)((const char *)b + k->offset2);
+        const es_relay_config_t *x = *(es_relay_config_t *const *)pa;
+        const es_relay_config_t *y = *(es_relay_config_t *const *)pb;
+        if (na != nb) return false;
+        for (size_t i = 0; i < na; i++)
+            if (!str_eq(x[i].direction, y[i].direction) || !str_eq(x[i].stream, y[i].stream) ||
+                !str_eq(x[i].url, y[i].url) || !str_eq(x[i].token, y[i].token))
+                return false;
+        return true;
+    }
     case KEY_MAP: return true; /* compared through its children */
     }
     return false;

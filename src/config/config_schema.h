@@ -18,6 +18,8 @@ typedef enum {
     KEY_LEVEL,    /* es_log_level_t */
     KEY_STRLIST,  /* char ** at offset, size_t count at offset2 */
     KEY_APPS,     /* es_app_config_t * at offset, size_t count at offset2; entries per app_keys */
+    KEY_RELAYS,   /* es_relay_config_t * at offset, size_t count at offset2: a list of mappings
+                     per relay_keys */
 } key_kind_t;
 
 typedef struct key_spec {
@@ -32,6 +34,7 @@ typedef struct key_spec {
 
 extern const key_spec_t es_config_root_keys[];
 extern const key_spec_t es_config_app_keys[];
+extern const key_spec_t es_config_relay_keys[];
 
 /* Sets an app's fields to the built-in app defaults (used for "*" and apps without "*"). */
 int es_config_app_defaults(es_app_config_t *app, const char *name);

@@ -3,9 +3,12 @@
 #include "estuary/http.h"
 #include "estuary/server.h"
 
+#include "estuary/balancer.h"
 #include "estuary/clock.h"
+#include "estuary/relay.h"
 #include "estuary/live.h"
 #include "estuary/rtc_server.h"
+#include "relay_api.h"
 #include "whip.h"
 #include "version.h"
 
@@ -78,12 +81,33 @@ static int api_stream(void *user, const es_http_request_t *req, es_http_response
     return es_http_respond_json(resp, 200, stream_json(srv, s));
 }
 
+/* What a balancer (include/estuary/balancer.h) reads: this server's sessions and streams. */
+static int api_load(void *user, const es_http_request_t *req, es_http_response_t *resp)
+{
+    (void)req;
+    es_server_t *srv = user;
+    json_t *members = es_balancer_json(srv->balancer);
+    return es_http_respond_json(
+        resp, 200,
+        json_pack("{s:I, s:I, s:I, s:o}", "sessions", (json_int_t)srv->sessions, "streams",
+                  (json_int_t)es_registry_count(srv->registry), "relays",
+                  (json_int_t)es_relays_count(srv->relays), "balancer_members", members));
+}
+
 static const es_http_route_t routes[] = {
+    {ES_HTTP_GET, "/api/v1/load", api_load, ES_HTTP_ROUTE_ADMIN},
     {ES_HTTP_GET, "/api/v1/version", api_version, 0},
     {ES_HTTP_GET, "/api/v1/streams", api_streams, 0},
     {ES_HTTP_GET, "/api/v1/streams/{app}/{stream}", api_stream, 0},
     {ES_HTTP_GET, "/api/v1/sessions", es_api_sessions, ES_HTTP_ROUTE_ADMIN},
     {ES_HTTP_GET | ES_HTTP_DELETE, "/api/v1/sessions/{id}", es_api_session, ES_HTTP_ROUTE_ADMIN},
+    {ES_HTTP_GET | ES_HTTP_POST, "/api/v1/relays", es_api_relays, ES_HTTP_ROUTE_ADMIN},
+    {ES_HTTP_GET | ES_HTTP_DELETE, "/api/v1/relays/{id}", es_api_relay, ES_HTTP_ROUTE_ADMIN},
+    {ES_HTTP_POST, "/rest-api/pull/push", es_wcs_pull_push, ES_HTTP_ROUTE_ADMIN},
+    {ES_HTTP_POST, "/rest-api/pull/pull", es_wcs_pull_pull, ES_HTTP_ROUTE_ADMIN},
+    {ES_HTTP_POST | ES_HTTP_GET, "/rest-api/pull/find_all", es_wcs_pull_find_all,
+     ES_HTTP_ROUTE_ADMIN},
+    {ES_HTTP_POST, "/rest-api/pull/terminate", es_wcs_pull_terminate, ES_HTTP_ROUTE_ADMIN},
     {ES_HTTP_POST, "/whip/{app}/{stream}", es_whip_post, 0},
     {ES_HTTP_POST, "/whep/{app}/{stream}", es_whep_post, 0},
     {ES_HTTP_PATCH | ES_HTTP_DELETE, "/whip/{app}/{stream}/{id}", es_whip_resource, 0},

@@ -15,6 +15,7 @@
 #include "whip.h"
 
 #include "estuary/admission.h"
+#include "estuary/balancer.h"
 #include "estuary/clock.h"
 #include "estuary/config.h"
 #include "estuary/error.h"
@@ -109,6 +110,23 @@ static int offer(es_server_t *srv, es_rtc_role_t role, const char *app, const ch
                  const es_http_request_t *req, es_http_response_t *resp)
 {
     if (!srv->rtc) return es_http_respond_error(resp, 503, "WebRTC is not running");
+    const es_app_config_t *bac = app ? es_config_find_app(srv->cfg, app) : NULL;
+    if (bac && bac->n_balancer) { /* a balancer: 307 to the least loaded member */
+        const char *to = es_balancer_pick(srv->balancer, app);
+        es_log_ctx_t lc = {.peer = req->conn_id, .remote = req->remote};
+        if (!to) {
+            ES_WARN("http", &lc, "balancer of app %s: no member answers its load; 503", app);
+            return es_http_respond_error(resp, 503, "no member of app %s's balancer is available",
+                                         app);
+        }
+        int n = snprintf(resp->location, sizeof resp->location, "%s%s%s%s", to, req->path,
+                         req->query[0] ? "?" : "", req->query);
+        if (n < 0 || (size_t)n >= sizeof resp->location)
+            return es_http_respond_error(resp, 500, "the member's URL is too long to redirect to");
+        ES_INFO("http", &lc, "balancer of app %s: %s redirected to %s", app,
+                role == ES_RTC_PUBLISH ? "WHIP" : "WHEP", to);
+        return es_http_respond_error(resp, 307, "redirected to %s", to);
+    }
     if (!req->content_type[0] || !content_type_is(req->content_type, "application/sdp"))
         return es_http_respond_error(resp, 415, "the offer must be sent as Content-Type: "
                                      "application/sdp, not '%s'", req->content_type);

@@ -17,7 +17,8 @@ const char *es_protocol_name(es_protocol_t p)
     static const char *const names[] = {[ES_PROTO_WHIP] = "whip", [ES_PROTO_WHEP] = "whep",
                                         [ES_PROTO_RTMP] = "rtmp", [ES_PROTO_HTTP_FLV] = "http-flv",
                                         [ES_PROTO_HLS] = "hls",
-                                        [ES_PROTO_WEBSOCKET] = "websocket"};
+                                        [ES_PROTO_WEBSOCKET] = "websocket",
+                                        [ES_PROTO_RELAY] = "relay"};
     return (unsigned)p < sizeof names / sizeof names[0] && names[p] ? names[p] : "?";
 }
 
@@ -72,7 +73,8 @@ int es_admit(const es_registry_t *reg, const es_config_t *cfg, const es_admit_re
                       req->stream ? req->stream : "");
     const es_app_config_t *ac = es_config_find_app(cfg, req->app);
     if (!ac) return refuse(d, ES_EACCES, "app '%s' is not configured", req->app);
-    const char *expected = publish ? ac->publish_token : ac->play_token;
+    const bool relay = req->protocol == ES_PROTO_RELAY; /* the operator's: no token, no limits */
+    const char *expected = relay ? NULL : publish ? ac->publish_token : ac->play_token;
     if (expected && *expected) {
         if (!req->token || !*req->token)
             return refuse(d, ES_EAUTH, "app %s needs a %s token (Authorization: Bearer TOKEN, or "
@@ -84,7 +86,7 @@ int es_admit(const es_registry_t *reg, const es_config_t *cfg, const es_admit_re
     unsigned own = req->counted ? 1 : 0;
     char why[160];
     /* HLS requests are not sessions: nothing to count */
-    int rc = req->protocol == ES_PROTO_HLS ? 0 : es_admit_connection(cfg, req->sessions - (req->sessions >= own ? own : 0),
+    int rc = req->protocol == ES_PROTO_HLS || relay ? 0 : es_admit_connection(cfg, req->sessions - (req->sessions >= own ? own : 0),
                                  req->sessions_from_ip - (req->sessions_from_ip >= own ? own : 0),
                                  why, sizeof why);
     if (rc != 0) return refuse(d, rc, "%s", why);
@@ -99,7 +101,7 @@ int es_admit(const es_registry_t *reg, const es_config_t *cfg, const es_admit_re
                               ac->publisher_takeover ? "" : "; apps.<app>.publisher_takeover is off");
             d->takeover = true;
         }
-    } else if ((req->protocol == ES_PROTO_WHEP || req->protocol == ES_PROTO_WEBSOCKET) &&
+    } else if ((req->protocol == ES_PROTO_WHEP || req->protocol == ES_PROTO_WEBSOCKET || relay) &&
                (!st || !st->media || !es_media_stream_has_source(st->media))) {
         if (st && st->source == ES_SOURCE_RTMP)
             return refuse(d, ES_ENOENT, "stream %s is published over RTMP but not available to "
@@ -109,7 +111,7 @@ int es_admit(const es_registry_t *reg, const es_config_t *cfg, const es_admit_re
         return refuse(d, ES_ENOENT, "stream %s/%s is not being published", req->app, req->stream);
     }
     d->stream = st;
-    const char *hook = publish ? ac->on_publish : ac->on_play;
+    const char *hook = relay ? NULL : publish ? ac->on_publish : ac->on_play;
     d->hook = hook && *hook ? hook : NULL;
     return 0;
 }

@@ -39,6 +39,7 @@ struct es_rtc_transport {
     es_rtc_link_t *links;          /* all, newest first */
     es_rtc_link_t *by_ufrag[MAP_BUCKETS];
     route_t *by_tuple[MAP_BUCKETS];
+    es_rtc_link_t *agents;         /* links of full (controlling) agents with remote candidates */
     uint64_t unknown_datagrams, last_unknown_log_us;
     bool stopping;
 };
@@ -55,7 +56,12 @@ struct es_rtc_link {
     uint64_t tick_us, next_tick_us;
     bool ended;                    /* CLOSED or FAILED: freed when the current call returns */
     char reason[160];
-    es_rtc_link_t *next, *prev, *next_ufrag;
+    /* A full agent's remote candidates: the answers to its checks carry no USERNAME and come
+     * before their pair is valid, so they are routed by the candidate's address. */
+    struct sockaddr_storage cand[ES_RTC_SESSION_MAX_PAIRS];
+    size_t n_cand;
+    bool in_agents;
+    es_rtc_link_t *next, *prev, *next_ufrag, *next_agent;
 };
 
 /* --- maps --- */
@@ -145,6 +151,11 @@ static void link_free(es_rtc_link_t *l)
     es_rtc_transport_t *t = l->t;
     ufrag_remove(t, l);
     for (size_t i = 0; i < ES_RTC_SESSION_MAX_PAIRS; i++) route_unlink(t, &l->routes[i]);
+    for (es_rtc_link_t **pp = &t->agents; l->in_agents && *pp; pp = &(*pp)->next_agent)
+        if (*pp == l) {
+            *pp = l->next_agent;
+            break;
+        }
     if (l->prev) l->prev->next = l->next;
     else t->links = l->next;
     if (l->next) l->next->prev = l->prev;
@@ -287,6 +298,58 @@ int es_rtc_link_restart_ice(es_rtc_link_t *l, const char *local_ufrag, const cha
     return 0;
 }
 
+int es_rtc_link_add_remote_candidate(es_rtc_link_t *l, const char *ip, uint16_t port,
+                                     uint32_t priority)
+{
+    es_addr_pair_t a;
+    memset(&a, 0, sizeof a);
+    a.local.ss_family = AF_UNSPEC;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&a.remote;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&a.remote;
+    struct in_addr in4;
+    if (!ip || !port) return ES_EINVAL;
+    if (inet_pton(AF_INET, ip, &in4) == 1) {
+        if (l->t->family == AF_INET6) { /* a dual-stack socket: IPv4-mapped */
+            v6->sin6_family = AF_INET6;
+            v6->sin6_port = htons(port);
+            v6->sin6_addr.s6_addr[10] = v6->sin6_addr.s6_addr[11] = 0xff;
+            memcpy(&v6->sin6_addr.s6_addr[12], &in4, 4);
+            a.remote_len = sizeof *v6;
+        } else {
+            v4->sin_family = AF_INET;
+            v4->sin_port = htons(port);
+            v4->sin_addr = in4;
+            a.remote_len = sizeof *v4;
+        }
+    } else if (l->t->family == AF_INET6 && inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(port);
+        a.remote_len = sizeof *v6;
+    } else {
+        return ES_EINVAL; /* an mDNS name, or IPv6 on an IPv4 socket */
+    }
+    uint64_t now = es_clock_now_us();
+    int rc = es_rtc_session_add_remote_candidate(l->rs, &a, priority, now);
+    if (rc != 0) return rc;
+    if (l->n_cand < ES_RTC_SESSION_MAX_PAIRS) l->cand[l->n_cand++] = a.remote;
+    if (!l->in_agents) {
+        l->in_agents = true;
+        l->next_agent = l->t->agents;
+        l->t->agents = l;
+    }
+    link_after(l, now);
+    return 0;
+}
+
+/* The full agent that checks `remote` (a STUN answer without USERNAME), or NULL. */
+static es_rtc_link_t *agent_find(es_rtc_transport_t *t, const struct sockaddr *remote)
+{
+    for (es_rtc_link_t *l = t->agents; l; l = l->next_agent)
+        for (size_t i = 0; i < l->n_cand; i++)
+            if (es_addr_equal((const struct sockaddr *)&l->cand[i], remote)) return l;
+    return NULL;
+}
+
 es_rtc_session_t *es_rtc_link_session(es_rtc_link_t *l) { return l->rs; }
 
 /* --- UDP --- */
@@ -306,6 +369,8 @@ static void on_datagram(void *user, uint64_t now, uint8_t *buf, size_t len,
         route_t *r = *route_slot(t, addr);
         l = r ? r->l : NULL;
     }
+    if (!l && len && buf[0] <= 3 && t->agents)
+        l = agent_find(t, (const struct sockaddr *)&addr->remote);
     if (!l || l->ended) {
         t->unknown_datagrams++;
         if (now - t->last_unknown_log_us > 10000000) {

@@ -33,6 +33,7 @@ import struct
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -47,23 +48,36 @@ def emit(**kv):
 
 
 def post(url, sdp, token):
+    """POSTs the offer, following 307/308 redirects (a balancer) with the same method and body,
+    at most 5. Returns (status, body, Location): Location as written, or made absolute against
+    the URL that answered when the answer came after a redirect."""
+    redirected = False
     headers = {"Content-Type": "application/sdp"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    req = urllib.request.Request(url, data=sdp.encode(), method="POST", headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, r.read().decode(), r.headers.get("Location")
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode(), None
-    except OSError as e:
-        return 0, str(e), None
+    for _ in range(6):
+        req = urllib.request.Request(url, data=sdp.encode(), method="POST", headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                loc = r.headers.get("Location")
+                if loc and redirected:
+                    loc = urllib.parse.urljoin(url, loc)
+                return r.status, r.read().decode(), loc
+        except urllib.error.HTTPError as e:
+            loc = e.headers.get("Location")
+            if e.code in (307, 308) and loc:
+                url = urllib.parse.urljoin(url, loc)
+                redirected = True
+                continue
+            return e.code, e.read().decode(), None
+        except OSError as e:
+            return 0, str(e), None
+    return 0, "too many redirects", None
 
 
 def delete(url, location, token):
-    base = url.split("/", 3)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    req = urllib.request.Request(f"{base[0]}//{base[2]}{location}", method="DELETE", headers=headers)
+    req = urllib.request.Request(urllib.parse.urljoin(url, location), method="DELETE", headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=5) as r:
             return r.status
