@@ -19,6 +19,7 @@
 
 typedef struct es_rtc_transport es_rtc_transport_t;
 typedef struct es_rtc_link es_rtc_link_t;
+typedef struct es_rtc_port es_rtc_port_t;
 
 /* What a link reports to its application; user is the es_rtc_link_open argument. on_rtp,
  * on_rtcp, on_pair (optional: the transport routes pairs itself), on_selected and on_state are
@@ -65,6 +66,28 @@ void es_rtc_transport_free(es_rtc_transport_t *t);
 es_rtc_link_t *es_rtc_link_open(es_rtc_transport_t *t, const es_rtc_session_params_t *params,
                                 const es_rtc_link_callbacks_t *cb, void *user);
 
+/* es_rtc_port_open: a UDP socket of its own for one relay session (include/estuary/relay.h),
+ * bound to udp_listen's address with an ephemeral port. Two servers' sessions between their one
+ * shared port each would all share one 5-tuple, which neither side can tell apart (DTLS and
+ * SRTP carry no session id), so a relay sends from a port of its own, as browsers do. NULL with
+ * the reason in err (bind failure, out of memory, stopping). Datagrams before a link adopts it
+ * are dropped. */
+es_rtc_port_t *es_rtc_port_open(es_rtc_transport_t *t, char *err, size_t err_len);
+
+/* es_rtc_port_number: its bound port (host byte order). */
+uint16_t es_rtc_port_number(const es_rtc_port_t *p);
+
+/* es_rtc_port_close: closes a port no link adopted (no-op for an adopted one, which closes with
+ * its link). NULL-safe. */
+void es_rtc_port_close(es_rtc_port_t *p);
+
+/* es_rtc_link_open_on: es_rtc_link_open on `own` (from es_rtc_port_open; NULL: the shared
+ * port), which the link adopts and closes when it goes. NULL as es_rtc_link_open, or when own
+ * was adopted already (own stays the caller's then). */
+es_rtc_link_t *es_rtc_link_open_on(es_rtc_transport_t *t, es_rtc_port_t *own,
+                                   const es_rtc_session_params_t *params,
+                                   const es_rtc_link_callbacks_t *cb, void *user);
+
 /* es_rtc_link_close: ends the link now (close_notify when connected), calls on_closed and frees
  * it. Not from inside the link's own callbacks. */
 void es_rtc_link_close(es_rtc_link_t *l, const char *reason);
@@ -79,8 +102,8 @@ int es_rtc_link_restart_ice(es_rtc_link_t *l, const char *local_ufrag, const cha
 
 /* es_rtc_link_add_remote_candidate: (a full controlling agent: a relay's offer) the peer's
  * candidate ip ("192.0.2.1", "2001:db8::1"; an IPv4 one is mapped on a dual-stack socket) and
- * UDP port to check (es_rtc_session_add_remote_candidate, RFC 8445 §6.1.2); STUN answers from
- * that address reach this link before the pair is valid. Returns 0, ES_EINVAL (not an IP
+ * UDP port to check (es_rtc_session_add_remote_candidate, RFC 8445 §6.1.2), for a link on a
+ * port of its own (es_rtc_link_open_on), where every answer reaches it. Returns 0, ES_EINVAL (not an IP
  * address, e.g. an mDNS name, or a family the socket cannot reach; or an ICE-lite session),
  * ES_EEXIST or ES_EBUSY as the session's. */
 int es_rtc_link_add_remote_candidate(es_rtc_link_t *l, const char *ip, uint16_t port,

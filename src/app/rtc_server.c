@@ -57,6 +57,7 @@ struct session {
     es_media_sink_t *sink;
     uint64_t created_us, connected_us;
     char codecs[96];               /* "opus, H264" for logs and the API */
+    es_rtc_port_t *own_port;       /* a relay's socket (es_rtc_port_open) until its link has it */
     uint64_t selected_log_us;      /* "media to" lines: a bucket of 5 (refilled at this time) */
     unsigned selected_tokens;
     unsigned selected_unlogged;    /* changes not logged since the last line */
@@ -370,8 +371,10 @@ static void set_result(es_rtc_result_t *res, int err, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Host candidates for the answer: the eip override, or the configured ones. */
-static void fill_candidates(es_rtc_server_t *rtc, const char *eip, es_sdp_local_t *ans)
+/* Host candidates for the answer: the eip override, or the configured ones (on `port`, 0: the
+ * shared port). */
+static void fill_candidates(es_rtc_server_t *rtc, const char *eip, int port_override,
+                            es_sdp_local_t *ans)
 {
     char ips[ES_RTC_MAX_CANDIDATES][64];
     int ports[ES_RTC_MAX_CANDIDATES];
@@ -394,7 +397,7 @@ static void fill_candidates(es_rtc_server_t *rtc, const char *eip, es_sdp_local_
         size_t nc = es_rtc_transport_candidates(rtc->transport, &cand);
         for (size_t i = 0; i < nc && n < ES_RTC_MAX_CANDIDATES; i++) {
             snprintf(ips[n], sizeof ips[n], "%s", cand[i]);
-            ports[n++] = es_rtc_transport_port(rtc->transport);
+            ports[n++] = port_override ? port_override : es_rtc_transport_port(rtc->transport);
         }
     }
     ans->n_candidates = 0;
@@ -494,7 +497,7 @@ static void fill_local(es_rtc_server_t *rtc, const session_t *s, const char *str
     snprintf(l->fingerprint, sizeof l->fingerprint, "%s", es_dtls_cert_fingerprint(rtc->cert));
     snprintf(l->cname, sizeof l->cname, "estuary-%s", s->id);
     snprintf(l->msid_stream, sizeof l->msid_stream, "%s", stream);
-    fill_candidates(rtc, eip, l);
+    fill_candidates(rtc, eip, es_rtc_port_number(s->own_port), l);
 }
 
 /* Admission at the moment the session takes the stream. */
@@ -590,7 +593,8 @@ static int attach(es_rtc_server_t *rtc, session_t *s, const es_rtc_request_t *re
     int rc;
     if (role == ES_RTC_PUBLISH) rc = es_media_stream_set_source(ms, tracks, n_tracks, io, now);
     else rc = (s->sink = es_media_stream_add_sink(ms, tracks, n_tracks, io, now)) ? 0 : ES_ENOMEM;
-    if (rc == 0 && !(s->link = es_rtc_link_open(rtc->transport, &pp, &link_cb, s))) {
+    if (rc == 0 &&
+        !(s->link = es_rtc_link_open_on(rtc->transport, s->own_port, &pp, &link_cb, s))) {
         if (role == ES_RTC_PUBLISH) es_media_stream_remove_source(ms, now);
         else es_media_stream_remove_sink(ms, s->sink);
         s->sink = NULL;
@@ -602,6 +606,7 @@ static int attach(es_rtc_server_t *rtc, session_t *s, const es_rtc_request_t *re
         set_result(res, rc, "cannot create the session: %s", es_strerror(rc));
         return rc;
     }
+    s->own_port = NULL; /* the link's now */
     if (role == ES_RTC_PUBLISH) es_live_source_begin(st, ES_SOURCE_WEBRTC, kick_session, s, cfg, now);
     s->next = rtc->sessions;
     if (rtc->sessions) rtc->sessions->prev = s;
@@ -741,6 +746,7 @@ void es_rtc_pending_free(es_rtc_pending_t *p)
 {
     if (!p) return;
     free(p->token);
+    if (p->s) es_rtc_port_close(p->s->own_port);
     free(p->s);
     free(p);
 }
@@ -853,6 +859,11 @@ es_rtc_pending_t *es_rtc_make_offer(es_rtc_server_t *rtc, const es_rtc_request_t
     /* To a browser (a full agent) we are ICE-lite; a relay checks and nominates itself
      * (RFC 8445 §6.1.1), so that it works against ICE-lite and full servers alike. */
     p->offer.ice_lite = !relay;
+    if (relay && !(p->s->own_port = es_rtc_port_open(rtc->transport, res->error,
+                                                     sizeof res->error))) {
+        res->err = ES_EIO;
+        goto fail;
+    }
     session_identity(rtc, p->s, req->id);
     fill_local(rtc, p->s, req->stream, req->eip, &p->offer);
     for (size_t i = 0; i < p->offer.n_media; i++)
@@ -1045,7 +1056,7 @@ void es_rtc_patch(es_rtc_server_t *rtc, const char *id, const char *if_match, co
         es_sdp_local_t *tmp = calloc(1, sizeof *tmp);
         size_t u = (size_t)snprintf(out, 1024, "a=ice-lite\r\na=ice-ufrag:%s\r\na=ice-pwd:%s\r\n", nu, np);
         if (tmp) {
-            fill_candidates(rtc, NULL, tmp);
+            fill_candidates(rtc, NULL, 0, tmp);
             for (size_t i = 0; i < tmp->n_candidates && u < 900; i++)
                 u += (size_t)snprintf(out + u, 1024 - u, "a=candidate:%s\r\n", tmp->candidates[i]);
             free(tmp);

@@ -33,13 +33,13 @@ struct es_rtc_transport {
     es_udp_t *udp;
     int port, family;
     char listen_host[64];
+    es_listen_t listen;            /* udp_listen: relays' own sockets bind its address */
     char cand_ip[ES_RTC_MAX_CANDIDATES][64];
     const char *cand_ptr[ES_RTC_MAX_CANDIDATES];
     size_t n_cand;
     es_rtc_link_t *links;          /* all, newest first */
     es_rtc_link_t *by_ufrag[MAP_BUCKETS];
     route_t *by_tuple[MAP_BUCKETS];
-    es_rtc_link_t *agents;         /* links of full (controlling) agents with remote candidates */
     uint64_t unknown_datagrams, last_unknown_log_us;
     bool stopping;
 };
@@ -56,12 +56,16 @@ struct es_rtc_link {
     uint64_t tick_us, next_tick_us;
     bool ended;                    /* CLOSED or FAILED: freed when the current call returns */
     char reason[160];
-    /* A full agent's remote candidates: the answers to its checks carry no USERNAME and come
-     * before their pair is valid, so they are routed by the candidate's address. */
-    struct sockaddr_storage cand[ES_RTC_SESSION_MAX_PAIRS];
-    size_t n_cand;
-    bool in_agents;
-    es_rtc_link_t *next, *prev, *next_ufrag, *next_agent;
+    es_rtc_port_t *own;            /* a relay's socket of its own, or NULL: the shared port */
+    es_rtc_link_t *next, *prev, *next_ufrag;
+};
+
+/* A UDP socket of one relay session (see es_rtc_port_open). */
+struct es_rtc_port {
+    es_rtc_transport_t *t;
+    es_udp_t *udp;
+    es_rtc_link_t *link;           /* the link that adopted it, or NULL */
+    uint16_t port;
 };
 
 /* --- maps --- */
@@ -151,11 +155,11 @@ static void link_free(es_rtc_link_t *l)
     es_rtc_transport_t *t = l->t;
     ufrag_remove(t, l);
     for (size_t i = 0; i < ES_RTC_SESSION_MAX_PAIRS; i++) route_unlink(t, &l->routes[i]);
-    for (es_rtc_link_t **pp = &t->agents; l->in_agents && *pp; pp = &(*pp)->next_agent)
-        if (*pp == l) {
-            *pp = l->next_agent;
-            break;
-        }
+    if (l->own) {
+        es_udp_close(l->own->udp);
+        free(l->own);
+        l->own = NULL;
+    }
     if (l->prev) l->prev->next = l->next;
     else t->links = l->next;
     if (l->next) l->next->prev = l->prev;
@@ -201,7 +205,8 @@ static void on_link_timer(uv_timer_t *h)
 static void ls_send(void *user, const uint8_t *buf, size_t len, const es_addr_pair_t *addr)
 {
     es_rtc_link_t *l = user;
-    if (l->t->udp) es_udp_send(l->t->udp, buf, len, addr);
+    es_udp_t *u = l->own ? l->own->udp : l->t->udp;
+    if (u) es_udp_send(u, buf, len, addr);
 }
 
 static void ls_rtp(void *user, uint64_t now, uint8_t *buf, size_t len)
@@ -219,8 +224,12 @@ static void ls_rtcp(void *user, uint64_t now, uint8_t *buf, size_t len)
 static void ls_pair(void *user, const es_addr_pair_t *a, bool added)
 {
     es_rtc_link_t *l = user;
-    if (added) route_add(l->t, l, a, es_clock_now_us());
-    else route_remove(l->t, l, a);
+    if (l->own) { /* everything on its own socket is its own: no routes */
+    } else if (added) {
+        route_add(l->t, l, a, es_clock_now_us());
+    } else {
+        route_remove(l->t, l, a);
+    }
     if (l->cb.on_pair) l->cb.on_pair(l->user, a, added);
 }
 
@@ -240,10 +249,12 @@ static void ls_state(void *user, es_rtc_session_state_t st, int err, const char 
     if (l->cb.on_state) l->cb.on_state(l->user, st, err, reason);
 }
 
-es_rtc_link_t *es_rtc_link_open(es_rtc_transport_t *t, const es_rtc_session_params_t *params,
-                                const es_rtc_link_callbacks_t *cb, void *user)
+es_rtc_link_t *es_rtc_link_open_on(es_rtc_transport_t *t, es_rtc_port_t *own,
+                                   const es_rtc_session_params_t *params,
+                                   const es_rtc_link_callbacks_t *cb, void *user)
 {
-    if (t->stopping || strlen(params->local_ufrag) > ES_ICE_UFRAG_MAX) return NULL;
+    if (t->stopping || strlen(params->local_ufrag) > ES_ICE_UFRAG_MAX || (own && own->link))
+        return NULL;
     es_rtc_link_t *l = calloc(1, sizeof *l);
     if (!l) return NULL;
     es_rtc_session_params_t p = *params;
@@ -260,14 +271,24 @@ es_rtc_link_t *es_rtc_link_open(es_rtc_transport_t *t, const es_rtc_session_para
     l->cb = *cb;
     l->user = user;
     snprintf(l->ufrag, sizeof l->ufrag, "%s", params->local_ufrag);
+    if (own) {
+        l->own = own;
+        own->link = l;
+    }
     uv_timer_init(t->loop, &l->timer);
     l->timer.data = l;
     l->next = t->links;
     if (t->links) t->links->prev = l;
     t->links = l;
-    ufrag_add(t, l);
+    if (!own) ufrag_add(t, l); /* a relay's checks come to its own socket */
     link_after(l, params->now_us);
     return l;
+}
+
+es_rtc_link_t *es_rtc_link_open(es_rtc_transport_t *t, const es_rtc_session_params_t *params,
+                                const es_rtc_link_callbacks_t *cb, void *user)
+{
+    return es_rtc_link_open_on(t, NULL, params, cb, user);
 }
 
 void es_rtc_link_close(es_rtc_link_t *l, const char *reason)
@@ -291,9 +312,9 @@ int es_rtc_link_restart_ice(es_rtc_link_t *l, const char *local_ufrag, const cha
     uint64_t now = es_clock_now_us();
     int rc = es_rtc_session_restart_ice(l->rs, local_ufrag, local_pwd, remote_ufrag, remote_pwd, now);
     if (rc != 0) return rc;
-    ufrag_remove(l->t, l);
+    if (!l->own) ufrag_remove(l->t, l);
     snprintf(l->ufrag, sizeof l->ufrag, "%s", local_ufrag);
-    ufrag_add(l->t, l);
+    if (!l->own) ufrag_add(l->t, l);
     link_after(l, now);
     return 0;
 }
@@ -331,26 +352,57 @@ int es_rtc_link_add_remote_candidate(es_rtc_link_t *l, const char *ip, uint16_t 
     uint64_t now = es_clock_now_us();
     int rc = es_rtc_session_add_remote_candidate(l->rs, &a, priority, now);
     if (rc != 0) return rc;
-    if (l->n_cand < ES_RTC_SESSION_MAX_PAIRS) l->cand[l->n_cand++] = a.remote;
-    if (!l->in_agents) {
-        l->in_agents = true;
-        l->next_agent = l->t->agents;
-        l->t->agents = l;
-    }
     link_after(l, now);
     return 0;
 }
 
-/* The full agent that checks `remote` (a STUN answer without USERNAME), or NULL. */
-static es_rtc_link_t *agent_find(es_rtc_transport_t *t, const struct sockaddr *remote)
+es_rtc_session_t *es_rtc_link_session(es_rtc_link_t *l) { return l->rs; }
+
+/* --- a relay's own socket --- */
+
+static void on_own_datagram(void *user, uint64_t now, uint8_t *buf, size_t len,
+                            const es_addr_pair_t *addr)
 {
-    for (es_rtc_link_t *l = t->agents; l; l = l->next_agent)
-        for (size_t i = 0; i < l->n_cand; i++)
-            if (es_addr_equal((const struct sockaddr *)&l->cand[i], remote)) return l;
-    return NULL;
+    es_rtc_port_t *p = user;
+    es_rtc_link_t *l = p->link;
+    if (!l || l->ended) return; /* before the answer: nothing to take it */
+    es_rtc_session_handle_datagram(l->rs, now, buf, len, addr);
+    link_after(l, now);
 }
 
-es_rtc_session_t *es_rtc_link_session(es_rtc_link_t *l) { return l->rs; }
+es_rtc_port_t *es_rtc_port_open(es_rtc_transport_t *t, char *err, size_t err_len)
+{
+    if (!t || t->stopping) {
+        snprintf(err, err_len, "WebRTC is stopping");
+        return NULL;
+    }
+    es_rtc_port_t *p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    es_listen_t any = t->listen;
+    struct sockaddr_storage *a = &any.addr;
+    if (a->ss_family == AF_INET) ((struct sockaddr_in *)a)->sin_port = 0;
+    else ((struct sockaddr_in6 *)a)->sin6_port = 0;
+    any.port = 0;
+    p->t = t;
+    if (es_udp_open(t->loop, &any, on_own_datagram, p, &p->udp, err, err_len) != 0) {
+        free(p);
+        return NULL;
+    }
+    p->port = es_udp_port(p->udp);
+    return p;
+}
+
+uint16_t es_rtc_port_number(const es_rtc_port_t *p) { return p ? p->port : 0; }
+
+void es_rtc_port_close(es_rtc_port_t *p)
+{
+    if (!p || p->link) return; /* a link's port goes with the link */
+    es_udp_close(p->udp);
+    free(p);
+}
 
 /* --- UDP --- */
 
@@ -369,8 +421,6 @@ static void on_datagram(void *user, uint64_t now, uint8_t *buf, size_t len,
         route_t *r = *route_slot(t, addr);
         l = r ? r->l : NULL;
     }
-    if (!l && len && buf[0] <= 3 && t->agents)
-        l = agent_find(t, (const struct sockaddr *)&addr->remote);
     if (!l || l->ended) {
         t->unknown_datagrams++;
         if (now - t->last_unknown_log_us > 10000000) {
@@ -490,6 +540,7 @@ int es_rtc_transport_start(uv_loop_t *loop, const es_listen_t *udp_listen,
     }
     t->port = es_udp_port(t->udp);
     t->family = udp_listen->addr.ss_family;
+    t->listen = *udp_listen;
     snprintf(t->listen_host, sizeof t->listen_host, "%s", udp_listen->host);
     resolve_candidates(t, candidates, n_candidates);
     *out = t;

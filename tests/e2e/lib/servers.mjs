@@ -2,9 +2,10 @@
 // network namespace: each on free ports of 127.0.0.1 (WebRTC UDP on 0.0.0.0 with loopback
 // candidates), with its own folder and log. A server can be stopped and started again on the
 // same ports (a remote that restarts). stopAll() sends SIGTERM to each, waits for it (10 s at
-// most) and returns the problems: non-zero exits and sanitizer reports.
+// most) and returns the problems: non-zero exits and sanitizer reports. ES_KEEP_LOGS=DIR keeps a
+// copy of each server's log there (NAME.log).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -97,6 +98,7 @@ export async function stopAll({ printLogs = false } = {}) {
       console.log(`# ${s.name} log (last 40 lines):`);
       console.log(text.split('\n').filter(l => !/ DEBUG http: /.test(l)).slice(-40).join('\n'));
     }
+    if (process.env.ES_KEEP_LOGS) copyFileSync(s.log, join(process.env.ES_KEEP_LOGS, `${s.name}.log`));
     rmSync(s.work, { recursive: true, force: true });
   }
   return problems;
