@@ -21,6 +21,7 @@
 #define ES_HOOKS_MAX_PENDING_PER_IP 16 /* ... from one client address (es_client_ip); past it
                                           es_admit_begin refuses ES_ELIMIT */
 #define ES_HOOK_REASON_MAX 256
+#define ES_EDGE_WAIT_MS 5000 /* a WebRTC player of an edge waits this long for the origin */
 
 typedef struct es_hooks es_hooks_t;
 typedef struct es_hook_call es_hook_call_t;
@@ -80,7 +81,11 @@ struct es_server;
  *     with es_hook_cancel when the client leaves first.
  * One address may have ES_HOOKS_MAX_PENDING_PER_IP admissions waiting for hooks at once.
  * An admitted client still attaches through es_admit at the moment it takes the stream (the
- * stream may have changed while a hook was asked). session_id and query go to the hook. */
+ * stream may have changed while a hook was asked). session_id and query go to the hook.
+ * On an edge (apps.<app>.origin, include/estuary/relay.h) a player of a stream not published
+ * here starts the pull from the origin (es_relays_edge_pull); a WHEP or WebSocket player, which
+ * needs the stream's tracks, then waits for them through *call as for a hook (at most
+ * ES_EDGE_WAIT_MS, then ES_ENOENT), and the app's on_play hook is asked after that. */
 int es_admit_begin(struct es_server *srv, const es_admit_request_t *req, const char *client,
                    const char *session_id, const char *query, es_admit_decision_t *d,
                    es_hook_done_fn done, void *user, es_hook_call_t **call);

@@ -108,6 +108,10 @@ void es_relays_apply_config(es_relays_t *r);
  * Returns true when a pull runs (started now or before). */
 bool es_relays_edge_pull(es_relays_t *r, const char *app, const char *stream);
 
+/* es_relays_pulling: true while a pull into app/stream runs and has not failed (the edge's
+ * waiting players keep waiting). */
+bool es_relays_pulling(es_relays_t *r, const char *app, const char *stream);
+
 /* es_relays_count: relays running now. */
 size_t es_relays_count(const es_relays_t *r);
 

@@ -6,7 +6,10 @@
 
 #include "estuary/error.h"
 #include "estuary/http_client.h"
+#include "estuary/clock.h"
+#include "estuary/live.h"
 #include "estuary/log.h"
+#include "estuary/relay.h"
 #include "estuary/server.h"
 
 #include <jansson.h>
@@ -16,13 +19,26 @@
 #include <string.h>
 
 #define BODY_MAX 4096 /* bytes of a hook's answer kept for its reason */
+#define WAIT_TICK_MS 50
 
 struct es_hooks {
     es_http_client_t *http;
+    uv_timer_t wait_timer;   /* runs while admissions wait for an edge's pull */
+    size_t waiting;
     es_hook_call_t *calls;
     size_t pending;
     bool stopping;
 };
+
+/* An admission waiting for the stream an edge pulls from its origin (es_admit_begin). */
+typedef struct edge_wait {
+    es_server_t *srv;
+    es_admit_request_t req;  /* its strings point below */
+    char app[ES_APP_NAME_MAX + 1], stream[ES_STREAM_NAME_MAX + 1];
+    char client[64], session_id[64];
+    char *token, *query;     /* malloc'ed or NULL */
+    uint64_t deadline_us;
+} edge_wait_t;
 
 struct es_hook_call {
     es_hooks_t *h;
@@ -32,6 +48,7 @@ struct es_hook_call {
     char ip[64];             /* the client's key (es_client_ip), for the per-address cap */
     es_hook_done_fn done;    /* NULL: told, not asked */
     void *user;
+    edge_wait_t *wait;       /* waiting for an edge's pull (no fetch yet), or NULL */
     es_hook_call_t *prev, *next;
 };
 
@@ -43,6 +60,8 @@ es_hooks_t *es_hooks_new(uv_loop_t *loop)
         free(h);
         return NULL;
     }
+    uv_timer_init(loop, &h->wait_timer);
+    h->wait_timer.data = h;
     return h;
 }
 
@@ -54,6 +73,12 @@ static void call_free(es_hook_call_t *c)
     if (c->next) c->next->prev = c->prev;
     h->pending--;
     es_http_cancel(c->fetch);
+    if (c->wait) {
+        free(c->wait->token);
+        free(c->wait->query);
+        free(c->wait);
+        if (--h->waiting == 0 && !h->stopping) uv_timer_stop(&h->wait_timer);
+    }
     free(c);
 }
 
@@ -209,6 +234,7 @@ void es_hooks_stop(es_hooks_t *h)
     h->stopping = true;
     while (h->calls) call_free(h->calls);
     es_http_client_stop(h->http);
+    uv_close((uv_handle_t *)&h->wait_timer, NULL);
 }
 
 void es_hooks_free(es_hooks_t *h)
@@ -217,6 +243,109 @@ void es_hooks_free(es_hooks_t *h)
     es_hooks_stop(h);
     es_http_client_free(h->http);
     free(h);
+}
+
+/* --- admission waiting for an edge's pull --- */
+
+/* Ends a waiting call: admitted (then the app's hook, if any, is asked on the same call) or
+ * refused. */
+static void wait_end(es_hook_call_t *c, int err, const char *reason, const char *hook)
+{
+    es_hooks_t *h = c->h;
+    if (err == 0 && hook) {
+        edge_wait_t *w = c->wait;
+        es_hook_event_t ev = {.action = "on_play", .protocol = w->req.protocol, .app = w->app,
+                              .stream = w->stream, .client = w->client,
+                              .session_id = w->session_id, .query = w->query};
+        char *body = event_body(&ev);
+        es_fetch_request_t req = {.method = "POST", .url = hook, .content_type = "application/json",
+                                  .body = body, .body_len = body ? strlen(body) : 0,
+                                  .user_agent = "estuary-hooks",
+                                  .timeout_ms = w->srv->cfg->hooks.timeout_ms,
+                                  .max_body = BODY_MAX};
+        snprintf(c->url, sizeof c->url, "%s", hook);
+        snprintf(c->action, sizeof c->action, "on_play");
+        c->fetch = body ? es_http_fetch(h->http, &req, on_answer, c) : NULL;
+        free(body);
+        free(w->token);
+        free(w->query);
+        free(w);
+        c->wait = NULL;
+        if (--h->waiting == 0) uv_timer_stop(&h->wait_timer);
+        if (c->fetch) return; /* on_answer completes */
+        err = ES_EBUSY;
+        reason = "cannot ask the on_play hook now";
+    }
+    es_hook_done_fn done = c->done;
+    void *user = c->user;
+    char why[ES_HOOK_REASON_MAX];
+    snprintf(why, sizeof why, "%s", reason);
+    call_free(c);
+    done(user, err, why);
+}
+
+static void on_wait_tick(uv_timer_t *t)
+{
+    es_hooks_t *h = t->data;
+    uint64_t now = es_clock_now_us();
+    es_hook_call_t *c = h->calls, *next;
+    for (; c; c = next) {
+        next = c->next;
+        edge_wait_t *w = c->wait;
+        if (!w) continue;
+        es_admit_decision_t d;
+        int rc = es_admit_now(w->srv, &w->req, w->client, &d);
+        if (rc == ES_ENOENT && es_relays_pulling(w->srv->relays, w->app, w->stream) &&
+            now < w->deadline_us)
+            continue;
+        if (rc == ES_ENOENT)
+            snprintf(d.reason, sizeof d.reason, "stream %.64s/%.128s is not being published "
+                     "here, and its origin did not deliver it within %d ms", w->app, w->stream,
+                     ES_EDGE_WAIT_MS);
+        wait_end(c, rc, rc ? d.reason : "", rc ? NULL : d.hook);
+        next = h->calls; /* the callback may have cancelled others */
+    }
+}
+
+/* A call that waits (at most ES_EDGE_WAIT_MS) for the stream req names to be published here by
+ * the edge's pull, then admits as es_admit_begin would. NULL when out of memory. */
+static es_hook_call_t *wait_for_edge(es_server_t *srv, const es_admit_request_t *req,
+                                     const char *client, const char *session_id,
+                                     const char *query, es_hook_done_fn done, void *user)
+{
+    es_hooks_t *h = srv->hooks;
+    if (!h || h->stopping || h->pending >= ES_HOOKS_MAX_PENDING) return NULL;
+    es_hook_call_t *c = calloc(1, sizeof *c);
+    edge_wait_t *w = c ? calloc(1, sizeof *w) : NULL;
+    if (!w || (req->token && !(w->token = strdup(req->token))) ||
+        (query && !(w->query = strdup(query)))) {
+        if (w) free(w->token);
+        free(w);
+        free(c);
+        return NULL;
+    }
+    w->srv = srv;
+    w->req = *req;
+    snprintf(w->app, sizeof w->app, "%s", req->app);
+    snprintf(w->stream, sizeof w->stream, "%s", req->stream);
+    snprintf(w->client, sizeof w->client, "%s", client ? client : "");
+    snprintf(w->session_id, sizeof w->session_id, "%s", session_id ? session_id : "");
+    w->req.app = w->app;
+    w->req.stream = w->stream;
+    w->req.token = w->token;
+    w->deadline_us = es_clock_now_us() + (uint64_t)ES_EDGE_WAIT_MS * 1000;
+    c->h = h;
+    c->done = done;
+    c->user = user;
+    c->wait = w;
+    snprintf(c->action, sizeof c->action, "edge");
+    es_client_ip(client, c->ip, sizeof c->ip);
+    c->next = h->calls;
+    if (h->calls) h->calls->prev = c;
+    h->calls = c;
+    h->pending++;
+    if (h->waiting++ == 0) uv_timer_start(&h->wait_timer, on_wait_tick, WAIT_TICK_MS, WAIT_TICK_MS);
+    return c;
 }
 
 /* --- admission with hooks --- */
@@ -251,7 +380,26 @@ int es_admit_begin(es_server_t *srv, const es_admit_request_t *req, const char *
     char ip[64];
     es_client_ip(client, ip, sizeof ip);
     int rc = es_admit_now(srv, req, client, d);
-    if (rc == 0 && d->hook && es_hooks_pending_from(srv->hooks, ip) >= ES_HOOKS_MAX_PENDING_PER_IP) {
+    /* An edge: a player of a stream not published here makes the app pull it from its origin;
+     * a WebRTC player, which needs the stream's tracks for its answer, waits for them. */
+    bool edge = req->role == ES_ADMIT_PLAY && req->protocol != ES_PROTO_RELAY &&
+                (rc == 0 || rc == ES_ENOENT) &&
+                !es_live_publishing(es_registry_find(srv->registry, req->app, req->stream)) &&
+                es_relays_edge_pull(srv->relays, req->app, req->stream);
+    if (edge && rc == ES_ENOENT) {
+        if (es_hooks_pending_from(srv->hooks, ip) >= ES_HOOKS_MAX_PENDING_PER_IP) {
+            rc = d->err = ES_ELIMIT;
+            snprintf(d->reason, sizeof d->reason, "too many admissions of this address are "
+                     "waiting (%d)", ES_HOOKS_MAX_PENDING_PER_IP);
+        } else if ((*call = wait_for_edge(srv, req, client, session_id, query, done, user))) {
+            d->err = 0;
+            d->reason[0] = '\0';
+            return 0;
+        } else {
+            rc = d->err = ES_EBUSY;
+            snprintf(d->reason, sizeof d->reason, "cannot wait for the origin now");
+        }
+    } else if (rc == 0 && d->hook && es_hooks_pending_from(srv->hooks, ip) >= ES_HOOKS_MAX_PENDING_PER_IP) {
         rc = d->err = ES_ELIMIT;
         snprintf(d->reason, sizeof d->reason, "too many admissions of this address are waiting "
                  "for a hook (%d)", ES_HOOKS_MAX_PENDING_PER_IP);
@@ -275,6 +423,7 @@ int es_admit_begin(es_server_t *srv, const es_admit_request_t *req, const char *
 void es_admit_end(es_server_t *srv, es_protocol_t p, es_admit_role_t role, const char *app,
                   const char *stream, const char *client, const char *session_id)
 {
+    if (p == ES_PROTO_RELAY) return; /* relays were not asked either */
     const es_app_config_t *ac = es_config_find_app(srv->cfg, app);
     const char *url = !ac ? NULL : role == ES_ADMIT_PUBLISH ? ac->on_unpublish : ac->on_stop;
     if (!url || !*url) return;

@@ -616,6 +616,15 @@ void es_relays_apply_config(es_relays_t *rs)
     }
 }
 
+bool es_relays_pulling(es_relays_t *rs, const char *app, const char *stream)
+{
+    char local[ES_APP_NAME_MAX + ES_STREAM_NAME_MAX + 2];
+    snprintf(local, sizeof local, "%s/%s", app, stream);
+    for (relay_t *r = rs ? rs->relays : NULL; r; r = r->next)
+        if (r->dir == ES_RELAY_PULL && !strcmp(r->local, local)) return r->state != ST_FAILED;
+    return false;
+}
+
 bool es_relays_edge_pull(es_relays_t *rs, const char *app, const char *stream)
 {
     if (!rs || rs->stopping) return false;

@@ -74,8 +74,9 @@ int es_api_relays(void *user, const es_http_request_t *req, es_http_response_t *
     int rc = es_relays_add(srv->relays, &spec, id, err, sizeof err);
     json_decref(j);
     if (rc != 0) return respond_add_error(resp, rc, err);
-    snprintf(resp->location, sizeof resp->location, "/api/v1/relays/%s", id);
-    return es_http_respond_json(resp, 201, es_relay_json(srv->relays, id));
+    int out = es_http_respond_json(resp, 201, es_relay_json(srv->relays, id));
+    snprintf(resp->location, sizeof resp->location, "/api/v1/relays/%s", id); /* after: reset */
+    return out;
 }
 
 int es_api_relay(void *user, const es_http_request_t *req, es_http_response_t *resp)

@@ -119,13 +119,16 @@ static int offer(es_server_t *srv, es_rtc_role_t role, const char *app, const ch
             return es_http_respond_error(resp, 503, "no member of app %s's balancer is available",
                                          app);
         }
-        int n = snprintf(resp->location, sizeof resp->location, "%s%s%s%s", to, req->path,
-                         req->query[0] ? "?" : "", req->query);
-        if (n < 0 || (size_t)n >= sizeof resp->location)
+        char where[sizeof resp->location];
+        int n = snprintf(where, sizeof where, "%s%s%s%s", to, req->path, req->query[0] ? "?" : "",
+                         req->query);
+        if (n < 0 || (size_t)n >= sizeof where)
             return es_http_respond_error(resp, 500, "the member's URL is too long to redirect to");
         ES_INFO("http", &lc, "balancer of app %s: %s redirected to %s", app,
                 role == ES_RTC_PUBLISH ? "WHIP" : "WHEP", to);
-        return es_http_respond_error(resp, 307, "redirected to %s", to);
+        int rc = es_http_respond_error(resp, 307, "redirected to %s", to);
+        memcpy(resp->location, where, (size_t)n + 1); /* after the body, which resets resp */
+        return rc;
     }
     if (!req->content_type[0] || !content_type_is(req->content_type, "application/sdp"))
         return es_http_respond_error(resp, 415, "the offer must be sent as Content-Type: "
