@@ -397,7 +397,7 @@ int es_relay_url(es_relay_dir_t dir, const char *uri, const char *local, const c
     }
     char app[ES_APP_NAME_MAX + 1], stream[ES_STREAM_NAME_MAX + 1];
     char name[ES_APP_NAME_MAX + ES_STREAM_NAME_MAX + 2];
-    if (!remote_name || !*remote_name) remote_name = local;
+    if (!remote_name || !*remote_name) remote_name = local ? local : "";
     if (strchr(remote_name, '/')) {
         snprintf(name, sizeof name, "%s", remote_name);
     } else { /* a bare stream name: in the local stream's app */

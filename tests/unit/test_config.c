@@ -273,6 +273,64 @@ static void test_apps(void **state)
                  "test.yaml:3:5: apps.live.tokn: unknown key");
 }
 
+/* The relays list and the edge and balancer keys of an app (include/estuary/relay.h). */
+static void test_relays_and_edges(void **state)
+{
+    es_config_t *c = load("apps:\n  \"*\":\n    balancer: [\"http://m1:8080\", \"http://m2:8080/\"]\n"
+                          "  edge:\n    origin: \"http://origin:8080\"\n    origin_idle_ms: 2500\n"
+                          "    origin_token: t\n"
+                          "relays:\n  - direction: push\n    stream: live/cam\n"
+                          "    url: \"https://b.example/whip/live/cam\"\n    token: s3\n"
+                          "  - {direction: pull, stream: live/in, url: \"http://a:8080/whep/live/x\"}\n");
+    if (!c) fail_msg("%s", err);
+    assert_int_equal(c->n_relays, 2);
+    assert_string_equal(c->relays[0].direction, "push");
+    assert_string_equal(c->relays[0].stream, "live/cam");
+    assert_string_equal(c->relays[0].token, "s3");
+    assert_null(c->relays[1].token);
+    const es_app_config_t *e = es_config_find_app(c, "edge");
+    assert_non_null(e);
+    assert_string_equal(e->origin, "http://origin:8080");
+    assert_int_equal(e->origin_idle_ms, 2500);
+    assert_string_equal(e->origin_token, "t");
+    assert_int_equal(e->n_balancer, 2); /* copied from "*" */
+    assert_string_equal(e->balancer[1], "http://m2:8080/");
+    const es_app_config_t *any = es_config_find_app(c, "other");
+    assert_int_equal(any->n_balancer, 2);
+    assert_null(any->origin);
+    assert_int_equal(any->origin_idle_ms, 10000);
+    /* A changed relay is a change for SIGHUP; the same list is not. */
+    es_config_t *same = load("relays:\n  - direction: push\n    stream: live/cam\n"
+                             "    url: \"https://b.example/whip/live/cam\"\n    token: s3\n"
+                             "  - {direction: pull, stream: live/in, url: \"http://a:8080/whep/live/x\"}\n");
+    es_config_t *other = load("relays:\n  - direction: push\n    stream: live/cam\n"
+                              "    url: \"https://b.example/whip/live/cam\"\n    token: s4\n");
+    assert_non_null(same);
+    assert_non_null(other);
+    char out[256];
+    es_config_t *c_apps = load("relays: []\n");
+    assert_int_equal(c_apps->n_relays, 0);
+    assert_int_equal(es_config_diff(same, other, false, out, sizeof out), 1);
+    assert_string_equal(out, "relays");
+    es_config_free(c_apps);
+    es_config_free(same);
+    es_config_free(other);
+    es_config_free(c);
+
+    expect_error("relays:\n  - {direction: both, stream: live/cam, url: \"http://b/whip/x/y\"}\n",
+                 "test.yaml:2:5: relays[0]: direction must be push or pull");
+    expect_error("relays:\n  - {direction: push, stream: cam, url: \"http://b/whip/x/y\"}\n",
+                 "test.yaml:2:5: relays[0]: stream must be \"app/stream\"");
+    expect_error("relays:\n  - {direction: push, stream: live/cam, url: \"ftp://b/x\"}\n",
+                 "test.yaml:2:5: relays[0]: url must be an http:// or https:// WHIP/WHEP endpoint");
+    expect_error("relays:\n  - {direction: push, stream: live/cam, url: \"http://b/x\", tok: 1}\n",
+                 "test.yaml:2:60: relays[0].tok: unknown key (did you mean 'token'?)");
+    expect_error("relays: {direction: push}\n",
+                 "test.yaml:1:9: relays: expected a list of relays, got a mapping");
+    expect_error("apps:\n  live:\n    balancer: \"http://m1\"\n",
+                 "test.yaml:3:15: apps.live.balancer: expected a list, e.g. [\"*\"], got a string");
+}
+
 static void test_reload_diff(void **state)
 {
     es_config_t *a = load("log:\n  level: info\nhttp:\n  listen: \"0.0.0.0:8080\"\n");
@@ -324,6 +382,7 @@ int main(void)
         cmocka_unit_test(test_yaml_syntax_and_structure),
         cmocka_unit_test(test_env_expansion),
         cmocka_unit_test(test_apps),
+        cmocka_unit_test(test_relays_and_edges),
         cmocka_unit_test(test_reload_diff),
         cmocka_unit_test(test_load_file),
     };
