@@ -328,7 +328,7 @@ static void test_relays_and_edges(void **state)
     expect_error("relays: {direction: push}\n",
                  "test.yaml:1:9: relays: expected a list of relays, got a mapping");
     expect_error("apps:\n  live:\n    balancer: \"http://m1\"\n",
-                 "test.yaml:3:15: apps.live.balancer: expected a list, e.g. [\"*\"], got a string");
+                 "test.yaml:3:15: apps.live.balancer: expected a list, e.g. [\"*\"], got a value");
 }
 
 static void test_reload_diff(void **state)
