@@ -81,7 +81,16 @@ try {
   const toD = answered.filter(a => a?.location?.startsWith(D.base)).length;
   r.check(`balancer: 307 spreads the players over both members (${toC} to C, ${toD} to D)`, toC >= 1 && toD >= 1 && toC + toD === 4, JSON.stringify(answered));
   r.check(`balancer: every redirected player decodes (${done.map(d => d?.video_frames).join(', ')} frames)`, done.every(d => d?.video_frames > 20), JSON.stringify(done));
-  r.check('balancer: E logged its redirects', (E.logText().match(/balancer of app live: WHEP redirected to/g) || []).length === 4);
+  // A relay follows the balancer's 307 too: A pulls live/cam back through E (from C or D).
+  let res = await A.post('/api/v1/relays', { direction: 'pull', stream: 'live/via-balancer', url: `${E.base}/whep/live/cam` });
+  const rid = (await res.json()).id;
+  const via = await waitFor('the pull through the balancer', async () => {
+    const x = await A.json(`/api/v1/relays/${rid}`);
+    return x.state === 'connected' ? x : null;
+  }, 15000).catch(() => null);
+  r.check('balancer: a relay\'s WHEP POST follows the 307 to a member', !!via && (via.remote_resource.startsWith(C.base) || via.remote_resource.startsWith(D.base)), JSON.stringify(via));
+  await A.api(`/api/v1/relays/${rid}`, { method: 'DELETE' });
+  r.check('balancer: E logged its redirects (four players and the relay)', (E.logText().match(/balancer of app live: WHEP redirected to/g) || []).length === 5);
 } catch (e) {
   r.check('no exception', false, e.stack);
 } finally {

@@ -92,6 +92,24 @@ try {
   const dec = await decodeMedia(rtmpUrl, 2, join(scratch, 'pull'));
   r.check(`pull: B's RTMP output of the pulled stream decodes (${dec.frames} frames, picture and tone)`, dec.frames >= 20 && dec.spread > 40 && dec.motion > 0 && dec.rms > 100, JSON.stringify(dec));
 
+  // --- Estuary's own API, and a Bearer token for the remote ---
+  res = await A.post('/api/v1/relays', { direction: 'push', stream: 'live/cam', url: `${B.base}/whip/locked/cam`, token: 'secret' });
+  body = await res.json();
+  r.check('/api/v1/relays: POST answers 201 with the relay and its Location', res.status === 201 && res.headers.get('location') === `/api/v1/relays/${body.id}` && body.direction === 'push' && body.origin === 'api', `${res.status} ${JSON.stringify(body)}`);
+  const tokId = body.id;
+  const tokStream = await waitFor('B publishing locked/cam', async () => {
+    const s = await (await B.api('/api/v1/streams/locked/cam')).json();
+    return s.packets_in > 50 ? s : null;
+  }, 15000).catch(() => null);
+  r.check('/api/v1/relays: the push with token "secret" publishes to B\'s app locked (publish_token)', !!tokStream);
+  const listed = (await A.json('/api/v1/relays')).relays.find(x => x.id === tokId);
+  r.check('/api/v1/relays: GET lists it connected with the remote\'s answer and bytes', listed?.state === 'connected' && listed.remote_status === 201 && listed.session?.bytes_out > 0 && listed.reconnects === 0, JSON.stringify(listed));
+  res = await A.api(`/api/v1/relays/${tokId}`, { method: 'DELETE' });
+  const lockedGone = await waitFor('locked/cam gone from B', async () => ((await B.api('/api/v1/streams/locked/cam')).status === 404) || null, 5000).catch(() => false);
+  r.check('/api/v1/relays/{id}: DELETE stops it and B\'s stream ends', res.status === 200 && lockedGone && (await A.api(`/api/v1/relays/${tokId}`)).status === 404, `${res.status}`);
+  res = await A.post('/api/v1/relays', { direction: 'sideways', stream: 'live/cam', url: B.base });
+  r.check('/api/v1/relays: a bad direction is a 400', res.status === 400, `${res.status}`);
+
   // --- find_all, duplicates, errors ---
   const all = await (await B.post('/rest-api/pull/find_all', {})).json();
   const mine = all.find(x => x.localMediaSessionId === pullId);
