@@ -26,11 +26,14 @@ typedef struct es_fetch_request {
     const char *bearer;         /* "Authorization: Bearer <bearer>" when non-empty */
     const char *user_agent;     /* NULL: "estuary" */
     uint32_t timeout_ms;        /* the whole exchange, redirects included (0: 10 s) */
-    size_t max_body;            /* bytes of the answer kept (0: 4 KiB); the rest is dropped and
-                                   `truncated` set */
-    bool follow_redirects;      /* follow 307 and 308 with the same method and body (RFC 9110
-                                   §15.4.8), at most ES_HTTP_MAX_REDIRECTS; other 3xx are
-                                   answers */
+    size_t max_body;            /* bytes of the answer kept (0: 4 KiB); up to as much again is
+                                   read and dropped (`truncated` set), and a longer answer ends
+                                   the request (ES_EIO) */
+    bool follow_redirects;      /* follow 307 and 308 (RFC 9110 §15.4.8-9) with the same method,
+                                   body and headers, at most ES_HTTP_MAX_REDIRECTS, all within
+                                   timeout_ms, never from https to http; the Bearer token only
+                                   to the same origin (scheme, host, port) as browsers do;
+                                   other 3xx are answers */
 } es_fetch_request_t;
 
 /* The outcome, borrowed for the done call. */
@@ -71,6 +74,10 @@ es_http_call_t *es_http_fetch(es_http_client_t *c, const es_fetch_request_t *req
 
 /* es_http_cancel: forgets a call: done is not called. NULL-safe. */
 void es_http_cancel(es_http_call_t *call);
+
+/* es_http_same_origin: whether two absolute URLs have the same scheme, host and port (RFC 6454
+ * §4; default ports made explicit). false when either does not parse. */
+bool es_http_same_origin(const char *a, const char *b);
 
 /* es_http_pending: requests in flight; one whose done is running still counts. */
 size_t es_http_pending(const es_http_client_t *c);

@@ -2,8 +2,8 @@
  * server. A push sends a local stream to a remote WHIP endpoint (the relay is a player of the
  * local stream); a pull plays a remote WHEP endpoint and is the local stream's source, so every
  * local output serves it. Each relay offers (RFC 9725 §4.2, RFC 9725's WHEP counterpart), as a
- * full controlling ICE agent (RFC 8445 §6.1.1) and DTLS actpass, over the daemon's one UDP port;
- * its HTTP goes through libcurl's multi interface on the loop (include/estuary/http_client.h):
+ * full controlling ICE agent (RFC 8445 §6.1.1) and DTLS actpass, from a UDP port of its own
+ * (es_rtc_port_open in include/estuary/rtc_transport.h says why); its HTTP goes through libcurl's multi interface on the loop (include/estuary/http_client.h):
  * Bearer token, 307/308 followed, DELETE of the resource when the relay stops or its session
  * ends. A remote that refuses with 4xx ends the relay (state "failed", with the remote's reason);
  * anything else (5xx, no answer, the session failing or closing, the local stream missing) is
@@ -26,6 +26,9 @@ typedef struct es_relays es_relays_t;
 #define ES_RELAYS_MAX 1024      /* relays at once */
 #define ES_RELAY_BACKOFF_MIN_MS 1000
 #define ES_RELAY_BACKOFF_MAX_MS 30000
+#define ES_EDGE_PULLS_PER_IP 32      /* edge pulls the players of one address (a downstream edge
+                                        too) may have begun */
+#define ES_EDGE_FAILED_KEEP_MS 5000  /* an edge pull the origin refused answers for this long */
 
 typedef enum { ES_RELAY_PUSH = 0, ES_RELAY_PULL } es_relay_dir_t;
 
@@ -103,10 +106,15 @@ json_t *es_relays_wcs_json(es_relays_t *r);
  * Called at start and after SIGHUP. */
 void es_relays_apply_config(es_relays_t *r);
 
-/* es_relays_edge_pull: a player asks for app/stream, which has no source, and app has an
- * origin (apps.<app>.origin): starts the pull from the origin's WHEP endpoint unless one runs.
- * Returns true when a pull runs (started now or before). */
-bool es_relays_edge_pull(es_relays_t *r, const char *app, const char *stream);
+/* es_relays_edge_pull: a player asks for app/stream and app has an origin
+ * (apps.<app>.origin): starts the pull from the origin's WHEP endpoint unless one runs (only
+ * when the stream has no source), and restarts the pull's idle time (origin_idle_ms, counted
+ * while the stream has no RTMP, HTTP-FLV or WebRTC player, and not before ES_EDGE_WAIT_MS after
+ * the pull began; an HLS player's requests restart it too). ip (es_client_ip of the player, or
+ * NULL) starts at most ES_EDGE_PULLS_PER_IP pulls at once; a pull the origin refused is kept
+ * (failed) ES_EDGE_FAILED_KEEP_MS, and players of that name are refused meanwhile. Returns true
+ * when a pull runs (started now or before) and has not failed. */
+bool es_relays_edge_pull(es_relays_t *r, const char *app, const char *stream, const char *ip);
 
 /* es_relays_pulling: true while a pull into app/stream runs and has not failed (the edge's
  * waiting players keep waiting). */

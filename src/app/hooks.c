@@ -37,7 +37,11 @@ typedef struct edge_wait {
     char app[ES_APP_NAME_MAX + 1], stream[ES_STREAM_NAME_MAX + 1];
     char client[64], session_id[64];
     char *token, *query;     /* malloc'ed or NULL */
+    char ip[64];             /* the client's address key: edge pulls it may start are capped */
     uint64_t deadline_us;
+    bool need_tracks;        /* a WebRTC player: waits for the pull's tracks */
+    bool hook_done;          /* the app's on_play hook admitted it already */
+    bool waiting;            /* in the wait stage (counted in es_hooks_t.waiting) */
 } edge_wait_t;
 
 struct es_hook_call {
@@ -74,10 +78,11 @@ static void call_free(es_hook_call_t *c)
     h->pending--;
     es_http_cancel(c->fetch);
     if (c->wait) {
+        bool waiting = c->wait->waiting;
         free(c->wait->token);
         free(c->wait->query);
         free(c->wait);
-        if (--h->waiting == 0 && !h->stopping) uv_timer_stop(&h->wait_timer);
+        if (waiting && --h->waiting == 0 && !h->stopping) uv_timer_stop(&h->wait_timer);
     }
     free(c);
 }
@@ -103,6 +108,8 @@ static void answer_reason(const es_fetch_response_t *res, char *out, size_t len)
 }
 
 /* The HTTP client's done, for asked and told calls alike: always from the loop. */
+static void edge_after_hook(es_hook_call_t *c);
+
 static void on_answer(void *user, const es_fetch_response_t *res)
 {
     es_hook_call_t *c = user;
@@ -124,10 +131,14 @@ static void on_answer(void *user, const es_fetch_response_t *res)
         err = ES_EACCES;
         snprintf(why, sizeof why, "refused by the %s hook: %s", c->action, r);
     }
+    c->fetch = NULL; /* the client frees it when this returns */
+    if (err == 0 && c->wait) { /* an edge's player the hook admitted: now the pull */
+        edge_after_hook(c);
+        return;
+    }
     es_hook_done_fn done = c->done;
     void *user_done = c->user;
     if (!done && err) ES_DEBUG("hooks", NULL, "%s hook %s: %s", c->action, c->url, why);
-    c->fetch = NULL; /* the client frees it when this returns */
     call_free(c);
     if (done) done(user_done, err, why);
 }
@@ -252,7 +263,7 @@ void es_hooks_free(es_hooks_t *h)
 static void wait_end(es_hook_call_t *c, int err, const char *reason, const char *hook)
 {
     es_hooks_t *h = c->h;
-    if (err == 0 && hook) {
+    if (err == 0 && hook && !c->wait->hook_done) {
         edge_wait_t *w = c->wait;
         es_hook_event_t ev = {.action = "on_play", .protocol = w->req.protocol, .app = w->app,
                               .stream = w->stream, .client = w->client,
@@ -333,7 +344,7 @@ static es_hook_call_t *wait_for_edge(es_server_t *srv, const es_admit_request_t 
     w->req.app = w->app;
     w->req.stream = w->stream;
     w->req.token = w->token;
-    w->deadline_us = es_clock_now_us() + (uint64_t)ES_EDGE_WAIT_MS * 1000;
+    es_client_ip(client, w->ip, sizeof w->ip);
     c->h = h;
     c->done = done;
     c->user = user;
@@ -344,8 +355,40 @@ static es_hook_call_t *wait_for_edge(es_server_t *srv, const es_admit_request_t 
     if (h->calls) h->calls->prev = c;
     h->calls = c;
     h->pending++;
-    if (h->waiting++ == 0) uv_timer_start(&h->wait_timer, on_wait_tick, WAIT_TICK_MS, WAIT_TICK_MS);
     return c;
+}
+
+/* The wait stage: the pull runs; WebRTC players wait for its tracks. */
+static void start_wait(es_hook_call_t *c)
+{
+    es_hooks_t *h = c->h;
+    c->wait->waiting = true;
+    c->wait->deadline_us = es_clock_now_us() + (uint64_t)ES_EDGE_WAIT_MS * 1000;
+    if (h->waiting++ == 0) uv_timer_start(&h->wait_timer, on_wait_tick, WAIT_TICK_MS, WAIT_TICK_MS);
+}
+
+/* The app's on_play hook admitted an edge's player: start the pull, then wait for its tracks
+ * (a WebRTC player) or admit now. */
+static void edge_after_hook(es_hook_call_t *c)
+{
+    edge_wait_t *w = c->wait;
+    w->hook_done = true;
+    bool pulling = es_relays_edge_pull(w->srv->relays, w->app, w->stream, w->ip);
+    if (w->need_tracks && pulling) {
+        start_wait(c);
+        return;
+    }
+    char why[ES_HOOK_REASON_MAX] = "";
+    int err = 0;
+    if (w->need_tracks) {
+        es_admit_decision_t d;
+        err = es_admit_now(w->srv, &w->req, w->client, &d); /* published meanwhile? */
+        if (err) snprintf(why, sizeof why, "%.200s; no pull from the origin could start", d.reason);
+    }
+    es_hook_done_fn done = c->done;
+    void *user = c->user;
+    call_free(c);
+    done(user, err, why);
 }
 
 /* --- admission with hooks --- */
@@ -380,26 +423,61 @@ int es_admit_begin(es_server_t *srv, const es_admit_request_t *req, const char *
     char ip[64];
     es_client_ip(client, ip, sizeof ip);
     int rc = es_admit_now(srv, req, client, d);
-    /* An edge: a player of a stream not published here makes the app pull it from its origin;
-     * a WebRTC player, which needs the stream's tracks for its answer, waits for them. */
-    bool edge = req->role == ES_ADMIT_PLAY && req->protocol != ES_PROTO_RELAY &&
-                (rc == 0 || rc == ES_ENOENT) &&
-                !es_live_publishing(es_registry_find(srv->registry, req->app, req->stream)) &&
-                es_relays_edge_pull(srv->relays, req->app, req->stream);
-    if (edge && rc == ES_ENOENT) {
-        if (es_hooks_pending_from(srv->hooks, ip) >= ES_HOOKS_MAX_PENDING_PER_IP) {
+    /* An edge: a player of a stream not published here makes the app pull it from its origin,
+     * once the app's on_play hook (if any) admitted it; a WebRTC player, which needs the
+     * stream's tracks for its answer, waits for them. */
+    const es_app_config_t *ac = es_config_find_app(srv->cfg, req->app);
+    const char *play_hook = ac && ac->on_play && *ac->on_play ? ac->on_play : NULL;
+    if (req->role == ES_ADMIT_PLAY && req->protocol != ES_PROTO_RELAY && ac && ac->origin &&
+        (rc == 0 || rc == ES_ENOENT)) {
+        bool need_tracks = rc == ES_ENOENT;
+        if (!play_hook && !es_relays_edge_pull(srv->relays, req->app, req->stream, ip)) {
+            if (need_tracks)
+                snprintf(d->reason + strlen(d->reason), sizeof d->reason - strlen(d->reason),
+                         "; no pull from the origin could start");
+        } else if ((play_hook || need_tracks) &&
+                   es_hooks_pending_from(srv->hooks, ip) >= ES_HOOKS_MAX_PENDING_PER_IP) {
             rc = d->err = ES_ELIMIT;
             snprintf(d->reason, sizeof d->reason, "too many admissions of this address are "
                      "waiting (%d)", ES_HOOKS_MAX_PENDING_PER_IP);
-        } else if ((*call = wait_for_edge(srv, req, client, session_id, query, done, user))) {
-            d->err = 0;
-            d->reason[0] = '\0';
-            return 0;
-        } else {
+        } else if (play_hook || need_tracks) {
+            es_hook_call_t *c = wait_for_edge(srv, req, client, session_id, query, done, user);
+            if (c) {
+                c->wait->need_tracks = need_tracks;
+                if (play_hook) {
+                    es_hook_event_t ev = {.action = "on_play", .protocol = req->protocol,
+                                          .app = req->app, .stream = req->stream,
+                                          .client = client, .session_id = session_id,
+                                          .query = query};
+                    char *body = event_body(&ev);
+                    es_fetch_request_t fr = {.method = "POST", .url = play_hook,
+                                             .content_type = "application/json", .body = body,
+                                             .body_len = body ? strlen(body) : 0,
+                                             .user_agent = "estuary-hooks",
+                                             .timeout_ms = srv->cfg->hooks.timeout_ms,
+                                             .max_body = BODY_MAX};
+                    snprintf(c->url, sizeof c->url, "%s", play_hook);
+                    snprintf(c->action, sizeof c->action, "on_play");
+                    c->fetch = body ? es_http_fetch(srv->hooks->http, &fr, on_answer, c) : NULL;
+                    free(body);
+                    if (!c->fetch) {
+                        call_free(c);
+                        c = NULL;
+                    }
+                } else {
+                    start_wait(c);
+                }
+            }
+            if ((*call = c)) {
+                d->err = 0;
+                d->reason[0] = '\0';
+                return 0;
+            }
             rc = d->err = ES_EBUSY;
-            snprintf(d->reason, sizeof d->reason, "cannot wait for the origin now");
+            snprintf(d->reason, sizeof d->reason, "cannot wait for the hook or the origin now");
         }
-    } else if (rc == 0 && d->hook && es_hooks_pending_from(srv->hooks, ip) >= ES_HOOKS_MAX_PENDING_PER_IP) {
+    } else if (rc == 0 && d->hook &&
+               es_hooks_pending_from(srv->hooks, ip) >= ES_HOOKS_MAX_PENDING_PER_IP) {
         rc = d->err = ES_ELIMIT;
         snprintf(d->reason, sizeof d->reason, "too many admissions of this address are waiting "
                  "for a hook (%d)", ES_HOOKS_MAX_PENDING_PER_IP);

@@ -33,12 +33,16 @@ struct es_http_call {
     char *answer;            /* max_body + 1 bytes */
     size_t answer_len, max_body;
     bool truncated;
+    size_t dropped;          /* bytes of the answer past max_body */
     char location[1024], etag[128], content_type[128];
     es_http_done_fn done;
     void *user;
     int early_err;           /* could not start: completed by the idle handle */
     char early_reason[160];
     bool completing;         /* its done runs: out of the list, still counted in pending */
+    bool follow;             /* follow 307/308 (by hand: same method, body and headers) */
+    unsigned hops;           /* redirects followed */
+    uint64_t deadline_ms;    /* uv_now() at which the whole exchange times out */
     es_http_call_t *prev, *next;
 };
 
@@ -173,6 +177,45 @@ static void complete(es_http_call_t *k, es_fetch_response_t *r)
     call_free(k);
 }
 
+/* scheme://host:port of a and b are the same (RFC 6454 §4; default ports made explicit). */
+static bool same_origin(const char *a, const char *b)
+{
+    char *pa[3] = {NULL, NULL, NULL}, *pb[3] = {NULL, NULL, NULL};
+    CURLU *ua = curl_url(), *ub = curl_url();
+    static const CURLUPart parts[3] = {CURLUPART_SCHEME, CURLUPART_HOST, CURLUPART_PORT};
+    bool same = ua && ub && a && b && curl_url_set(ua, CURLUPART_URL, a, 0) == CURLUE_OK &&
+                curl_url_set(ub, CURLUPART_URL, b, 0) == CURLUE_OK;
+    for (int i = 0; i < 3 && same; i++) {
+        unsigned flags = parts[i] == CURLUPART_PORT ? CURLU_DEFAULT_PORT : 0;
+        same = curl_url_get(ua, parts[i], &pa[i], flags) == CURLUE_OK &&
+               curl_url_get(ub, parts[i], &pb[i], flags) == CURLUE_OK &&
+               !strcasecmp(pa[i], pb[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+        curl_free(pa[i]);
+        curl_free(pb[i]);
+    }
+    curl_url_cleanup(ua);
+    curl_url_cleanup(ub);
+    return same;
+}
+
+bool es_http_same_origin(const char *a, const char *b) { return same_origin(a, b); }
+
+/* The request's headers without Authorization (a cross-origin redirect). */
+static void drop_authorization(es_http_call_t *k)
+{
+    struct curl_slist *kept = NULL;
+    for (struct curl_slist *h = k->headers; h; h = h->next)
+        if (strncasecmp(h->data, "Authorization:", 14)) {
+            struct curl_slist *n = curl_slist_append(kept, h->data);
+            if (n) kept = n;
+        }
+    curl_easy_setopt(k->easy, CURLOPT_HTTPHEADER, kept);
+    curl_slist_free_all(k->headers);
+    k->headers = kept;
+}
+
 static void check_done(es_http_client_t *c)
 {
     CURLMsg *m;
@@ -203,13 +246,44 @@ static void check_done(es_http_client_t *c)
                 curl_free(abs);
                 curl_url_cleanup(u);
             }
+            /* 307/308 (RFC 9110 §15.4.8-9): the same request to Location; other 3xx are
+             * answers. Never from https to http; the Bearer token goes to the same origin only
+             * (as browsers drop Authorization on a cross-origin redirect): a balancer's members
+             * take a token in the query, which the redirect keeps. */
+            uint64_t now_ms = uv_now(c->loop);
+            bool https = eff && !strncasecmp(eff, "https://", 8);
+            char from[sizeof k->location];
+            snprintf(from, sizeof from, "%s", eff ? eff : "");
+            char target[sizeof k->location];
+            snprintf(target, sizeof target, "%s", k->location);
+            if (k->follow && (r.status == 307 || r.status == 308) && target[0] &&
+                k->hops < ES_HTTP_MAX_REDIRECTS && now_ms < k->deadline_ms &&
+                (!strncasecmp(target, "https://", 8) ||
+                 (!https && !strncasecmp(target, "http://", 7)))) {
+                k->hops++;
+                curl_multi_remove_handle(c->multi, k->easy);
+                curl_easy_setopt(k->easy, CURLOPT_URL, target);
+                curl_easy_setopt(k->easy, CURLOPT_TIMEOUT_MS, (long)(k->deadline_ms - now_ms));
+                k->answer_len = 0;
+                k->answer[0] = '\0';
+                k->truncated = false;
+                k->dropped = 0;
+                k->location[0] = k->etag[0] = k->content_type[0] = '\0';
+                if (!same_origin(from, target)) drop_authorization(k);
+                if (curl_multi_add_handle(c->multi, k->easy) == CURLM_OK) continue;
+                r.err = ES_EIO;
+                r.error = "the redirected request could not start";
+            }
         } else {
             r.err = rc == CURLE_OPERATION_TIMEDOUT ? ES_ETIMEDOUT
                     : rc == CURLE_OUT_OF_MEMORY    ? ES_ENOMEM
                                                    : ES_EIO;
             r.body = "";
             r.body_len = 0;
-            snprintf(why, sizeof why, "%s", curl_easy_strerror(rc));
+            if (rc == CURLE_WRITE_ERROR && k->dropped > k->max_body)
+                snprintf(why, sizeof why, "the answer is larger than %zu bytes", 2 * k->max_body);
+            else
+                snprintf(why, sizeof why, "%s", curl_easy_strerror(rc));
             r.error = why;
         }
         complete(k, &r);
@@ -222,6 +296,11 @@ static size_t on_answer(char *data, size_t size, size_t n, void *user)
     size_t len = size * n, room = k->max_body - k->answer_len;
     size_t take = len < room ? len : room;
     if (take < len) k->truncated = true;
+    /* What is past max_body is read and dropped, up to as much again: a peer that keeps
+     * sending beyond that is cut off (CURLE_WRITE_ERROR) instead of holding us until the
+     * timeout. */
+    k->dropped += len - take;
+    if (k->dropped > k->max_body) return 0;
     memcpy(k->answer + k->answer_len, data, take);
     k->answer_len += take;
     k->answer[k->answer_len] = '\0';
@@ -249,6 +328,7 @@ static size_t on_header(char *data, size_t size, size_t n, void *user)
         k->answer_len = 0;
         k->answer[0] = '\0';
         k->truncated = false;
+        k->dropped = 0;
     } else if (len > 9 && !strncasecmp(data, "Location:", 9)) {
         header_value(data + 9, len - 9, k->location, sizeof k->location);
     } else if (len > 5 && !strncasecmp(data, "ETag:", 5)) {
@@ -330,22 +410,16 @@ es_http_call_t *es_http_fetch(es_http_client_t *c, const es_fetch_request_t *req
     CURL *e = k->easy;
     curl_easy_setopt(e, CURLOPT_URL, req->url);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method ? req->method : "GET");
     if (req->body) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, k->body);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
     }
-    if (req->follow_redirects) {
-        /* curl follows 301/302/303 too; those answers are rare from WHIP servers and libcurl
-         * keeps the method for them with CURLOPT_CUSTOMREQUEST and POSTREDIR. */
-        curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
-        curl_easy_setopt(e, CURLOPT_MAXREDIRS, (long)ES_HTTP_MAX_REDIRECTS);
-        curl_easy_setopt(e, CURLOPT_POSTREDIR, (long)CURL_REDIR_POST_ALL);
-    }
+    uint32_t timeout_ms = req->timeout_ms ? req->timeout_ms : DEFAULT_TIMEOUT_MS;
+    k->follow = req->follow_redirects; /* by hand in check_done: curl would follow 301-303 too */
+    k->deadline_ms = uv_now(c->loop) + timeout_ms;
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, k->headers);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
-                     (long)(req->timeout_ms ? req->timeout_ms : DEFAULT_TIMEOUT_MS));
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_answer);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, k);

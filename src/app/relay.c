@@ -9,6 +9,7 @@
 #include "estuary/admission.h"
 #include "estuary/clock.h"
 #include "estuary/error.h"
+#include "estuary/hooks.h"
 #include "estuary/http_client.h"
 #include "estuary/live.h"
 #include "estuary/log.h"
@@ -53,6 +54,8 @@ struct relay {
     uint32_t backoff_ms;
     uint64_t next_try_us, created_us, connected_us, idle_since_us;
     char last_error[320];
+    char creator[64];              /* an edge pull: the address key of the player that began it */
+    uint64_t failed_us;            /* when it failed (an edge's failed pull is kept a while) */
     void (*first)(void *user, int err, long status, const char *reason);
     void *first_user;
     relay_t *next;
@@ -82,6 +85,17 @@ static const char *state_name(relay_state_t s)
     return n[s];
 }
 
+/* A resource URL for logs: an Estuary resource's last segment is "<id>-<secret>"; the secret
+ * stays out of logs, as on the server side. */
+static const char *resource_for_log(const char *url, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", url[0] ? url : "none");
+    char *last = strrchr(out, '/');
+    char *dash = last ? strchr(last, '-') : NULL;
+    if (dash && (size_t)(dash - out) + 4 < cap) strcpy(dash + 1, "...");
+    return out;
+}
+
 static es_log_ctx_t rctx(const relay_t *r)
 {
     return (es_log_ctx_t){.peer = r->session_id[0] ? r->session_id : r->id, .stream = r->local,
@@ -100,9 +114,10 @@ static relay_t *find(es_relays_t *rs, const char *id)
 static void on_deleted(void *user, const es_fetch_response_t *res)
 {
     es_relays_t *rs = user;
+    char shown[URL_MAX];
     if (res->err || res->status >= 300)
-        ES_DEBUG("relay", NULL, "DELETE %s: %s", res->effective_url,
-                 res->err ? res->error : "refused");
+        ES_DEBUG("relay", NULL, "DELETE %s: %s", resource_for_log(res->effective_url, shown,
+                 sizeof shown), res->err ? res->error : "refused");
     if (rs->stopping && es_http_pending(rs->http) <= 1) es_http_client_stop(rs->http);
 }
 
@@ -112,9 +127,11 @@ static void delete_resource(relay_t *r)
     es_fetch_request_t hr = {.method = "DELETE", .url = r->resource, .bearer = r->token,
                             .timeout_ms = DELETE_TIMEOUT_MS, .user_agent = "estuary-relay"};
     es_log_ctx_t lc = rctx(r);
-    ES_DEBUG("relay", &lc, "DELETE %s", r->resource);
+    char shown[URL_MAX];
+    resource_for_log(r->resource, shown, sizeof shown);
+    ES_DEBUG("relay", &lc, "DELETE %s", shown);
     if (!es_http_fetch(r->rs->http, &hr, on_deleted, r->rs))
-        ES_DEBUG("relay", &lc, "cannot send DELETE %s", r->resource);
+        ES_DEBUG("relay", &lc, "cannot send DELETE %s", shown);
     r->resource[0] = '\0';
 }
 
@@ -127,8 +144,8 @@ static void set_error(relay_t *r, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(r->last_error, sizeof r->last_error, fmt, ap);
     va_end(ap);
-    for (char *p = r->last_error; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = ' ';
+    for (char *p = r->last_error; *p; p++) /* remote text: printable ASCII for logs and JSON */
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f) *p = '?';
 }
 
 /* Ends the current attempt: the local session (if any), the remote resource, our offer. */
@@ -203,6 +220,7 @@ static void on_answer(void *user, const es_fetch_response_t *res)
          * or broken server may come back. */
         if (res->status >= 400 && res->status < 500 && res->status != 408 && res->status != 429) {
             r->state = ST_FAILED;
+            r->failed_us = now;
             ES_WARN("relay", &lc, "relay %s %s %s failed: %s", r->id, dir_name(r->dir), r->url,
                     r->last_error);
             tell_first(r, ES_EACCES);
@@ -211,7 +229,22 @@ static void on_answer(void *user, const es_fetch_response_t *res)
         }
         return;
     }
-    snprintf(r->resource, sizeof r->resource, "%s", res->location);
+    if (res->truncated) {
+        es_rtc_pending_free(r->pending);
+        r->pending = NULL;
+        set_error(r, "the answer of %s is larger than %d bytes", res->effective_url,
+                  ES_SDP_MAX_TEXT);
+        retry(r, now);
+        return;
+    }
+    /* The resource is DELETEd later with our token: only on the server that answered (a
+     * Location elsewhere could aim our DELETE and token at anything). */
+    if (res->location[0] && es_http_same_origin(res->location, res->effective_url) &&
+        !strpbrk(res->location, " \t\r\n"))
+        snprintf(r->resource, sizeof r->resource, "%s", res->location);
+    else if (res->location[0])
+        ES_INFO("relay", &lc, "relay %s: the answer's Location is not on %s: it will not be "
+                "DELETEd", r->id, res->effective_url);
     es_rtc_result_t rr;
     es_rtc_take_answer(r->rs->srv->rtc, r->pending, res->body, res->body_len, &rr);
     r->pending = NULL;
@@ -224,9 +257,10 @@ static void on_answer(void *user, const es_fetch_response_t *res)
     snprintf(r->session_id, sizeof r->session_id, "%s", rr.id);
     r->state = ST_CONNECTING;
     lc = rctx(r);
+    char shown[URL_MAX];
     ES_INFO("relay", &lc, "relay %s %s %s: answered %ld (resource %s), connecting", r->id,
             dir_name(r->dir), res->effective_url, res->status,
-            r->resource[0] ? r->resource : "none");
+            resource_for_log(r->resource, shown, sizeof shown));
     tell_first(r, 0);
 }
 
@@ -311,11 +345,19 @@ static void on_tick(uv_timer_t *t)
         if (r->origin == ES_RELAY_FROM_EDGE) {
             const es_app_config_t *ac = es_config_find_app(rs->srv->cfg, r->app);
             es_stream_t *st = es_registry_find(rs->srv->registry, r->app, r->stream);
-            if (es_live_viewers(st) > 0) r->idle_since_us = 0;
-            else if (!r->idle_since_us) r->idle_since_us = now;
+            /* Players waiting for the pull's tracks are not viewers yet: no idle time before
+             * they may have attached. */
+            if (es_live_viewers(st) > 0 || now - r->created_us < (uint64_t)ES_EDGE_WAIT_MS * 1000)
+                r->idle_since_us = 0;
+            else if (!r->idle_since_us)
+                r->idle_since_us = now;
             uint64_t idle = ac ? (uint64_t)ac->origin_idle_ms * 1000 : 0;
-            if (r->state == ST_FAILED || !ac || !ac->origin ||
-                (r->idle_since_us && now - r->idle_since_us >= idle)) {
+            /* A failed pull stays ES_EDGE_FAILED_KEEP_MS, so that players asking for a name the
+             * origin refused are refused at once, without another request to the origin. */
+            bool failed_long = r->state == ST_FAILED &&
+                               now - r->failed_us >= (uint64_t)ES_EDGE_FAILED_KEEP_MS * 1000;
+            if (failed_long || !ac || !ac->origin ||
+                (r->state != ST_FAILED && r->idle_since_us && now - r->idle_since_us >= idle)) {
                 ES_INFO("relay", &lc, "edge pull %s of %s stopped: %s", r->id, r->local,
                         r->state == ST_FAILED ? r->last_error
                                               : "no player for apps.<app>.origin_idle_ms");
@@ -439,6 +481,13 @@ int es_relays_add(es_relays_t *rs, const es_relay_spec_t *spec, char *id_out, ch
         snprintf(err, err_len, "the remote endpoint must be an http:// or https:// URL");
         return ES_EINVAL;
     }
+    if (spec->token && (strlen(spec->token) > 512 ||
+                        strspn(spec->token, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                               "0123456789-._~+/=") != strlen(spec->token))) {
+        snprintf(err, err_len, "the token must be at most 512 characters of A-Z a-z 0-9 - . _ ~ "
+                 "+ / = (RFC 6750 §2.1)");
+        return ES_EINVAL;
+    }
     for (relay_t *r = rs->relays; r; r = r->next)
         if (r->dir == spec->dir && !strcmp(r->local, spec->local) && !strcmp(r->url, spec->url)) {
             snprintf(id_out, ES_RELAY_ID_LEN + 1, "%s", r->id);
@@ -453,6 +502,10 @@ int es_relays_add(es_relays_t *rs, const es_relay_spec_t *spec, char *id_out, ch
                      r->url);
             return ES_EEXIST;
         }
+    if (!es_rtc_server_port(rs->srv->rtc)) {
+        snprintf(err, err_len, "WebRTC is off (webrtc.udp_listen is empty)");
+        return ES_EBUSY;
+    }
     if (rs->n >= ES_RELAYS_MAX) {
         snprintf(err, err_len, "%d relays run already", ES_RELAYS_MAX);
         return ES_EBUSY;
@@ -610,9 +663,10 @@ void es_relays_apply_config(es_relays_t *rs)
                                 .origin = ES_RELAY_FROM_CONFIG};
         char id[ES_RELAY_ID_LEN + 1], err[300];
         int rc = es_relays_add(rs, &spec, id, err, sizeof err);
-        if (rc != 0 && rc != ES_EEXIST)
-            ES_WARN("relay", NULL, "relays[%zu] (%s %s %s): %s", i, c->direction, c->stream,
-                    c->url, err);
+        relay_t *clash = rc == ES_EEXIST ? find(rs, id) : NULL;
+        if ((rc != 0 && rc != ES_EEXIST) || (clash && clash->origin != ES_RELAY_FROM_CONFIG))
+            ES_WARN("relay", NULL, "relays[%zu] (%s %s %s) not started: %s", i, c->direction,
+                    c->stream, c->url, err);
     }
 }
 
@@ -625,7 +679,7 @@ bool es_relays_pulling(es_relays_t *rs, const char *app, const char *stream)
     return false;
 }
 
-bool es_relays_edge_pull(es_relays_t *rs, const char *app, const char *stream)
+bool es_relays_edge_pull(es_relays_t *rs, const char *app, const char *stream, const char *ip)
 {
     if (!rs || rs->stopping) return false;
     const es_app_config_t *ac = es_config_find_app(rs->srv->cfg, app);
@@ -637,6 +691,17 @@ bool es_relays_edge_pull(es_relays_t *rs, const char *app, const char *stream)
             r->idle_since_us = 0;
             return r->state != ST_FAILED;
         }
+    if (es_live_publishing(es_registry_find(rs->srv->registry, app, stream)))
+        return false; /* published here: nothing to pull */
+    size_t mine = 0;
+    for (relay_t *r = rs->relays; r && ip; r = r->next)
+        mine += r->origin == ES_RELAY_FROM_EDGE && !strcmp(r->creator, ip);
+    if (ip && mine >= ES_EDGE_PULLS_PER_IP) {
+        es_log_ctx_t lc = {.stream = local, .remote = ip};
+        ES_INFO("relay", &lc, "edge pull of %s not started: %zu pulls began for players of %s "
+                "already (at most %d)", local, mine, ip, ES_EDGE_PULLS_PER_IP);
+        return false;
+    }
     if (es_relay_url(ES_RELAY_PULL, ac->origin, local, local, url, sizeof url, err, sizeof err)) {
         ES_WARN("relay", NULL, "apps.%s.origin: %s", app, err);
         return false;
@@ -649,5 +714,7 @@ bool es_relays_edge_pull(es_relays_t *rs, const char *app, const char *stream)
         ES_WARN("relay", NULL, "edge pull of %s from %s: %s", local, url, err);
         return false;
     }
+    relay_t *r = find(rs, id);
+    if (r && ip) snprintf(r->creator, sizeof r->creator, "%s", ip);
     return true;
 }

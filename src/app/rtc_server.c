@@ -965,12 +965,28 @@ void es_rtc_take_answer(es_rtc_server_t *rtc, es_rtc_pending_t *p, const char *s
     if (p->req.protocol == ES_PROTO_RELAY) {
         /* Our full agent checks the peer's host (and other) UDP candidates of component 1
          * (RTP; rtcp-mux), in the order the answer lists them. */
-        for (size_t i = 0; i < answer->n_candidates; i++) {
+        /* Best first (RFC 8445 §6.1.2.6), at most ES_RTC_SESSION_MAX_PAIRS - 1 (a slot stays
+         * for a peer-reflexive pair); unspecified and multicast addresses are no one's. */
+        const es_sdp_candidate_t *best[ES_SDP_MAX_CANDIDATES];
+        size_t nb = 0;
+        for (size_t i = 0; i < answer->n_candidates && i < ES_SDP_MAX_CANDIDATES; i++) {
             const es_sdp_candidate_t *c = &answer->candidates[i];
-            if (c->component != 1 || strcmp(c->transport, "udp")) continue;
-            if (es_rtc_link_add_remote_candidate(p->s->link, c->address, c->port, c->priority) == 0)
-                n_cand++;
+            struct in_addr a4;
+            struct in6_addr a6;
+            bool v4 = inet_pton(AF_INET, c->address, &a4) == 1;
+            bool v6 = !v4 && inet_pton(AF_INET6, c->address, &a6) == 1;
+            if (c->component != 1 || strcmp(c->transport, "udp") || !c->port ||
+                (v4 && (a4.s_addr == 0 || (ntohl(a4.s_addr) >> 28) == 14)) ||
+                (v6 && (IN6_IS_ADDR_UNSPECIFIED(&a6) || IN6_IS_ADDR_MULTICAST(&a6))))
+                continue;
+            size_t k = nb++;
+            for (; k > 0 && best[k - 1]->priority < c->priority; k--) best[k] = best[k - 1];
+            best[k] = c;
         }
+        for (size_t i = 0; i < nb && n_cand < ES_RTC_SESSION_MAX_PAIRS - 1; i++)
+            if (es_rtc_link_add_remote_candidate(p->s->link, best[i]->address, best[i]->port,
+                                                 best[i]->priority) == 0)
+                n_cand++;
         if (!n_cand) {
             snprintf(gone_id, sizeof gone_id, "%s", p->s->id); /* lc outlives the session */
             lc = (es_log_ctx_t){.peer = gone_id, .stream = key, .remote = p->remote};

@@ -755,8 +755,13 @@ static int parse_relays(loader_t *ld, void *base, const key_spec_t *k, const yam
         const char *slash = r->stream ? strchr(r->stream, '/') : NULL;
         if (!r->direction || (strcmp(r->direction, "push") && strcmp(r->direction, "pull")))
             rc = fail_at(ld, item->start_mark, item_path, "direction must be push or pull");
-        else if (!slash || slash == r->stream || !slash[1] || strchr(slash + 1, '/'))
-            rc = fail_at(ld, item->start_mark, item_path, "stream must be \"app/stream\"");
+        else if (!slash || slash == r->stream || !slash[1] || strchr(slash + 1, '/') ||
+                 slash - r->stream > 64 || strlen(slash + 1) > 128 ||
+                 strspn(r->stream, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                        "0123456789_-./") != strlen(r->stream) || r->stream[0] == '.' ||
+                 slash[1] == '.')
+            rc = fail_at(ld, item->start_mark, item_path, "stream must be \"app/stream\" "
+                         "(letters, digits, '_', '-', '.')");
         else if (!valid_relay_url(r->url))
             rc = fail_at(ld, item->start_mark, item_path, "url must be an http:// or https:// "
                          "WHIP/WHEP endpoint");
@@ -917,6 +922,25 @@ static int validate(loader_t *ld, es_config_t *c)
     if (!*c->hls.directory)
         return fail_at(ld, mark_of(ld, "hls.directory"), "hls.directory",
                        "a folder is needed (e.g. \"hls\")");
+    for (size_t i = 0; i < c->n_apps; i++) {
+        const es_app_config_t *a = &c->apps[i];
+        char key[128];
+        const char *path = a->origin ? strchr(strstr(a->origin, "://") ? strstr(a->origin, "://") + 3
+                                                                       : a->origin, '/')
+                                     : NULL;
+        if (a->origin && (!valid_relay_url(a->origin) || (path && strcmp(path, "/")))) {
+            snprintf(key, sizeof key, "apps.%.64s.origin", a->name);
+            return fail_at(ld, mark_of(ld, "apps"), key, "'%.200s' is not a server's base URL "
+                           "(http(s)://host[:port], no path: its /whep/{app}/{stream} is used)",
+                           a->origin);
+        }
+        for (size_t k = 0; k < a->n_balancer; k++)
+            if (!valid_relay_url(a->balancer[k])) {
+                snprintf(key, sizeof key, "apps.%.64s.balancer[%zu]", a->name, k);
+                return fail_at(ld, mark_of(ld, "apps"), key, "'%.200s' is not an http:// or "
+                               "https:// base URL", a->balancer[k]);
+            }
+    }
     return 0;
 }
 

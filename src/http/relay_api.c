@@ -119,8 +119,8 @@ static void wcs_first(void *user, int err, long status, const char *reason)
         es_http_respond_error(resp, 404, "%s", reason);
     } else {
         /* WCS: 500 when the remote refused; the relay is not kept. */
-        es_http_respond_error(resp, 500, "%s%s", reason,
-                              status ? "" : " (no answer from the remote)");
+        (void)status;
+        es_http_respond_error(resp, 500, "%s", reason);
         es_relays_remove(w->relays, w->id);
     }
     es_http_async_finish(w->async);

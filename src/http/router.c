@@ -179,6 +179,7 @@ const char *es_http_status_text(int status)
     switch (status) {
     case 200: return "OK";
     case 201: return "Created";
+    case 307: return "Temporary Redirect";
     case 204: return "No Content";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";

@@ -21,6 +21,7 @@
 #include "estuary/error.h"
 #include "estuary/hooks.h"
 #include "estuary/log.h"
+#include "estuary/registry.h"
 #include "estuary/rtc_server.h"
 #include "estuary/rtmp_server.h"
 
@@ -110,26 +111,6 @@ static int offer(es_server_t *srv, es_rtc_role_t role, const char *app, const ch
                  const es_http_request_t *req, es_http_response_t *resp)
 {
     if (!srv->rtc) return es_http_respond_error(resp, 503, "WebRTC is not running");
-    const es_app_config_t *bac = app ? es_config_find_app(srv->cfg, app) : NULL;
-    if (bac && bac->n_balancer) { /* a balancer: 307 to the least loaded member */
-        const char *to = es_balancer_pick(srv->balancer, app);
-        es_log_ctx_t lc = {.peer = req->conn_id, .remote = req->remote};
-        if (!to) {
-            ES_WARN("http", &lc, "balancer of app %s: no member answers its load; 503", app);
-            return es_http_respond_error(resp, 503, "no member of app %s's balancer is available",
-                                         app);
-        }
-        char where[sizeof resp->location];
-        int n = snprintf(where, sizeof where, "%s%s%s%s", to, req->path, req->query[0] ? "?" : "",
-                         req->query);
-        if (n < 0 || (size_t)n >= sizeof where)
-            return es_http_respond_error(resp, 500, "the member's URL is too long to redirect to");
-        ES_INFO("http", &lc, "balancer of app %s: %s redirected to %s", app,
-                role == ES_RTC_PUBLISH ? "WHIP" : "WHEP", to);
-        int rc = es_http_respond_error(resp, 307, "redirected to %s", to);
-        memcpy(resp->location, where, (size_t)n + 1); /* after the body, which resets resp */
-        return rc;
-    }
     if (!req->content_type[0] || !content_type_is(req->content_type, "application/sdp"))
         return es_http_respond_error(resp, 415, "the offer must be sent as Content-Type: "
                                      "application/sdp, not '%s'", req->content_type);
@@ -146,6 +127,34 @@ static int offer(es_server_t *srv, es_rtc_role_t role, const char *app, const ch
                 cfg->limits.offers_per_ip, ip);
         return es_http_respond_error(resp, 429, "too many offers from this address: "
                                      "limits.offers_per_ip is %u a second", cfg->limits.offers_per_ip);
+    }
+    const es_app_config_t *bac = app ? es_config_find_app(srv->cfg, app) : NULL;
+    if (bac && bac->n_balancer) { /* a balancer: 307 to the least loaded member */
+        const char *to = es_balancer_pick(srv->balancer, app);
+        es_log_ctx_t lc = {.peer = req->conn_id, .remote = req->remote};
+        if (!to) {
+            ES_WARN("http", &lc, "balancer of app %s: no member answers its load; 503", app);
+            return es_http_respond_error(resp, 503, "no member of app %s's balancer is available",
+                                         app);
+        }
+        /* The same endpoint on the member, from the validated names and the raw query (no
+         * decoded byte of the path reaches the header). */
+        if (!es_registry_valid_name(app, ES_APP_NAME_MAX) ||
+            !es_registry_valid_name(stream, ES_STREAM_NAME_MAX))
+            return es_http_respond_error(resp, 400, "bad app or stream name");
+        if (strpbrk(req->query, " \t\r\n"))
+            return es_http_respond_error(resp, 400, "bad query string");
+        char where[sizeof resp->location];
+        int n = snprintf(where, sizeof where, "%s/%s/%s/%s%s%s", to,
+                         role == ES_RTC_PUBLISH ? "whip" : "whep", app, stream,
+                         req->query[0] ? "?" : "", req->query);
+        if (n < 0 || (size_t)n >= sizeof where)
+            return es_http_respond_error(resp, 500, "the member's URL is too long to redirect to");
+        ES_INFO("http", &lc, "balancer of app %s: %s redirected to %s", app,
+                role == ES_RTC_PUBLISH ? "WHIP" : "WHEP", to);
+        int rc = es_http_respond_error(resp, 307, "redirected to %s", to);
+        memcpy(resp->location, where, (size_t)n + 1); /* after the body, which resets resp */
+        return rc;
     }
     const char *token = es_bearer_token(req->authorization);
     const char *eip = es_http_arg(req, "eip");

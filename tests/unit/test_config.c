@@ -320,7 +320,17 @@ static void test_relays_and_edges(void **state)
     expect_error("relays:\n  - {direction: both, stream: live/cam, url: \"http://b/whip/x/y\"}\n",
                  "test.yaml:2:5: relays[0]: direction must be push or pull");
     expect_error("relays:\n  - {direction: push, stream: cam, url: \"http://b/whip/x/y\"}\n",
-                 "test.yaml:2:5: relays[0]: stream must be \"app/stream\"");
+                 "test.yaml:2:5: relays[0]: stream must be \"app/stream\" (letters, digits, '_', "
+                 "'-', '.')");
+    expect_error("relays:\n  - {direction: push, stream: \"live/c m\", url: \"http://b/whip/x/y\"}\n",
+                 "test.yaml:2:5: relays[0]: stream must be \"app/stream\" (letters, digits, '_', "
+                 "'-', '.')");
+    expect_error("apps:\n  edge:\n    origin: \"http://o:8080/whep/live\"\n",
+                 "test.yaml:1:1: apps.edge.origin: 'http://o:8080/whep/live' is not a server's base "
+                 "URL (http(s)://host[:port], no path: its /whep/{app}/{stream} is used)");
+    expect_error("apps:\n  edge:\n    balancer: [\"m1:8080\"]\n",
+                 "test.yaml:1:1: apps.edge.balancer[0]: 'm1:8080' is not an http:// or https:// "
+                 "base URL");
     expect_error("relays:\n  - {direction: push, stream: live/cam, url: \"ftp://b/x\"}\n",
                  "test.yaml:2:5: relays[0]: url must be an http:// or https:// WHIP/WHEP endpoint");
     expect_error("relays:\n  - {direction: push, stream: live/cam, url: \"http://b/x\", tok: 1}\n",
