@@ -8,7 +8,10 @@
 import { reporter } from './lib/browser.mjs';
 import { ffmpegPublish, rtcPeer } from './lib/clients.mjs';
 import { decodeMedia, sleep, waitFor } from './lib/proc.mjs';
-import { startServer, stopAll } from './lib/servers.mjs';
+import { freePort, startServer, stopAll } from './lib/servers.mjs';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,8 +22,16 @@ const r = reporter();
 const scratch = mkdtempSync(join(tmpdir(), 'estuary-edge-'));
 const procs = [];
 
+// C asks an on_play hook (allow, except stream "secret"): an edge pulls only for players the
+// hook admitted.
+const hookPort = await freePort();
+const hookLog = join(scratch, 'hooks.log');
+const hook = spawn('/usr/bin/python3', [fileURLToPath(new URL('hook_server.py', import.meta.url)),
+  '--port', String(hookPort), '--log', hookLog, '--rule', 'on_play:*:secret=refuse:not for you'], { stdio: 'ignore' });
+procs.push(hook);
+await waitFor('the hook server', async () => { try { await fetch(`http://127.0.0.1:${hookPort}/`); return true; } catch { return null; } }, 10000);
 const A = await startServer(bin, 'A', 'apps:\n  live: {}');
-const C = await startServer(bin, 'C', `apps:\n  live:\n    origin: "${A.base}"\n    origin_idle_ms: 2000`);
+const C = await startServer(bin, 'C', `apps:\n  live:\n    origin: "${A.base}"\n    origin_idle_ms: 2000\n    on_play: "http://127.0.0.1:${hookPort}/play"`);
 const D = await startServer(bin, 'D', `apps:\n  live:\n    origin: "${C.base}"\n    origin_idle_ms: 2000`);
 const E = await startServer(bin, 'E', `apps:\n  live:\n    balancer: ["${C.base}", "${D.base}"]`);
 const sessionsOf = async (s) => (await s.json('/api/v1/sessions')).sessions;
@@ -56,12 +67,32 @@ try {
   }, 8000).catch(() => false);
   r.check('edge: the pull stops origin_idle_ms after the last player left, at both ends', stopped, JSON.stringify((await C.json('/api/v1/relays')).relays));
 
+  // A player the hook refuses makes no pull: 403, and neither C nor A sees a relay for it.
+  const ps = rtcPeer(['play', `${C.base}/whep/live/secret`, '1']);
+  procs.push(ps.proc);
+  const as = await ps.next(['answered', 'refused'], 20000);
+  await sleep(500);
+  const hooked = readFileSync(hookLog, 'utf8').split('\n').filter(Boolean).map(l => JSON.parse(l));
+  r.check('edge: a player the on_play hook refuses gets 403 and starts no pull', as?.status === 403 && /not for you/.test(as.body) && (await C.json('/api/v1/relays')).relays.length === 0 && !/live\/secret/.test(A.logText()), JSON.stringify(as));
+  r.check('edge: the hook was asked for every player before its pull (cam allowed, secret refused)', hooked.some(h => h.stream === 'cam' && h._answer === 'allow') && hooked.some(h => h.stream === 'secret' && h._answer === 'refuse'), JSON.stringify(hooked.map(h => [h.stream, h.protocol, h._answer])));
+
   // A chain: D is an edge of C, itself an edge of A.
   const p3 = rtcPeer(['play', `${D.base}/whep/live/cam`, '4', '--delete']);
   procs.push(p3.proc);
   const a3 = await p3.next(['answered', 'refused'], 20000);
   const d3 = await p3.next('done', 30000);
   r.check(`chain: a player on D (edge of C, edge of A) decodes (${d3?.video_frames} frames)`, a3?.status === 201 && d3?.video_frames > 30, JSON.stringify([a3, d3]));
+
+  // A WebSocket player of the edge waits for the pull too: the server's offer carries the
+  // origin's codecs.
+  const ws = new WebSocket(`${D.base.replace('http', 'ws')}/live/cam/webrtc`);
+  const offer = await new Promise((res) => {
+    const t = setTimeout(() => res(null), 10000);
+    ws.onmessage = (e) => { const m = JSON.parse(e.data); if (m.type === 'offer' || m.type === 'error') { clearTimeout(t); res(m); } };
+    ws.onerror = () => { clearTimeout(t); res(null); };
+  });
+  ws.close();
+  r.check('edge: a WebSocket player of the edge gets the server\'s offer with the origin\'s H264 and opus', offer?.type === 'offer' && /H264/.test(offer.sdp) && /opus/.test(offer.sdp), JSON.stringify(offer).slice(0, 300));
 
   // The balancer: WHEP players sent to E are spread over C and D by 307.
   await waitFor('E to hear from both members', async () => {
@@ -94,7 +125,7 @@ try {
 } catch (e) {
   r.check('no exception', false, e.stack);
 } finally {
-  for (const p of procs) { try { p.kill('SIGTERM'); } catch { /* gone */ } }
+  for (const p of procs) { try { (p.proc || p).kill('SIGTERM'); } catch { /* gone */ } }
   await sleep(300);
   rmSync(scratch, { recursive: true, force: true });
   const problems = await stopAll();

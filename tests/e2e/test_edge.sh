@@ -7,4 +7,5 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
 es_netns "$@"
+export NODE_OPTIONS=--experimental-websocket
 ES_LOG_LEVEL=${ES_LOG_LEVEL:-debug} timeout 300 node "$here/test_edge.mjs" "$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)"
