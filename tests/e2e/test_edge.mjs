@@ -5,7 +5,8 @@
 // origin_idle_ms after the last one left; a WHEP player on D decodes through D -> C -> A; WHEP
 // players sent to E are redirected (307) to C and D both, and every one decodes.
 // Usage: node test_edge.mjs BUILD_DIR
-import { reporter } from './lib/browser.mjs';
+import { launchBrowser, reporter } from './lib/browser.mjs';
+import { observeMedia, playAndTimeFirstFrame } from './lib/media.mjs';
 import { ffmpegPublish, rtcPeer } from './lib/clients.mjs';
 import { decodeMedia, sleep, waitFor } from './lib/proc.mjs';
 import { freePort, startServer, stopAll } from './lib/servers.mjs';
@@ -112,6 +113,19 @@ try {
   const toD = answered.filter(a => a?.location?.startsWith(D.base)).length;
   r.check(`balancer: 307 spreads the players over both members (${toC} to C, ${toD} to D)`, toC >= 1 && toD >= 1 && toC + toD === 4, JSON.stringify(answered));
   r.check(`balancer: every redirected player decodes (${done.map(d => d?.video_frames).join(', ')} frames)`, done.every(d => d?.video_frames > 20), JSON.stringify(done));
+  // Chromium's play page on the balancer: the SDK's WHEP POST follows the 307 to a member
+  // (another origin: CORS) and the page decodes.
+  const browser = await launchBrowser();
+  try {
+    const page = await browser.context.newPage();
+    await page.goto(`${E.base}/play.html?app=live&stream=cam`);
+    await page.waitForFunction(() => typeof window.estuaryPlay === 'function');
+    const ms = await playAndTimeFirstFrame(page, 15000).catch(e => { console.log(`# ${e.message}`); return -1; });
+    const m = ms >= 0 ? await observeMedia(page) : {};
+    r.check(`balancer: Chromium's play page on E follows the 307 and decodes (${m.frames} frames, first after ${ms.toFixed(0)} ms)`, ms >= 0 && m.frames >= 15 && m.changedSamples > 0, JSON.stringify(m));
+  } finally {
+    await browser.close();
+  }
   // A relay follows the balancer's 307 too: A pulls live/cam back through E (from C or D).
   let res = await A.post('/api/v1/relays', { direction: 'pull', stream: 'live/via-balancer', url: `${E.base}/whep/live/cam` });
   const rid = (await res.json()).id;
@@ -121,7 +135,7 @@ try {
   }, 15000).catch(() => null);
   r.check('balancer: a relay\'s WHEP POST follows the 307 to a member', !!via && (via.remote_resource.startsWith(C.base) || via.remote_resource.startsWith(D.base)), JSON.stringify(via));
   await A.api(`/api/v1/relays/${rid}`, { method: 'DELETE' });
-  r.check('balancer: E logged its redirects (four players and the relay)', (E.logText().match(/balancer of app live: WHEP redirected to/g) || []).length === 5);
+  r.check('balancer: E logged its redirects (four players, the page and the relay)', (E.logText().match(/balancer of app live: WHEP redirected to/g) || []).length === 6);
 } catch (e) {
   r.check('no exception', false, e.stack);
 } finally {
