@@ -418,10 +418,15 @@ static bool split_local(const char *local, char *app, char *stream)
            es_registry_valid_name(stream, ES_STREAM_NAME_MAX);
 }
 
+/* An absolute http(s) URL of printable ASCII (RFC 3986 §2: anything else is percent-encoded). */
 static bool http_url(const char *u)
 {
-    return u && (!strncasecmp(u, "http://", 7) || !strncasecmp(u, "https://", 8)) &&
-           strlen(u) < URL_MAX && !strpbrk(u, " \t\r\n");
+    if (!u || (strncasecmp(u, "http://", 7) && strncasecmp(u, "https://", 8)) ||
+        strlen(u) >= URL_MAX)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)u; *p; p++)
+        if (*p <= ' ' || *p >= 0x7f) return false;
+    return true;
 }
 
 int es_relay_url(es_relay_dir_t dir, const char *uri, const char *local, const char *remote_name,

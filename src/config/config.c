@@ -715,10 +715,14 @@ static int parse_apps(loader_t *ld, void *base, const key_spec_t *k, const yaml_
     return 0;
 }
 
+/* An absolute http(s) URL of printable ASCII (RFC 3986 §2). */
 static bool valid_relay_url(const char *u)
 {
-    return u && (!strncmp(u, "http://", 7) || !strncmp(u, "https://", 8)) && strlen(u) < 1024 &&
-           !strpbrk(u, " \t\r\n");
+    if (!u || (strncmp(u, "http://", 7) && strncmp(u, "https://", 8)) || strlen(u) >= 1024)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)u; *p; p++)
+        if (*p <= ' ' || *p >= 0x7f) return false;
+    return true;
 }
 
 /* relays: a list of {direction, stream, url, token}; the file's list replaces the default

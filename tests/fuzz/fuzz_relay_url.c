@@ -1,7 +1,7 @@
 /* Fuzz harness for es_relay_url (a WCS request's uri, localStreamName and remoteStreamName, split
  * from the input at NUL bytes). Invariants: never reads or writes out of bounds; on success the
  * URL is NUL-terminated within the buffer, starts with the uri's http(s) scheme, has no blank or
- * control character, and for a base uri ends with /whip|whep/{app}/{stream}; on failure err says
+ * control or non-ASCII byte, and for a base uri ends with /whip|whep/{app}/{stream}; on failure err says
  * why. */
 #include "estuary/error.h"
 #include "estuary/relay.h"
@@ -33,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (!memchr(out, '\0', sizeof out)) abort();
             if (strncasecmp(out, "http://", 7) && strncasecmp(out, "https://", 8)) abort();
             for (const char *p = out; *p; p++)
-                if ((unsigned char)*p <= ' ' || *p == 0x7f) abort();
+                if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f) abort();
         } else {
             if (rc != ES_EINVAL || !memchr(err, '\0', sizeof err) || !err[0]) abort();
         }

@@ -49,6 +49,8 @@ static void test_refusals(void **state)
     assert_string_equal(err, "uri must be an http:// or https:// URL");
     assert_int_equal(url(ES_RELAY_PUSH, NULL, "live/cam", "x"), ES_EINVAL);
     assert_int_equal(url(ES_RELAY_PUSH, "http://b c", "live/cam", "x"), ES_EINVAL);
+    assert_int_equal(url(ES_RELAY_PUSH, "http://b:12:/\x02x//w", "live/cam", NULL), ES_EINVAL);
+    assert_int_equal(url(ES_RELAY_PUSH, "http://b/\xd1\x93", "live/cam", NULL), ES_EINVAL);
     assert_int_equal(url(ES_RELAY_PUSH, "http://b", "live/cam", "a/b/c"), ES_EINVAL);
     assert_non_null(strstr(err, "remoteStreamName"));
     assert_int_equal(url(ES_RELAY_PUSH, "http://b", "live/cam", "bad name"), ES_EINVAL);
