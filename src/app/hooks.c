@@ -40,7 +40,6 @@ typedef struct edge_wait {
     char ip[64];             /* the client's address key: edge pulls it may start are capped */
     uint64_t deadline_us;
     bool need_tracks;        /* a WebRTC player: waits for the pull's tracks */
-    bool hook_done;          /* the app's on_play hook admitted it already */
     bool waiting;            /* in the wait stage (counted in es_hooks_t.waiting) */
 } edge_wait_t;
 
@@ -179,37 +178,50 @@ static char *event_body(const es_hook_event_t *ev)
     return text;
 }
 
-static es_hook_call_t *start(es_hooks_t *h, const char *url, const es_hook_event_t *ev,
-                             uint32_t timeout_ms, es_hook_done_fn done, void *user)
+/* A new call in h's list, counted as pending: NULL when stopping, full or out of memory. */
+static es_hook_call_t *call_new(es_hooks_t *h, const char *client, es_hook_done_fn done,
+                                void *user)
 {
-    if (!h || h->stopping || !url || h->pending >= ES_HOOKS_MAX_PENDING) return NULL;
+    if (!h || h->stopping || h->pending >= ES_HOOKS_MAX_PENDING) return NULL;
     es_hook_call_t *c = calloc(1, sizeof *c);
-    char *body = c ? event_body(ev) : NULL;
-    if (!body) {
-        free(c);
-        return NULL;
-    }
+    if (!c) return NULL;
     c->h = h;
     c->done = done;
     c->user = user;
+    es_client_ip(client, c->ip, sizeof c->ip);
+    c->next = h->calls;
+    if (h->calls) h->calls->prev = c;
+    h->calls = c;
+    h->pending++;
+    return c;
+}
+
+/* POSTs ev to url for call c; on_answer completes it. false when the request cannot start. */
+static bool ask(es_hook_call_t *c, const char *url, const es_hook_event_t *ev,
+                uint32_t timeout_ms)
+{
+    char *body = url ? event_body(ev) : NULL;
+    if (!body) return false;
     snprintf(c->url, sizeof c->url, "%s", url);
     snprintf(c->action, sizeof c->action, "%s", ev->action ? ev->action : "");
-    es_client_ip(ev->client, c->ip, sizeof c->ip);
     /* Redirects are not followed: a hook answers itself, and a 3xx refuses like any non-2xx. */
     es_fetch_request_t req = {.method = "POST", .url = url, .content_type = "application/json",
                               .body = body, .body_len = strlen(body),
                               .user_agent = "estuary-hooks", .timeout_ms = timeout_ms,
                               .max_body = BODY_MAX, .follow_redirects = false};
-    c->fetch = es_http_fetch(h->http, &req, on_answer, c); /* copies the body */
+    c->fetch = es_http_fetch(c->h->http, &req, on_answer, c); /* copies the body */
     free(body);
-    if (!c->fetch) {
-        free(c);
-        return NULL;
+    return c->fetch != NULL;
+}
+
+static es_hook_call_t *start(es_hooks_t *h, const char *url, const es_hook_event_t *ev,
+                             uint32_t timeout_ms, es_hook_done_fn done, void *user)
+{
+    es_hook_call_t *c = call_new(h, ev->client, done, user);
+    if (c && !ask(c, url, ev, timeout_ms)) {
+        call_free(c);
+        c = NULL;
     }
-    c->next = h->calls;
-    if (h->calls) h->calls->prev = c;
-    h->calls = c;
-    h->pending++;
     return c;
 }
 
@@ -258,35 +270,9 @@ void es_hooks_free(es_hooks_t *h)
 
 /* --- admission waiting for an edge's pull --- */
 
-/* Ends a waiting call: admitted (then the app's hook, if any, is asked on the same call) or
- * refused. */
-static void wait_end(es_hook_call_t *c, int err, const char *reason, const char *hook)
+/* Ends a waiting call (the app's hook, if any, admitted it before it waited). */
+static void wait_end(es_hook_call_t *c, int err, const char *reason)
 {
-    es_hooks_t *h = c->h;
-    if (err == 0 && hook && !c->wait->hook_done) {
-        edge_wait_t *w = c->wait;
-        es_hook_event_t ev = {.action = "on_play", .protocol = w->req.protocol, .app = w->app,
-                              .stream = w->stream, .client = w->client,
-                              .session_id = w->session_id, .query = w->query};
-        char *body = event_body(&ev);
-        es_fetch_request_t req = {.method = "POST", .url = hook, .content_type = "application/json",
-                                  .body = body, .body_len = body ? strlen(body) : 0,
-                                  .user_agent = "estuary-hooks",
-                                  .timeout_ms = w->srv->cfg->hooks.timeout_ms,
-                                  .max_body = BODY_MAX};
-        snprintf(c->url, sizeof c->url, "%s", hook);
-        snprintf(c->action, sizeof c->action, "on_play");
-        c->fetch = body ? es_http_fetch(h->http, &req, on_answer, c) : NULL;
-        free(body);
-        free(w->token);
-        free(w->query);
-        free(w);
-        c->wait = NULL;
-        if (--h->waiting == 0) uv_timer_stop(&h->wait_timer);
-        if (c->fetch) return; /* on_answer completes */
-        err = ES_EBUSY;
-        reason = "cannot ask the on_play hook now";
-    }
     es_hook_done_fn done = c->done;
     void *user = c->user;
     char why[ES_HOOK_REASON_MAX];
@@ -303,7 +289,7 @@ static void on_wait_tick(uv_timer_t *t)
     for (; c; c = next) {
         next = c->next;
         edge_wait_t *w = c->wait;
-        if (!w) continue;
+        if (!w || !w->waiting) continue; /* not an edge's call, or its hook is being asked */
         es_admit_decision_t d;
         int rc = es_admit_now(w->srv, &w->req, w->client, &d);
         if (rc == ES_ENOENT && es_relays_pulling(w->srv->relays, w->app, w->stream) &&
@@ -313,7 +299,7 @@ static void on_wait_tick(uv_timer_t *t)
             snprintf(d.reason, sizeof d.reason, "stream %.64s/%.128s is not being published "
                      "here, and its origin did not deliver it within %d ms", w->app, w->stream,
                      ES_EDGE_WAIT_MS);
-        wait_end(c, rc, rc ? d.reason : "", rc ? NULL : d.hook);
+        wait_end(c, rc, rc ? d.reason : "");
         next = h->calls; /* the callback may have cancelled others */
     }
 }
@@ -324,15 +310,16 @@ static es_hook_call_t *wait_for_edge(es_server_t *srv, const es_admit_request_t 
                                      const char *client, const char *session_id,
                                      const char *query, es_hook_done_fn done, void *user)
 {
-    es_hooks_t *h = srv->hooks;
-    if (!h || h->stopping || h->pending >= ES_HOOKS_MAX_PENDING) return NULL;
-    es_hook_call_t *c = calloc(1, sizeof *c);
-    edge_wait_t *w = c ? calloc(1, sizeof *w) : NULL;
+    edge_wait_t *w = calloc(1, sizeof *w);
+    es_hook_call_t *c = NULL;
     if (!w || (req->token && !(w->token = strdup(req->token))) ||
-        (query && !(w->query = strdup(query)))) {
-        if (w) free(w->token);
+        (query && !(w->query = strdup(query))) ||
+        !(c = call_new(srv->hooks, client, done, user))) {
+        if (w) {
+            free(w->token);
+            free(w->query);
+        }
         free(w);
-        free(c);
         return NULL;
     }
     w->srv = srv;
@@ -345,16 +332,8 @@ static es_hook_call_t *wait_for_edge(es_server_t *srv, const es_admit_request_t 
     w->req.stream = w->stream;
     w->req.token = w->token;
     es_client_ip(client, w->ip, sizeof w->ip);
-    c->h = h;
-    c->done = done;
-    c->user = user;
     c->wait = w;
     snprintf(c->action, sizeof c->action, "edge");
-    es_client_ip(client, c->ip, sizeof c->ip);
-    c->next = h->calls;
-    if (h->calls) h->calls->prev = c;
-    h->calls = c;
-    h->pending++;
     return c;
 }
 
@@ -372,7 +351,6 @@ static void start_wait(es_hook_call_t *c)
 static void edge_after_hook(es_hook_call_t *c)
 {
     edge_wait_t *w = c->wait;
-    w->hook_done = true;
     bool pulling = es_relays_edge_pull(w->srv->relays, w->app, w->stream, w->ip);
     if (w->need_tracks && pulling) {
         start_wait(c);
@@ -444,27 +422,13 @@ int es_admit_begin(es_server_t *srv, const es_admit_request_t *req, const char *
             es_hook_call_t *c = wait_for_edge(srv, req, client, session_id, query, done, user);
             if (c) {
                 c->wait->need_tracks = need_tracks;
-                if (play_hook) {
-                    es_hook_event_t ev = {.action = "on_play", .protocol = req->protocol,
-                                          .app = req->app, .stream = req->stream,
-                                          .client = client, .session_id = session_id,
-                                          .query = query};
-                    char *body = event_body(&ev);
-                    es_fetch_request_t fr = {.method = "POST", .url = play_hook,
-                                             .content_type = "application/json", .body = body,
-                                             .body_len = body ? strlen(body) : 0,
-                                             .user_agent = "estuary-hooks",
-                                             .timeout_ms = srv->cfg->hooks.timeout_ms,
-                                             .max_body = BODY_MAX};
-                    snprintf(c->url, sizeof c->url, "%s", play_hook);
-                    snprintf(c->action, sizeof c->action, "on_play");
-                    c->fetch = body ? es_http_fetch(srv->hooks->http, &fr, on_answer, c) : NULL;
-                    free(body);
-                    if (!c->fetch) {
-                        call_free(c);
-                        c = NULL;
-                    }
-                } else {
+                es_hook_event_t ev = {.action = "on_play", .protocol = req->protocol,
+                                      .app = req->app, .stream = req->stream, .client = client,
+                                      .session_id = session_id, .query = query};
+                if (play_hook && !ask(c, play_hook, &ev, srv->cfg->hooks.timeout_ms)) {
+                    call_free(c);
+                    c = NULL;
+                } else if (!play_hook) {
                     start_wait(c);
                 }
             }

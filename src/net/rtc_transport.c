@@ -360,14 +360,36 @@ es_rtc_session_t *es_rtc_link_session(es_rtc_link_t *l) { return l->rs; }
 
 /* --- a relay's own socket --- */
 
+/* One datagram for link l, on the shared port or its own. */
+static void link_datagram(es_rtc_link_t *l, uint64_t now, uint8_t *buf, size_t len,
+                          const es_addr_pair_t *addr)
+{
+    bool nom0, nom1;
+    const es_addr_pair_t *sel0 = es_rtc_session_selected(l->rs, &nom0);
+    es_rtc_session_handle_datagram(l->rs, now, buf, len, addr);
+    /* SRTP and SRTCP only refresh a pair's consent: no deadline moves earlier (the armed timer
+     * re-arms itself when it fires), unless the packet gave its pair consent back and media
+     * moved there (a new consent-check time). Nothing more to do per media packet. */
+    if (buf[0] >= 128 && buf[0] <= 191 && !l->ended &&
+        es_rtc_session_selected(l->rs, &nom1) == sel0 && nom1 == nom0)
+        return;
+    /* A check that made or kept a pair valid on the shared port: claim its 5-tuple if it was
+     * refused before (its owner has lost consent since) or went to another session. */
+    if (!l->own && buf[0] <= 3 && !l->ended &&
+        es_rtc_session_pair_has_consent(l->rs, addr, now)) {
+        route_t *r = *route_slot(l->t, addr);
+        if (!r || r->l != l) route_add(l->t, l, addr, now);
+    }
+    link_after(l, now);
+}
+
 static void on_own_datagram(void *user, uint64_t now, uint8_t *buf, size_t len,
                             const es_addr_pair_t *addr)
 {
     es_rtc_port_t *p = user;
     es_rtc_link_t *l = p->link;
     if (!l || l->ended) return; /* before the answer: nothing to take it */
-    es_rtc_session_handle_datagram(l->rs, now, buf, len, addr);
-    link_after(l, now);
+    link_datagram(l, now, buf, len, addr);
 }
 
 es_rtc_port_t *es_rtc_port_open(es_rtc_transport_t *t, char *err, size_t err_len)
@@ -433,22 +455,7 @@ static void on_datagram(void *user, uint64_t now, uint8_t *buf, size_t len,
         }
         return;
     }
-    bool nom0, nom1;
-    const es_addr_pair_t *sel0 = es_rtc_session_selected(l->rs, &nom0);
-    es_rtc_session_handle_datagram(l->rs, now, buf, len, addr);
-    /* SRTP and SRTCP only refresh a pair's consent: no deadline moves earlier (the armed timer
-     * re-arms itself when it fires), unless the packet gave its pair consent back and media
-     * moved there (a new consent-check time). Nothing more to do per media packet. */
-    if (buf[0] >= 128 && buf[0] <= 191 && !l->ended &&
-        es_rtc_session_selected(l->rs, &nom1) == sel0 && nom1 == nom0)
-        return;
-    /* A check that made or kept a pair valid: claim its 5-tuple if it was refused before (its
-     * owner has lost consent since) or went to another session. */
-    if (buf[0] <= 3 && !l->ended && es_rtc_session_pair_has_consent(l->rs, addr, now)) {
-        route_t *r = *route_slot(t, addr);
-        if (!r || r->l != l) route_add(t, l, addr, now);
-    }
-    link_after(l, now);
+    link_datagram(l, now, buf, len, addr);
 }
 
 /* --- candidates --- */
