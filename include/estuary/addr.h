@@ -8,12 +8,18 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-/* An address pair on a UDP socket: the remote end and the local address (port included) it
- * talks to. local.ss_family is AF_UNSPEC when unknown (the kernel then picks the source). */
+/* The transport of a pair: a UDP 5-tuple, or one TCP connection (RFC 6544 ICE-TCP). */
+#define ES_ADDR_UDP 0
+#define ES_ADDR_TCP 1
+
+/* An address pair: the remote end and the local address (port included) it talks to, on UDP
+ * or on one TCP connection (transport). local.ss_family is AF_UNSPEC when unknown (the kernel
+ * then picks the source). */
 typedef struct es_addr_pair {
     struct sockaddr_storage remote;
     socklen_t remote_len;
     struct sockaddr_storage local;
+    uint8_t transport;             /* ES_ADDR_UDP (0) or ES_ADDR_TCP */
 } es_addr_pair_t;
 
 /* es_addr_format: "ip:port" (IPv6 as "[ip]:port"; IPv4-mapped IPv6 shown as IPv4) into out
@@ -24,10 +30,10 @@ void es_addr_format(const struct sockaddr *sa, char *out, size_t len);
 bool es_addr_equal(const struct sockaddr *a, const struct sockaddr *b);
 
 /* es_addr_hash: a hash of family, address and port of the remote AND the local IP of a pair
- * (the 5-tuple on one UDP socket), for O(1) peer lookup. */
+ * (the 5-tuple on one UDP socket) and its transport, for O(1) peer lookup. */
 uint64_t es_addr_pair_hash(const es_addr_pair_t *p);
 
-/* es_addr_pair_equal: remote equal and local IP equal. */
+/* es_addr_pair_equal: same transport, remote equal and local IP equal. */
 bool es_addr_pair_equal(const es_addr_pair_t *a, const es_addr_pair_t *b);
 
 #endif

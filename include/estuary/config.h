@@ -74,7 +74,9 @@ typedef struct es_config {
     } http;
     struct {
         es_listen_t udp_listen;
-        es_listen_t tcp_listen;   /* RFC 4571 ICE-TCP, off by default */
+        es_listen_t tcp_listen;   /* ICE-TCP (RFC 6544, RFC 4571 framing); "" turns it off */
+        bool tcp_on_http;         /* the HTTP(S) ports also take ICE-TCP (first bytes sniffed) */
+        char *protocol;           /* candidates answers offer: "all", "udp" or "tcp" */
         char **candidates;        /* "*", IP addresses or host names; env already expanded */
         size_t n_candidates;
         bool nack;

@@ -9,6 +9,7 @@
 
 #include "estuary/admission.h"
 #include "estuary/server.h"
+#include "estuary/tcp_listener.h"
 
 #include <jansson.h>
 #include <stddef.h>
@@ -48,6 +49,11 @@ void es_rtc_server_free(es_rtc_server_t *rtc);
 
 /* es_rtc_server_port: the bound UDP port. */
 int es_rtc_server_port(const es_rtc_server_t *rtc);
+
+/* es_rtc_server_on_tcp_conn: an ICE-TCP connection sniffed on the HTTP(S) port
+ * (include/estuary/tcp_listener.h), routed as the ICE-TCP port's; closed when WebRTC is off or
+ * stopping. rtc may be NULL. */
+void es_rtc_server_on_tcp_conn(es_rtc_server_t *rtc, es_tcp_conn_t *c);
 
 /* es_rtc_offer: a WHIP (ES_RTC_PUBLISH) or WHEP (ES_RTC_PLAY) offer for app/stream, admitted
  * by es_admit (include/estuary/admission.h) with `token` (the Bearer token or NULL) at the

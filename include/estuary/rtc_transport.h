@@ -9,6 +9,7 @@
 
 #include "estuary/config.h"
 #include "estuary/rtc_session.h"
+#include "estuary/tcp_listener.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -54,6 +55,22 @@ size_t es_rtc_transport_candidates(const es_rtc_transport_t *t, const char *cons
 
 /* es_rtc_transport_port: the bound UDP port (host byte order). */
 int es_rtc_transport_port(const es_rtc_transport_t *t);
+
+/* es_rtc_transport_listen_tcp: ICE-TCP (RFC 6544 passive candidates, RFC 4571 framing) on a
+ * port of its own, tcp_listen (webrtc.tcp_listen): a connection's first frame must be a Binding
+ * request naming a session by its ufrag and authenticating (within ES_TCP_AUTH_TIMEOUT_MS), or
+ * it is closed; then its frames are that session's datagrams on a pair of transport
+ * ES_ADDR_TCP. Returns 0, or ES_EIO with the reason in err. */
+int es_rtc_transport_listen_tcp(es_rtc_transport_t *t, const es_listen_t *tcp_listen, char *err,
+                                size_t err_len);
+
+/* es_rtc_transport_tcp_port: the ICE-TCP port (host byte order), 0 when none. */
+int es_rtc_transport_tcp_port(const es_rtc_transport_t *t);
+
+/* es_rtc_transport_on_tcp_conn: an es_tcp_listener_callbacks_t on_conn (user: the transport)
+ * for connections of another listener, the HTTP port's (include/estuary/tcp_listener.h), routed
+ * as the ICE-TCP port's. */
+void es_rtc_transport_on_tcp_conn(void *transport, es_tcp_conn_t *c);
 
 /* es_rtc_transport_stop: closes every link (DTLS close_notify, on_closed) and the socket;
  * es_rtc_transport_free after the loop ran dry. Both NULL-safe. */
@@ -108,6 +125,11 @@ int es_rtc_link_restart_ice(es_rtc_link_t *l, const char *local_ufrag, const cha
  * ES_EEXIST or ES_EBUSY as the session's. */
 int es_rtc_link_add_remote_candidate(es_rtc_link_t *l, const char *ip, uint16_t port,
                                      uint32_t priority);
+
+/* es_rtc_link_congested: whether media to the link's peer would be dropped now: its selected
+ * pair is an ICE-TCP connection whose send queue is past ES_TCP_QUEUE_MEDIA (a player then skips
+ * to the next key frame rather than queue stale video). */
+bool es_rtc_link_congested(const es_rtc_link_t *l);
 
 /* es_rtc_link_session: the link's session (state, stats, send_rtp/rtcp). Borrowed. */
 es_rtc_session_t *es_rtc_link_session(es_rtc_link_t *l);

@@ -165,6 +165,8 @@ typedef struct es_sdp_local_media {
 } es_sdp_local_media_t;
 
 /* A description as a whole. Strings are NUL-terminated; candidates are written in order. */
+#define ES_SDP_MAX_LOCAL_CANDIDATES 24 /* 8 addresses x (UDP, ICE-TCP port, HTTP port) */
+
 typedef struct es_sdp_local {
     bool offer;               /* an offer: a=setup:actpass; else an answer (setup below) */
     bool ice_lite;            /* a=ice-lite: our answers, and our offers to WebSocket players
@@ -176,7 +178,8 @@ typedef struct es_sdp_local {
     es_sdp_setup_t setup;     /* answers: ES_SETUP_PASSIVE when the offer said actpass or active */
     char cname[64];           /* for a=ssrc cname */
     char msid_stream[64];     /* for a=msid (stream id); the track id is the mid */
-    char candidates[8][96];   /* "1 1 udp 2130706431 192.0.2.1 8000 typ host" (after "a=candidate:") */
+    char candidates[ES_SDP_MAX_LOCAL_CANDIDATES][96]; /* "1 1 udp 2130706431 192.0.2.1 8000 typ
+                                 host" (after "a=candidate:"), UDP and TCP passive */
     size_t n_candidates;
     es_sdp_local_media_t media[ES_SDP_MAX_MEDIA];
     size_t n_media;

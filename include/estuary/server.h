@@ -68,6 +68,10 @@ void es_http_server_apply_config(es_http_server_t *http);
 /* es_http_server_port: the port the plain-HTTP listener is bound to (0 when off). */
 int es_http_server_port(const es_http_server_t *http);
 
+/* es_http_server_ice_tcp_ports: the HTTP and HTTPS ports (host byte order) that also take ICE-TCP
+ * (webrtc.tcp_on_http), 0 for one that does not or is off. http may be NULL. */
+void es_http_server_ice_tcp_ports(const es_http_server_t *http, int *http_port, int *https_port);
+
 /* es_http_server_web_root: the static-file folder in use (resolved at start), or NULL. */
 const char *es_http_server_web_root(const es_http_server_t *http);
 

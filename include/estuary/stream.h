@@ -48,7 +48,9 @@ typedef struct es_track_info {
 /* How the stream reaches a party. `user` is given back; the callee owns the transport. */
 typedef struct es_media_io {
     /* Send a plain RTP/RTCP packet: buf holds len bytes with room for cap (>= len + 148) so the
-     * callee can protect it in place. Return 0 or a negative ES_E* (the packet is lost). */
+     * callee can protect it in place. Return 0 or a negative ES_E* (the packet is lost);
+     * ES_EAGAIN from send_rtp for video means the transport fell behind and dropped it: the
+     * sink's track then waits for the next key frame, and the source is asked for one (PLI). */
     int (*send_rtp)(void *user, uint8_t *buf, size_t len, size_t cap);
     int (*send_rtcp)(void *user, uint8_t *buf, size_t len, size_t cap);
     void *user;
@@ -148,6 +150,7 @@ typedef struct es_media_sink_stats {
     uint64_t nacks_ignored;        /* NACKed packets not resent: resent less than an RTT ago,
                                       or past ES_RETRANSMITS_PER_S */
     uint64_t plis;                 /* PLI/FIR received */
+    uint64_t dropped_to_keyframe;  /* times the transport fell behind: skipped to a key frame */
     int64_t rtt_us;                /* from the player's receiver reports, -1 unknown */
 } es_media_sink_stats_t;
 

@@ -26,14 +26,36 @@
 #include <string.h>
 
 #define MEDIA_TICK_US 10000 /* a publisher's media stream timers: NACK, transport-cc, RR */
+#define TIMELINE_MAX 24     /* events a session keeps for the API (the doctor reads them) */
+#define ENDED_MAX 32        /* ended sessions whose last view the API still answers */
+#define ENDED_KEEP_US (300ull * 1000000) /* ...for at most this long */
 
 typedef struct session session_t;
+
+/* What happened to a session, in order: the offer, each new pair and the address it came from,
+ * where media went, DTLS, the first RTP each way, the end. */
+typedef struct timeline_event {
+    uint32_t t_ms;                 /* since the offer */
+    char what[112];
+} timeline_event_t;
+
+/* An ended session: its last API view, kept for the doctor and operators. */
+typedef struct ended_session {
+    char id[ES_RTC_ID_LEN + 1];
+    char secret[ES_RTC_SECRET_LEN + 1];
+    es_rtc_role_t role;
+    char app[ES_APP_NAME_MAX + 1], stream_name[ES_STREAM_NAME_MAX + 1];
+    uint64_t ended_us;
+    json_t *json;                  /* NULL: a free slot */
+} ended_session_t;
 
 struct es_rtc_server {
     es_server_t *srv;
     es_rtc_transport_t *transport;
     es_dtls_cert_t *cert;
     session_t *sessions;           /* all, newest first */
+    ended_session_t ended[ENDED_MAX];
+    size_t ended_next;
     bool stopping;
 };
 
@@ -61,8 +83,72 @@ struct session {
     uint64_t selected_log_us;      /* "media to" lines: a bucket of 5 (refilled at this time) */
     unsigned selected_tokens;
     unsigned selected_unlogged;    /* changes not logged since the last line */
+    timeline_event_t timeline[TIMELINE_MAX];
+    size_t n_timeline;
+    unsigned timeline_dropped;     /* events past TIMELINE_MAX */
+    bool rtp_in, rtp_out;          /* the first RTP each way is on the timeline */
+    bool congested;                /* ICE-TCP: media is being dropped to the next key frame */
+    char candidates[600];          /* ours as offered: "udp 192.0.2.1:8000, tcp 192.0.2.1:8000" */
+    uint64_t tcp_drops;            /* RTP packets not sent: the TCP connection fell behind */
     session_t *next, *prev;
 };
+
+static json_t *session_json(const session_t *s, uint64_t now);
+
+static void timeline_add(session_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void timeline_add(session_t *s, const char *fmt, ...)
+{
+    if (s->n_timeline >= TIMELINE_MAX) {
+        s->timeline_dropped++;
+        return;
+    }
+    timeline_event_t *e = &s->timeline[s->n_timeline++];
+    uint64_t now = es_clock_now_us();
+    e->t_ms = (uint32_t)((now - s->created_us) / 1000);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->what, sizeof e->what, fmt, ap);
+    va_end(ap);
+}
+
+static const char *pair_transport(const es_addr_pair_t *a)
+{
+    return a->transport == ES_ADDR_TCP ? "tcp" : "udp";
+}
+
+/* Keeps the ended session's last view (with its end) for GET /api/v1/sessions/{id}. */
+static void ended_keep(es_rtc_server_t *rtc, const session_t *s, const char *reason, uint64_t now)
+{
+    json_t *o = session_json(s, now);
+    if (!o) return;
+    json_object_set_new(o, "state", json_string("ended"));
+    json_object_set_new(o, "ended_reason", json_string(reason));
+    json_t *tl = json_object_get(o, "timeline");
+    if (tl)
+        json_array_append_new(tl, json_pack("{s:I, s:s+}", "t_ms",
+                                            (json_int_t)((now - s->created_us) / 1000), "event",
+                                            "ended: ", reason));
+    ended_session_t *e = &rtc->ended[rtc->ended_next];
+    rtc->ended_next = (rtc->ended_next + 1) % ENDED_MAX;
+    json_decref(e->json);
+    snprintf(e->id, sizeof e->id, "%s", s->id);
+    snprintf(e->secret, sizeof e->secret, "%s", s->secret);
+    e->role = s->role;
+    snprintf(e->app, sizeof e->app, "%s", s->app);
+    snprintf(e->stream_name, sizeof e->stream_name, "%s", s->stream_name);
+    e->ended_us = now;
+    e->json = o;
+}
+
+static ended_session_t *ended_find(es_rtc_server_t *rtc, const char *id)
+{
+    uint64_t now = es_clock_now_us();
+    for (size_t i = 0; i < ENDED_MAX; i++) {
+        ended_session_t *e = &rtc->ended[i];
+        if (e->json && !strcmp(e->id, id) && now - e->ended_us < ENDED_KEEP_US) return e;
+    }
+    return NULL;
+}
 
 static es_log_ctx_t sctx(const session_t *s)
 {
@@ -105,6 +191,7 @@ static void link_closed(void *user, const char *reason)
             "%llu datagrams dropped)", role_name(s->role), (double)(now - s->created_us) / 1e6,
             reason, (unsigned long long)ps.rx_bytes, (unsigned long long)ps.tx_bytes,
             (unsigned long long)ps.dropped);
+    if (!rtc->stopping) ended_keep(rtc, s, reason, now);
     if (s->prev) s->prev->next = s->next;
     else rtc->sessions = s->next;
     if (s->next) s->next->prev = s->prev;
@@ -126,6 +213,10 @@ static void link_closed(void *user, const char *reason)
 static void link_rtp(void *user, uint64_t now, uint8_t *buf, size_t len)
 {
     session_t *s = user;
+    if (!s->rtp_in) {
+        s->rtp_in = true;
+        timeline_add(s, "first RTP in");
+    }
     if (s->role == ES_RTC_PUBLISH) es_media_stream_source_rtp(s->ms, now, buf, len);
 }
 
@@ -149,8 +240,11 @@ static void link_pair(void *user, const es_addr_pair_t *a, bool added)
     es_addr_format((const struct sockaddr *)&a->remote, remote, sizeof remote);
     es_addr_format((const struct sockaddr *)&a->local, local, sizeof local);
     es_log_ctx_t lc = sctx(s);
-    ES_DEBUG("rtc", &lc, "ICE: pair %s -> %s %s after %.0f ms", remote, local,
-             added ? "valid" : "dropped", (double)(es_clock_now_us() - s->created_us) / 1000.0);
+    ES_DEBUG("rtc", &lc, "ICE: pair %s -> %s (%s) %s after %.0f ms", remote, local,
+             pair_transport(a), added ? "valid" : "dropped",
+             (double)(es_clock_now_us() - s->created_us) / 1000.0);
+    if (added) timeline_add(s, "check from %s to %s (%s): pair valid", remote, local, pair_transport(a));
+    else timeline_add(s, "pair %s (%s) dropped", remote, pair_transport(a));
 }
 
 /* Where media goes changed. A client may flip its nomination on every check: after a burst of 5
@@ -164,6 +258,11 @@ static void link_selected(void *user, const es_addr_pair_t *a, bool nominated)
         es_addr_format((const struct sockaddr *)&a->remote, s->media_remote, sizeof s->media_remote);
         es_addr_format((const struct sockaddr *)&a->local, local, sizeof local);
     }
+    if (a)
+        timeline_add(s, "media to %s (%s, %s)", s->media_remote, pair_transport(a),
+                     nominated ? "nominated" : "not nominated yet");
+    else
+        timeline_add(s, "media to %s stopped: consent lost", s->media_remote);
     if (!s->selected_log_us) { /* a token bucket: 5, refilled one a second */
         s->selected_tokens = 5;
         s->selected_log_us = now;
@@ -198,7 +297,11 @@ static void link_state(void *user, es_rtc_session_state_t st, int err, const cha
     es_log_ctx_t lc = sctx(s);
     uint64_t now = es_clock_now_us();
     switch (st) {
+    case ES_RTC_SESSION_CONNECTING:
+        timeline_add(s, "DTLS handshake started");
+        break;
     case ES_RTC_SESSION_CONNECTED:
+        timeline_add(s, "DTLS connected");
         s->connected_us = now;
         ES_INFO("rtc", &lc, "DTLS connected (%s) %.0f ms after the offer; %s %s",
                 es_rtc_session_srtp_profile(es_rtc_link_session(s->link)) == ES_SRTP_AEAD_AES_128_GCM
@@ -209,6 +312,7 @@ static void link_state(void *user, es_rtc_session_state_t st, int err, const cha
         else es_rtc_link_set_tick(s->link, MEDIA_TICK_US, now);
         break;
     case ES_RTC_SESSION_FAILED:
+        timeline_add(s, "failed: %s", reason);
         ES_WARN("rtc", &lc, "session failed (%s): %s", es_strerror(err), reason);
         break;
     case ES_RTC_SESSION_CLOSED:
@@ -218,11 +322,30 @@ static void link_state(void *user, es_rtc_session_state_t st, int err, const cha
     }
 }
 
+/* A player's RTP. Over an ICE-TCP connection that fell behind, media is not queued: ES_EAGAIN
+ * makes the stream skip this track to the next key frame (include/estuary/stream.h). */
 static int io_send_rtp(void *user, uint8_t *buf, size_t len, size_t cap)
 {
     session_t *s = user;
     if (!s->link) return ES_EAGAIN;
-    return es_rtc_session_send_rtp(es_rtc_link_session(s->link), buf, len, cap);
+    if (es_rtc_link_congested(s->link)) {
+        s->tcp_drops++;
+        if (!s->congested) {
+            s->congested = true;
+            timeline_add(s, "the TCP connection fell behind: media dropped to the next key frame");
+            es_log_ctx_t lc = sctx(s);
+            ES_INFO("rtc", &lc, "ICE-TCP connection fell behind (send queue over %d KiB): "
+                    "dropping media to the next key frame", ES_TCP_QUEUE_MEDIA / 1024);
+        }
+        return ES_EAGAIN;
+    }
+    s->congested = false;
+    int rc = es_rtc_session_send_rtp(es_rtc_link_session(s->link), buf, len, cap);
+    if (rc == 0 && !s->rtp_out) {
+        s->rtp_out = true;
+        timeline_add(s, "first RTP out");
+    }
+    return rc;
 }
 
 static int io_send_rtcp(void *user, uint8_t *buf, size_t len, size_t cap)
@@ -272,9 +395,6 @@ int es_rtc_server_start(es_server_t *srv, es_rtc_server_t **out)
         ES_ERROR("rtc", NULL, "webrtc.dtls_cert: %s", err);
         return ES_EIO;
     }
-    if (cfg->webrtc.tcp_listen.enabled)
-        ES_WARN("rtc", NULL, "webrtc.tcp_listen (%s): ICE-TCP is not implemented yet; ignored",
-                cfg->webrtc.tcp_listen.text);
     if (!cfg->webrtc.udp_listen.enabled) {
         ES_INFO("rtc", NULL, "webrtc.udp_listen is empty: WebRTC is off");
         return 0;
@@ -282,6 +402,11 @@ int es_rtc_server_start(es_server_t *srv, es_rtc_server_t **out)
     if (es_rtc_transport_start(srv->loop, &cfg->webrtc.udp_listen, cfg->webrtc.candidates,
                                cfg->webrtc.n_candidates, &rtc->transport, err, sizeof err) != 0) {
         ES_ERROR("rtc", NULL, "webrtc.udp_listen: %s", err);
+        return ES_EIO;
+    }
+    if (cfg->webrtc.tcp_listen.enabled &&
+        es_rtc_transport_listen_tcp(rtc->transport, &cfg->webrtc.tcp_listen, err, sizeof err) != 0) {
+        ES_ERROR("rtc", NULL, "webrtc.tcp_listen: %s", err);
         return ES_EIO;
     }
     log_candidates(rtc, "start");
@@ -306,6 +431,7 @@ void es_rtc_server_stop(es_rtc_server_t *rtc)
 void es_rtc_server_free(es_rtc_server_t *rtc)
 {
     if (!rtc) return;
+    for (size_t i = 0; i < ENDED_MAX; i++) json_decref(rtc->ended[i].json);
     es_rtc_transport_free(rtc->transport);
     es_dtls_cert_free(rtc->cert);
     free(rtc);
@@ -371,41 +497,62 @@ static void set_result(es_rtc_result_t *res, int err, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Host candidates for the answer: the eip override, or the configured ones (on `port`, 0: the
- * shared port). */
+/* Host candidates for an answer or offer (RFC 8839 §5.1): per address, UDP on the shared port
+ * (or port_override: a relay's own), then ICE-TCP passive candidates (RFC 6544 §4.5) on the
+ * ICE-TCP port and the shared HTTP(S) ports, as webrtc.protocol allows. Priorities (RFC 8445
+ * §5.1.2.1): UDP type preference 126, TCP 90 (lower: UDP wins wherever both work), local
+ * preference by address order and, for TCP, direction "passive" (RFC 6544 §4.2). The eip
+ * override ("IP" or "IPv4:PORT", SRS's) replaces the addresses (and the UDP port). A relay
+ * (port_override) offers UDP only. */
 static void fill_candidates(es_rtc_server_t *rtc, const char *eip, int port_override,
                             es_sdp_local_t *ans)
 {
     char ips[ES_RTC_MAX_CANDIDATES][64];
-    int ports[ES_RTC_MAX_CANDIDATES];
     size_t n = 0;
+    int udp_port = port_override ? port_override : es_rtc_transport_port(rtc->transport);
     if (eip && *eip) {
         char host[64];
         snprintf(host, sizeof host, "%s", eip);
-        int port = es_rtc_transport_port(rtc->transport);
         char *colon = strrchr(host, ':');
         if (colon && strchr(host, ':') == colon) { /* IPv4:PORT (one colon) */
             *colon = '\0';
             int p = atoi(colon + 1);
-            if (p > 0 && p < 65536) port = p;
+            if (p > 0 && p < 65536) udp_port = p;
         }
         snprintf(ips[0], sizeof ips[0], "%s", host);
-        ports[0] = port;
         n = 1;
     } else {
         const char *const *cand;
         size_t nc = es_rtc_transport_candidates(rtc->transport, &cand);
-        for (size_t i = 0; i < nc && n < ES_RTC_MAX_CANDIDATES; i++) {
-            snprintf(ips[n], sizeof ips[n], "%s", cand[i]);
-            ports[n++] = port_override ? port_override : es_rtc_transport_port(rtc->transport);
-        }
+        for (size_t i = 0; i < nc && n < ES_RTC_MAX_CANDIDATES; i++)
+            snprintf(ips[n++], sizeof ips[n - 1], "%s", cand[i]);
     }
+    const char *proto = rtc->srv->cfg->webrtc.protocol ? rtc->srv->cfg->webrtc.protocol : "all";
+    bool udp = port_override || strcmp(proto, "tcp") != 0;
+    int tcp_ports[3] = {0, 0, 0};
+    if (!port_override && strcmp(proto, "udp") != 0) {
+        tcp_ports[0] = es_rtc_transport_tcp_port(rtc->transport);
+        es_http_server_ice_tcp_ports(rtc->srv->http, &tcp_ports[1], &tcp_ports[2]);
+    }
+    const size_t cap = sizeof ans->candidates / sizeof ans->candidates[0];
     ans->n_candidates = 0;
-    for (size_t i = 0; i < n && i < sizeof ans->candidates / sizeof ans->candidates[0]; i++) {
-        /* RFC 8445 §5.1.2.1: type preference 126 (host), local preference by order. */
+    for (size_t i = 0; i < n && udp && ans->n_candidates < cap; i++) {
         uint32_t prio = (126u << 24) | ((uint32_t)(65535 - i) << 8) | 255u;
-        snprintf(ans->candidates[ans->n_candidates++], sizeof ans->candidates[0],
-                 "%zu 1 udp %u %.45s %d typ host generation 0", i + 1, prio, ips[i], ports[i]);
+        snprintf(ans->candidates[ans->n_candidates], sizeof ans->candidates[0],
+                 "%zu 1 udp %u %.45s %d typ host generation 0", ans->n_candidates + 1, prio, ips[i],
+                 udp_port);
+        ans->n_candidates++;
+    }
+    for (size_t k = 0; k < 3; k++) {
+        if (!tcp_ports[k]) continue;
+        for (size_t i = 0; i < n && ans->n_candidates < cap; i++) {
+            uint32_t local = (4u << 13) | (uint32_t)(8191 - k * ES_RTC_MAX_CANDIDATES - i);
+            uint32_t prio = (90u << 24) | (local << 8) | 255u;
+            snprintf(ans->candidates[ans->n_candidates], sizeof ans->candidates[0],
+                     "%zu 1 tcp %u %.45s %d typ host tcptype passive",
+                     ans->n_candidates + 1, prio, ips[i], tcp_ports[k]);
+            ans->n_candidates++;
+        }
     }
 }
 
@@ -488,7 +635,7 @@ static void session_identity(es_rtc_server_t *rtc, session_t *s, const char *id)
 }
 
 /* Our half of a description (answer or offer): credentials, fingerprint, names, candidates. */
-static void fill_local(es_rtc_server_t *rtc, const session_t *s, const char *stream,
+static void fill_local(es_rtc_server_t *rtc, session_t *s, const char *stream,
                        const char *eip, es_sdp_local_t *l)
 {
     l->session_id = ((uint64_t)es_random32() << 20) ^ es_random32();
@@ -498,6 +645,16 @@ static void fill_local(es_rtc_server_t *rtc, const session_t *s, const char *str
     snprintf(l->cname, sizeof l->cname, "estuary-%s", s->id);
     snprintf(l->msid_stream, sizeof l->msid_stream, "%s", stream);
     fill_candidates(rtc, eip, es_rtc_port_number(s->own_port), l);
+    /* "udp 192.0.2.1:8000, tcp 192.0.2.1:8000" for the API: what the peer was told to reach */
+    s->candidates[0] = '\0';
+    for (size_t i = 0, u = 0; i < l->n_candidates && u + 64 < sizeof s->candidates; i++) {
+        char proto[8], ip[64];
+        int port;
+        if (sscanf(l->candidates[i], "%*s %*s %7s %*s %63s %d", proto, ip, &port) != 3) continue;
+        u += (size_t)snprintf(s->candidates + u, sizeof s->candidates - u, "%s%s %s%s%s:%d",
+                              u ? ", " : "", proto, strchr(ip, ':') ? "[" : "", ip,
+                              strchr(ip, ':') ? "]" : "", port);
+    }
 }
 
 /* Admission at the moment the session takes the stream. */
@@ -567,6 +724,8 @@ static int attach(es_rtc_server_t *rtc, session_t *s, const es_rtc_request_t *re
     s->owner = req->user;
     s->ms = ms;
     s->created_us = now;
+    timeline_add(s, "signaling from %s (%s)", req->remote && *req->remote ? req->remote : "this server",
+                 es_protocol_name(req->protocol));
     snprintf(s->app, sizeof s->app, "%s", req->app);
     snprintf(s->stream_name, sizeof s->stream_name, "%s", req->stream);
     snprintf(s->key, sizeof s->key, "%s", key);
@@ -1063,21 +1222,21 @@ void es_rtc_patch(es_rtc_server_t *rtc, const char *id, const char *if_match, co
         snprintf(s->pwd, sizeof s->pwd, "%s", np);
         snprintf(s->remote_ufrag, sizeof s->remote_ufrag, "%s", ufrag);
         snprintf(s->etag, sizeof s->etag, "\"%s\"", s->ufrag);
-        char *out = malloc(1024);
+        char *out = malloc(4096);
         if (!out) {
             set_result(res, ES_ENOMEM, "out of memory");
             free(frag);
             return;
         }
         es_sdp_local_t *tmp = calloc(1, sizeof *tmp);
-        size_t u = (size_t)snprintf(out, 1024, "a=ice-lite\r\na=ice-ufrag:%s\r\na=ice-pwd:%s\r\n", nu, np);
+        size_t u = (size_t)snprintf(out, 4096, "a=ice-lite\r\na=ice-ufrag:%s\r\na=ice-pwd:%s\r\n", nu, np);
         if (tmp) {
             fill_candidates(rtc, NULL, 0, tmp);
-            for (size_t i = 0; i < tmp->n_candidates && u < 900; i++)
-                u += (size_t)snprintf(out + u, 1024 - u, "a=candidate:%s\r\n", tmp->candidates[i]);
+            for (size_t i = 0; i < tmp->n_candidates && u < 3900; i++)
+                u += (size_t)snprintf(out + u, 4096 - u, "a=candidate:%s\r\n", tmp->candidates[i]);
             free(tmp);
         }
-        snprintf(out + u, 1024 - u, "a=end-of-candidates\r\n");
+        snprintf(out + u, 4096 - u, "a=end-of-candidates\r\n");
         res->sdp = out;
         snprintf(res->etag, sizeof res->etag, "%s", s->etag);
         ES_INFO("rtc", &lc, "ICE restart: new remote ufrag %s", ufrag);
@@ -1100,9 +1259,16 @@ int es_rtc_resource_check(es_rtc_server_t *rtc, const char *resource, es_rtc_rol
     memcpy(id, resource, ES_RTC_ID_LEN);
     id[ES_RTC_ID_LEN] = '\0';
     session_t *s = session_find(rtc, id);
-    if (!s || s->role != role || strcmp(s->app, app) || strcmp(s->stream_name, stream) ||
-        !es_config_token_equal(s->secret, resource + ES_RTC_ID_LEN + 1))
-        return ES_ENOENT;
+    if (s) {
+        if (s->role != role || strcmp(s->app, app) || strcmp(s->stream_name, stream) ||
+            !es_config_token_equal(s->secret, resource + ES_RTC_ID_LEN + 1))
+            return ES_ENOENT;
+    } else {
+        ended_session_t *e = ended_find(rtc, id); /* GET still shows how it ended */
+        if (!e || e->role != role || strcmp(e->app, app) || strcmp(e->stream_name, stream) ||
+            !es_config_token_equal(e->secret, resource + ES_RTC_ID_LEN + 1))
+            return ES_ENOENT;
+    }
     memcpy(id_out, id, sizeof id);
     return 0;
 }
@@ -1153,7 +1319,35 @@ static json_t *session_json(const session_t *s, uint64_t now)
     if (s->connected_us)
         json_object_set_new(o, "connect_ms",
                             json_real((double)(s->connected_us - s->created_us) / 1000.0));
+    bool nominated = false;
+    const es_addr_pair_t *sel = s->link ? es_rtc_session_selected(es_rtc_link_session(s->link), &nominated) : NULL;
+    if (sel) {
+        char remote[64], local[64];
+        es_addr_format((const struct sockaddr *)&sel->remote, remote, sizeof remote);
+        es_addr_format((const struct sockaddr *)&sel->local, local, sizeof local);
+        json_object_set_new(o, "transport", json_string(pair_transport(sel)));
+        json_object_set_new(o, "pair", json_pack("{s:s, s:s, s:s, s:b}", "local", local, "remote",
+                                                 remote, "transport", pair_transport(sel),
+                                                 "nominated", nominated));
+    } else {
+        json_object_set_new(o, "transport", json_null());
+        json_object_set_new(o, "pair", json_null());
+    }
+    json_object_set_new(o, "candidates", json_string(s->candidates));
+    if (s->tcp_drops) json_object_set_new(o, "tcp_media_dropped", json_integer((json_int_t)s->tcp_drops));
+    json_t *tl = json_array();
+    for (size_t i = 0; i < s->n_timeline && tl; i++)
+        json_array_append_new(tl, json_pack("{s:I, s:s}", "t_ms", (json_int_t)s->timeline[i].t_ms,
+                                            "event", s->timeline[i].what));
+    if (tl) json_object_set_new(o, "timeline", tl);
+    if (s->timeline_dropped)
+        json_object_set_new(o, "timeline_dropped", json_integer(s->timeline_dropped));
     return o;
+}
+
+void es_rtc_server_on_tcp_conn(es_rtc_server_t *rtc, es_tcp_conn_t *c)
+{
+    es_rtc_transport_on_tcp_conn(rtc && !rtc->stopping ? rtc->transport : NULL, c);
 }
 
 json_t *es_rtc_sessions_json(es_rtc_server_t *rtc)
@@ -1168,5 +1362,7 @@ json_t *es_rtc_sessions_json(es_rtc_server_t *rtc)
 json_t *es_rtc_session_json(es_rtc_server_t *rtc, const char *id)
 {
     session_t *s = rtc ? session_find(rtc, id) : NULL;
-    return s ? session_json(s, es_clock_now_us()) : NULL;
+    if (s) return session_json(s, es_clock_now_us());
+    ended_session_t *e = rtc ? ended_find(rtc, id) : NULL;
+    return e ? json_deep_copy(e->json) : NULL;
 }

@@ -44,6 +44,8 @@ static const key_spec_t http_keys[] = {
 static const key_spec_t webrtc_keys[] = {
     {.name = "udp_listen", .kind = KEY_LISTEN, .offset = CFG(webrtc.udp_listen), .restart = true},
     {.name = "tcp_listen", .kind = KEY_LISTEN, .offset = CFG(webrtc.tcp_listen), .restart = true},
+    {.name = "tcp_on_http", .kind = KEY_BOOL, .offset = CFG(webrtc.tcp_on_http), .restart = true},
+    {.name = "protocol", .kind = KEY_STR, .offset = CFG(webrtc.protocol)},
     {.name = "candidates", .kind = KEY_STRLIST, .offset = CFG(webrtc.candidates),
      .offset2 = CFG(webrtc.n_candidates)},
     {.name = "nack", .kind = KEY_BOOL, .offset = CFG(webrtc.nack)},
@@ -249,6 +251,9 @@ es_config_t *es_config_new_default(void)
     c->http.cors_origin = strdup("*");
     if (!c->http.cors_origin) goto fail;
     if (set_listen_default(&c->webrtc.udp_listen, "0.0.0.0:8000") < 0) goto fail;
+    if (set_listen_default(&c->webrtc.tcp_listen, "0.0.0.0:8000") < 0) goto fail;
+    c->webrtc.tcp_on_http = true;
+    if (!(c->webrtc.protocol = strdup("all"))) goto fail;
     c->webrtc.candidates = calloc(1, sizeof(char *));
     if (!c->webrtc.candidates || !(c->webrtc.candidates[0] = strdup("*"))) goto fail;
     c->webrtc.n_candidates = 1;
@@ -897,6 +902,14 @@ static int validate(loader_t *ld, es_config_t *c)
     if (!c->webrtc.udp_listen.enabled)
         return fail_at(ld, mark_of(ld, "webrtc.udp_listen"), "webrtc.udp_listen",
                        "WebRTC needs a UDP port (\"IP:PORT\")");
+
+    const char *proto = c->webrtc.protocol ? c->webrtc.protocol : "";
+    if (strcmp(proto, "all") && strcmp(proto, "udp") && strcmp(proto, "tcp"))
+        return fail_at(ld, mark_of(ld, "webrtc.protocol"), "webrtc.protocol",
+                       "'%s' is not all, udp or tcp", proto);
+    if (!strcmp(proto, "tcp") && !c->webrtc.tcp_listen.enabled && !c->webrtc.tcp_on_http)
+        return fail_at(ld, mark_of(ld, "webrtc.protocol"), "webrtc.protocol",
+                       "tcp needs webrtc.tcp_listen or webrtc.tcp_on_http");
 
     /* TCP listeners must not collide with each other. */
     struct { const char *key; const es_listen_t *l; } tcp[] = {

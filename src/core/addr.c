@@ -71,11 +71,12 @@ uint64_t es_addr_pair_hash(const es_addr_pair_t *p)
         h = fnv1a(h, (const uint8_t *)&port, 2);
     }
     if (addr_key((const struct sockaddr *)&p->local, ip, &port)) h = fnv1a(h, ip, 16);
-    return h;
+    return fnv1a(h, &p->transport, 1);
 }
 
 bool es_addr_pair_equal(const es_addr_pair_t *a, const es_addr_pair_t *b)
 {
+    if (a->transport != b->transport) return false;
     if (!es_addr_equal((const struct sockaddr *)&a->remote, (const struct sockaddr *)&b->remote))
         return false;
     uint8_t ia[16], ib[16];

@@ -18,6 +18,8 @@
 #include "estuary/config.h"
 #include "estuary/error.h"
 #include "estuary/log.h"
+#include "estuary/rtc_server.h"
+#include "estuary/tcp_listener.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -50,6 +52,7 @@ struct es_http_server {
     es_server_t *srv;
     struct lws_context *ctx;
     struct lws_vhost *vh_http, *vh_https;
+    es_tcp_listener_t *ls_http, *ls_https; /* the ports when they also take ICE-TCP */
     char *web_root;
     uint64_t next_conn;
     const es_http_route_t *routes;
@@ -903,14 +906,52 @@ static int probe_bind(const es_listen_t *l, const char *key)
     return 0;
 }
 
+/* A shared port (webrtc.tcp_on_http): HTTP and TLS connections go to lws as if its own listener
+ * had accepted them; framed STUN to the WebRTC transport. */
+static void handoff(struct lws_vhost *vh, int fd, const char *port)
+{
+    if (vh && lws_adopt_socket_vhost(vh, fd)) return;
+    ES_WARN("http", NULL, "libwebsockets did not take a connection on the %s port", port);
+    close(fd);
+}
+
+static void handoff_http(void *user, int fd, es_tcp_sniff_t kind)
+{
+    (void)kind; /* TLS on the plain port: lws answers it as bad HTTP */
+    handoff(((es_http_server_t *)user)->vh_http, fd, "HTTP");
+}
+
+static void handoff_https(void *user, int fd, es_tcp_sniff_t kind)
+{
+    (void)kind;
+    handoff(((es_http_server_t *)user)->vh_https, fd, "HTTPS");
+}
+
+static void ice_tcp_conn(void *user, es_tcp_conn_t *c)
+{
+    es_rtc_server_on_tcp_conn(((es_http_server_t *)user)->srv->rtc, c);
+}
+
 static struct lws_vhost *make_vhost(es_http_server_t *h, const char *name, const es_listen_t *l,
                                     const char *key, bool tls)
 {
-    if (probe_bind(l, key) < 0) return NULL;
+    bool share = h->srv->cfg->webrtc.tcp_on_http;
+    if (share) {
+        es_tcp_listener_callbacks_t cb = {.on_conn = ice_tcp_conn,
+                                          .on_handoff = tls ? handoff_https : handoff_http};
+        char err[256];
+        if (es_tcp_listener_open(h->srv->loop, l, true, &cb, h, tls ? &h->ls_https : &h->ls_http,
+                                 err, sizeof err) != 0) {
+            ES_ERROR("http", NULL, "cannot listen on %s (%s): %s", l->text, key, err);
+            return NULL;
+        }
+    } else if (probe_bind(l, key) < 0) {
+        return NULL;
+    }
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.vhost_name = name;
-    info.port = l->port;
+    info.port = share ? CONTEXT_PORT_NO_LISTEN_SERVER : l->port;
     info.protocols = protocols;
     info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
     if (strcmp(l->host, "0.0.0.0") == 0) {
@@ -1021,6 +1062,9 @@ void es_http_server_stop(es_http_server_t *h)
 {
     if (!h || h->stopping) return;
     h->stopping = true;
+    es_tcp_listener_close(h->ls_http);
+    es_tcp_listener_close(h->ls_https);
+    h->ls_http = h->ls_https = NULL;
     es_ws_hub_stop(h->ws_hub);
     /* On a foreign loop this only starts the teardown: lws closes its libuv handles and finishes
      * in their close callbacks, which run as the loop goes on (es_http_server_free). */
@@ -1040,7 +1084,14 @@ void es_http_server_free(es_http_server_t *h)
 
 int es_http_server_port(const es_http_server_t *h)
 {
+    if (h && h->ls_http) return es_tcp_listener_port(h->ls_http);
     return h && h->vh_http ? lws_get_vhost_listen_port(h->vh_http) : 0;
+}
+
+void es_http_server_ice_tcp_ports(const es_http_server_t *h, int *http_port, int *https_port)
+{
+    *http_port = h && h->ls_http ? es_tcp_listener_port(h->ls_http) : 0;
+    *https_port = h && h->ls_https ? es_tcp_listener_port(h->ls_https) : 0;
 }
 
 const char *es_http_server_web_root(const es_http_server_t *h) { return h ? h->web_root : NULL; }

@@ -220,9 +220,11 @@ int es_srs_whep_post(void *user, const es_http_request_t *req, es_http_response_
     return offer(user, ES_RTC_PLAY, es_http_arg(req, "app"), es_http_arg(req, "stream"), req, resp);
 }
 
-/* PATCH and DELETE on /whip|whep/{app}/{stream}/{id}-{secret}: the session must be of this
- * app, stream and role, and the secret that only its Location carried must match. Anything else
- * is a 404, the same as for a session that does not exist. */
+/* GET, PATCH and DELETE on /whip|whep/{app}/{stream}/{id}-{secret}: the session must be of
+ * this app, stream and role, and the secret that only its Location carried must match. Anything
+ * else is a 404, the same as for a session that does not exist. GET answers the session's API
+ * view with its timeline (also for a few minutes after it ended): what the client itself may
+ * read about its connection, without the admin token (web/doctor.html reads it). */
 static int resource(void *user, const es_http_request_t *req, es_http_response_t *resp,
                     bool publish)
 {
@@ -237,6 +239,11 @@ static int resource(void *user, const es_http_request_t *req, es_http_response_t
                 "or secret)", es_http_method_name(req->method),
                 es_http_path_for_log(req->path, path, sizeof path));
         return es_http_respond_error(resp, 404, "no such session");
+    }
+    if (req->method == ES_HTTP_GET) {
+        json_t *o = es_rtc_session_json(srv->rtc, id);
+        if (!o) return es_http_respond_error(resp, 404, "no such session");
+        return es_http_respond_json(resp, 200, o);
     }
     if (req->method == ES_HTTP_DELETE) {
         if (es_rtc_delete(srv->rtc, id, "DELETE from the client") != 0)

@@ -263,6 +263,8 @@ static uint32_t elapsed_ticks(uint64_t from_us, uint64_t to_us, uint32_t rate)
     return (uint32_t)((to_us - from_us) * rate / 1000000u);
 }
 
+static void want_keyframe(es_media_stream_t *ms, int idx);
+
 /* Sends the source packet p to one sink track. retransmit: a NACK answer (numbering and
  * counters unchanged). */
 static void forward(es_media_stream_t *ms, es_media_sink_t *s, sink_track_t *st,
@@ -314,7 +316,15 @@ static void forward(es_media_stream_t *ms, es_media_sink_t *s, sink_track_t *st,
     }
     s->stats.packets++;
     s->stats.bytes += len;
-    s->io.send_rtp(s->io.user, b, len, SCRATCH_CAP);
+    if (s->io.send_rtp(s->io.user, b, len, SCRATCH_CAP) == ES_EAGAIN && s->started &&
+        st->info.kind == ES_MEDIA_VIDEO && !retransmit) {
+        /* The sink's transport fell behind (an ICE-TCP queue) and dropped it: the frames that
+         * follow cannot be decoded, so skip to the next key frame (numbering stays continuous:
+         * the resync takes last_seq + 1) and ask the source for one. */
+        st->synced = false;
+        s->stats.dropped_to_keyframe++;
+        want_keyframe(ms, st->src);
+    }
 }
 
 static void fan_out(es_media_stream_t *ms, int idx, const es_rtp_packet_t *p, uint64_t now,

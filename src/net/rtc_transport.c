@@ -8,6 +8,7 @@
 #include "estuary/error.h"
 #include "estuary/ice.h"
 #include "estuary/log.h"
+#include "estuary/tcp_listener.h"
 #include "estuary/udp.h"
 
 #include <arpa/inet.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #define MAP_BUCKETS 4096
+#define LINK_MAX_TCP 4 /* ICE-TCP connections one session may have (one per candidate pair) */
 
 /* One valid pair of a link in the 5-tuple map: DTLS and SRTP from any of them reach it. */
 typedef struct route {
@@ -41,6 +43,8 @@ struct es_rtc_transport {
     es_rtc_link_t *by_ufrag[MAP_BUCKETS];
     route_t *by_tuple[MAP_BUCKETS];
     uint64_t unknown_datagrams, last_unknown_log_us;
+    es_tcp_listener_t *tcp;        /* webrtc.tcp_listen, or NULL */
+    uint64_t tcp_refused, last_tcp_log_us;
     bool stopping;
 };
 
@@ -57,6 +61,8 @@ struct es_rtc_link {
     bool ended;                    /* CLOSED or FAILED: freed when the current call returns */
     char reason[160];
     es_rtc_port_t *own;            /* a relay's socket of its own, or NULL: the shared port */
+    es_tcp_conn_t *tcp[LINK_MAX_TCP]; /* its ICE-TCP connections */
+    bool tcp_auth[LINK_MAX_TCP];   /* ...that carried an authenticated check */
     es_rtc_link_t *next, *prev, *next_ufrag;
 };
 
@@ -150,9 +156,12 @@ static void route_remove(es_rtc_transport_t *t, es_rtc_link_t *l, const es_addr_
 
 static void on_timer_closed(uv_handle_t *h) { free(h->data); }
 
+static void tcp_detach_all(es_rtc_link_t *l);
+
 static void link_free(es_rtc_link_t *l)
 {
     es_rtc_transport_t *t = l->t;
+    tcp_detach_all(l);
     ufrag_remove(t, l);
     for (size_t i = 0; i < ES_RTC_SESSION_MAX_PAIRS; i++) route_unlink(t, &l->routes[i]);
     if (l->own) {
@@ -202,9 +211,21 @@ static void on_link_timer(uv_timer_t *h)
     link_after(l, now);
 }
 
+static es_tcp_conn_t *tcp_of(const es_rtc_link_t *l, const es_addr_pair_t *addr)
+{
+    for (size_t i = 0; i < LINK_MAX_TCP; i++)
+        if (l->tcp[i] && es_addr_pair_equal(es_tcp_conn_addr(l->tcp[i]), addr)) return l->tcp[i];
+    return NULL;
+}
+
 static void ls_send(void *user, const uint8_t *buf, size_t len, const es_addr_pair_t *addr)
 {
     es_rtc_link_t *l = user;
+    if (addr->transport == ES_ADDR_TCP) { /* RTP and RTCP may be dropped; STUN and DTLS not */
+        es_tcp_conn_t *c = tcp_of(l, addr);
+        if (c) es_tcp_conn_send(c, buf, len, len && buf[0] >= 128 && buf[0] <= 191);
+        return;
+    }
     es_udp_t *u = l->own ? l->own->udp : l->t->udp;
     if (u) es_udp_send(u, buf, len, addr);
 }
@@ -224,7 +245,7 @@ static void ls_rtcp(void *user, uint64_t now, uint8_t *buf, size_t len)
 static void ls_pair(void *user, const es_addr_pair_t *a, bool added)
 {
     es_rtc_link_t *l = user;
-    if (l->own) { /* everything on its own socket is its own: no routes */
+    if (l->own || a->transport == ES_ADDR_TCP) { /* its own socket or connection: no routes */
     } else if (added) {
         route_add(l->t, l, a, es_clock_now_us());
     } else {
@@ -358,6 +379,14 @@ int es_rtc_link_add_remote_candidate(es_rtc_link_t *l, const char *ip, uint16_t 
 
 es_rtc_session_t *es_rtc_link_session(es_rtc_link_t *l) { return l->rs; }
 
+bool es_rtc_link_congested(const es_rtc_link_t *l)
+{
+    const es_addr_pair_t *sel = es_rtc_session_selected(l->rs, NULL);
+    if (!sel || sel->transport != ES_ADDR_TCP) return false;
+    const es_tcp_conn_t *c = tcp_of(l, sel);
+    return !c || es_tcp_conn_congested(c);
+}
+
 /* --- a relay's own socket --- */
 
 /* One datagram for link l, on the shared port or its own. */
@@ -375,7 +404,7 @@ static void link_datagram(es_rtc_link_t *l, uint64_t now, uint8_t *buf, size_t l
         return;
     /* A check that made or kept a pair valid on the shared port: claim its 5-tuple if it was
      * refused before (its owner has lost consent since) or went to another session. */
-    if (!l->own && buf[0] <= 3 && !l->ended &&
+    if (!l->own && addr->transport == ES_ADDR_UDP && buf[0] <= 3 && !l->ended &&
         es_rtc_session_pair_has_consent(l->rs, addr, now)) {
         route_t *r = *route_slot(l->t, addr);
         if (!r || r->l != l) route_add(l->t, l, addr, now);
@@ -456,6 +485,145 @@ static void on_datagram(void *user, uint64_t now, uint8_t *buf, size_t len,
         return;
     }
     link_datagram(l, now, buf, len, addr);
+}
+
+/* --- ICE-TCP (RFC 6544): one connection per pair, routed by the link it authenticated to --- */
+
+static void tcp_log(es_rtc_transport_t *t, const es_tcp_conn_t *c, const char *why)
+{
+    t->tcp_refused++;
+    uint64_t now = es_clock_now_us();
+    if (now - t->last_tcp_log_us < 10000000) return;
+    t->last_tcp_log_us = now;
+    char from[64];
+    es_addr_format((const struct sockaddr *)&es_tcp_conn_addr(c)->remote, from, sizeof from);
+    es_log_ctx_t lc = {.remote = from};
+    ES_INFO("rtc", &lc, "ICE-TCP connection closed: %s (%llu so far)", why,
+            (unsigned long long)t->tcp_refused);
+}
+
+static void tcp_bound_frame(void *user, es_tcp_conn_t *c, uint64_t now, uint8_t *buf, size_t len);
+static void tcp_bound_closed(void *user, es_tcp_conn_t *c, const char *reason);
+static void tcp_detached_closed(void *user, es_tcp_conn_t *c, const char *reason)
+{
+    (void)user, (void)c, (void)reason;
+}
+
+static const es_tcp_conn_callbacks_t TCP_DETACHED = {.on_closed = tcp_detached_closed};
+
+static void tcp_detach_all(es_rtc_link_t *l)
+{
+    for (size_t i = 0; i < LINK_MAX_TCP; i++) {
+        if (!l->tcp[i]) continue;
+        es_tcp_conn_set_callbacks(l->tcp[i], &TCP_DETACHED, NULL);
+        es_tcp_conn_close(l->tcp[i], "the session ended");
+        l->tcp[i] = NULL;
+    }
+}
+
+static size_t tcp_slot(const es_rtc_link_t *l, const es_tcp_conn_t *c)
+{
+    for (size_t i = 0; i < LINK_MAX_TCP; i++)
+        if (l->tcp[i] == c) return i;
+    return LINK_MAX_TCP;
+}
+
+/* A frame on a connection of link l. Until one of its checks authenticates, only STUN. */
+static void tcp_bound_frame(void *user, es_tcp_conn_t *c, uint64_t now, uint8_t *buf, size_t len)
+{
+    es_rtc_link_t *l = user;
+    size_t i = tcp_slot(l, c);
+    if (i == LINK_MAX_TCP || l->ended) return;
+    if (l->tcp_auth[i]) {
+        link_datagram(l, now, buf, len, es_tcp_conn_addr(c));
+        return;
+    }
+    if (buf[0] > 3) {
+        tcp_log(l->t, c, "media before an authenticated check");
+        es_tcp_conn_close(c, "media before an authenticated check");
+        return;
+    }
+    const es_addr_pair_t *addr = es_tcp_conn_addr(c);
+    es_rtc_session_handle_datagram(l->rs, now, buf, len, addr);
+    if (!l->ended && es_rtc_session_pair_has_consent(l->rs, addr, now)) {
+        l->tcp_auth[i] = true;
+        es_tcp_conn_authenticated(c);
+    } else {
+        tcp_log(l->t, c, "its check did not authenticate");
+        l->tcp[i] = NULL;
+        es_tcp_conn_set_callbacks(c, &TCP_DETACHED, NULL);
+        es_tcp_conn_close(c, "its check did not authenticate");
+    }
+    link_after(l, now);
+}
+
+static void tcp_bound_closed(void *user, es_tcp_conn_t *c, const char *reason)
+{
+    es_rtc_link_t *l = user;
+    size_t i = tcp_slot(l, c);
+    if (i == LINK_MAX_TCP) return;
+    l->tcp[i] = NULL;
+    l->tcp_auth[i] = false;
+    char from[64];
+    es_addr_format((const struct sockaddr *)&es_tcp_conn_addr(c)->remote, from, sizeof from);
+    es_log_ctx_t lc = {.remote = from};
+    ES_DEBUG("rtc", &lc, "ICE-TCP connection of session ufrag %s closed: %s", l->ufrag, reason);
+}
+
+static const es_tcp_conn_callbacks_t TCP_BOUND = {.on_frame = tcp_bound_frame,
+                                                  .on_closed = tcp_bound_closed};
+
+/* The first frame of a new connection: a Binding request naming a session by its ufrag. */
+static void tcp_first_frame(void *user, es_tcp_conn_t *c, uint64_t now, uint8_t *buf, size_t len)
+{
+    es_rtc_transport_t *t = user;
+    char ufrag[ES_ICE_UFRAG_MAX + 1];
+    es_rtc_link_t *l = NULL;
+    if (buf[0] <= 3 && es_stun_peek_ufrag(buf, len, ufrag, sizeof ufrag) > 0) l = ufrag_find(t, ufrag);
+    if (!l || l->ended) {
+        const char *why = buf[0] <= 3 ? "its first check names no session" : "the first frame is not STUN";
+        tcp_log(t, c, why);
+        es_tcp_conn_set_callbacks(c, &TCP_DETACHED, NULL);
+        es_tcp_conn_close(c, why);
+        return;
+    }
+    size_t i = tcp_slot(l, NULL);
+    if (i == LINK_MAX_TCP) {
+        tcp_log(t, c, "the session has 4 TCP connections already");
+        es_tcp_conn_set_callbacks(c, &TCP_DETACHED, NULL);
+        es_tcp_conn_close(c, "too many TCP connections for one session");
+        return;
+    }
+    l->tcp[i] = c;
+    l->tcp_auth[i] = false;
+    es_tcp_conn_set_callbacks(c, &TCP_BOUND, l);
+    tcp_bound_frame(l, c, now, buf, len);
+}
+
+static const es_tcp_conn_callbacks_t TCP_NEW = {.on_frame = tcp_first_frame,
+                                                .on_closed = tcp_detached_closed};
+
+void es_rtc_transport_on_tcp_conn(void *transport, es_tcp_conn_t *c)
+{
+    es_rtc_transport_t *t = transport;
+    if (!t || t->stopping) {
+        es_tcp_conn_set_callbacks(c, &TCP_DETACHED, NULL);
+        es_tcp_conn_close(c, "WebRTC is stopping");
+        return;
+    }
+    es_tcp_conn_set_callbacks(c, &TCP_NEW, t);
+}
+
+int es_rtc_transport_listen_tcp(es_rtc_transport_t *t, const es_listen_t *tcp_listen, char *err,
+                                size_t err_len)
+{
+    es_tcp_listener_callbacks_t cb = {.on_conn = es_rtc_transport_on_tcp_conn};
+    return es_tcp_listener_open(t->loop, tcp_listen, false, &cb, t, &t->tcp, err, err_len);
+}
+
+int es_rtc_transport_tcp_port(const es_rtc_transport_t *t)
+{
+    return t && t->tcp ? es_tcp_listener_port(t->tcp) : 0;
 }
 
 /* --- candidates --- */
@@ -575,6 +743,8 @@ void es_rtc_transport_stop(es_rtc_transport_t *t, const char *reason)
     while (t->links) es_rtc_link_close(t->links, reason);
     if (t->udp) es_udp_close(t->udp);
     t->udp = NULL;
+    es_tcp_listener_close(t->tcp);
+    t->tcp = NULL;
 }
 
 void es_rtc_transport_free(es_rtc_transport_t *t) { free(t); }

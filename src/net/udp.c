@@ -102,6 +102,7 @@ static void on_readable(uv_poll_t *h, int status, int events)
             es_addr_pair_t a;
             memcpy(&a.remote, &u->rx_from[i], sizeof a.remote);
             a.remote_len = mh->msg_namelen;
+            a.transport = ES_ADDR_UDP;
             local_from_cmsg(u, mh, &a.local);
             u->stats.rx_packets++;
             u->stats.rx_bytes += u->rx_msg[i].msg_len;

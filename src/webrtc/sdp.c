@@ -1035,7 +1035,8 @@ int es_sdp_local_write(const es_sdp_local_t *ans, char *out, size_t cap)
         !line_safe(ans->fingerprint, sizeof ans->fingerprint) || !line_safe(ans->cname, sizeof ans->cname) ||
         !line_safe(ans->msid_stream, sizeof ans->msid_stream))
         return ES_EINVAL;
-    size_t n_cand = ans->n_candidates < 8 ? ans->n_candidates : 8;
+    size_t n_cand = ans->n_candidates < ES_SDP_MAX_LOCAL_CANDIDATES ? ans->n_candidates
+                                                                 : ES_SDP_MAX_LOCAL_CANDIDATES;
     for (size_t i = 0; i < n_cand; i++)
         if (!line_safe(ans->candidates[i], sizeof ans->candidates[i])) return ES_EINVAL;
     size_t n_media = ans->n_media < ES_SDP_MAX_MEDIA ? ans->n_media : ES_SDP_MAX_MEDIA;

@@ -18,6 +18,7 @@ http:
   listen: "127.0.0.1:$port"
 webrtc:
   udp_listen: "127.0.0.1:$(es_free_port)"
+  tcp_listen: "127.0.0.1:$(es_free_port)"
   candidates: ["127.0.0.1"]
 rtmp:
   listen: ""

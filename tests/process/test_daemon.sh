@@ -30,6 +30,7 @@ http:
   cors_origin: "https://pages.example"
 webrtc:
   udp_listen: "127.0.0.1:$udp_port"
+  tcp_listen: "127.0.0.1:$(es_free_port)"
   candidates: ["127.0.0.1"]
 rtmp:
   listen: "127.0.0.1:$rtmp_port"
@@ -155,6 +156,7 @@ http:
     key: "$work/key.pem"
 webrtc:
   udp_listen: "127.0.0.1:$(es_free_port)"
+  tcp_listen: "127.0.0.1:$(es_free_port)"
 rtmp:
   listen: ""
 YAML

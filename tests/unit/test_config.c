@@ -46,7 +46,10 @@ static void test_embedded_default_equals_compiled_defaults(void **state)
     assert_int_equal(emb->http.listen.port, 8080);
     assert_string_equal(emb->http.listen.host, "0.0.0.0");
     assert_int_equal(emb->webrtc.udp_listen.port, 8000);
-    assert_false(emb->webrtc.tcp_listen.enabled);
+    assert_true(emb->webrtc.tcp_listen.enabled);
+    assert_int_equal(emb->webrtc.tcp_listen.port, 8000);
+    assert_true(emb->webrtc.tcp_on_http);
+    assert_string_equal(emb->webrtc.protocol, "all");
     assert_int_equal(emb->rtmp.listen.port, 1935);
     assert_int_equal(emb->webrtc.publisher_timeout_ms, 15000);
     assert_int_equal(emb->webrtc.player_timeout_ms, 30000);
@@ -172,6 +175,12 @@ static void test_bad_address_and_port(void **state)
                  "test.yaml:2:15: webrtc.udp_listen: bad port '0' in '1.2.3.4:0' (expected 1-65535)");
     expect_error("rtmp:\n  listen: \"0.0.0.0:8080\"\n",
                  "test.yaml:2:3: rtmp.listen: TCP port 8080 is already used by http.listen");
+    expect_error("webrtc:\n  tcp_listen: \"0.0.0.0:8080\"\n",
+                 "test.yaml:2:3: webrtc.tcp_listen: TCP port 8080 is already used by http.listen");
+    expect_error("webrtc:\n  protocol: sctp\n",
+                 "test.yaml:2:3: webrtc.protocol: 'sctp' is not all, udp or tcp");
+    expect_error("webrtc:\n  protocol: tcp\n  tcp_listen: \"\"\n  tcp_on_http: false\n",
+                 "test.yaml:2:3: webrtc.protocol: tcp needs webrtc.tcp_listen or webrtc.tcp_on_http");
     expect_error("webrtc:\n  candidates: [\"bad host!\"]\n",
                  "test.yaml:2:3: webrtc.candidates[0]: 'bad host!' is not \"*\", an IP address or a host name");
 }

@@ -15,7 +15,7 @@
 #                         candidates ES_CANDIDATES (default ["*"]); ES_EXTRA_YAML, ES_RTMP_YAML,
 #                         ES_HLS_YAML and ES_LOG_LEVEL as in with_server.sh, ES_WEBRTC_YAML
 #                         likewise for the webrtc section. Exports ES_BASE
-#                         (http://127.0.0.1:PORT), ES_PORT, ES_UDP, ES_RTMP, ES_SERVER_LOG,
+#                         (http://127.0.0.1:PORT), ES_PORT, ES_UDP, ES_TCP (ICE-TCP), ES_RTMP, ES_SERVER_LOG,
 #                         ES_WORK, ES_SERVER_PID. Returns non-zero when it does not answer.
 #   es_server_stop        SIGTERM; non-zero (and the log's tail) on a non-zero exit, an exit
 #                         that takes more than 10 s, or a sanitizer report; ES_KEEP_LOG=FILE
@@ -54,6 +54,7 @@ es_server_start() {
   ES_WORK=$(mktemp -d)
   ES_PORT=$(es_free_port)
   ES_UDP=$(es_free_port)
+  ES_TCP=$(es_free_port)
   ES_RTMP=$(es_free_port)
   cat > "$ES_WORK/estuary.yaml" <<YAML
 log:
@@ -62,6 +63,7 @@ http:
   listen: "$ip:$ES_PORT"
 webrtc:
   udp_listen: "0.0.0.0:$ES_UDP"
+  tcp_listen: "0.0.0.0:$ES_TCP"
   candidates: $cands
 ${ES_WEBRTC_YAML:-}
 rtmp:
@@ -77,7 +79,7 @@ YAML
   (cd "$ES_WORK" && exec "$bin" -c "$ES_WORK/estuary.yaml") 2> "$ES_SERVER_LOG" &
   ES_SERVER_PID=$!
   ES_BASE=http://127.0.0.1:$ES_PORT
-  export ES_WORK ES_PORT ES_UDP ES_RTMP ES_SERVER_LOG ES_SERVER_PID ES_BASE
+  export ES_WORK ES_PORT ES_UDP ES_TCP ES_RTMP ES_SERVER_LOG ES_SERVER_PID ES_BASE
   if ! es_wait_http "$ES_BASE/api/v1/version" 15; then
     echo "FAIL - estuary did not start"
     cat "$ES_SERVER_LOG"

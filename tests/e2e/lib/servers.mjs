@@ -26,7 +26,7 @@ export async function startServer(bin, name, extraYaml = '') {
   const work = mkdtempSync(join(tmpdir(), `estuary-${name}-`));
   const srv = {
     name, work, bin, extraYaml, log: join(work, 'estuary.log'), proc: null, exits: [],
-    port: await freePort(), udp: await freePort(), rtmp: await freePort(),
+    port: await freePort(), udp: await freePort(), tcp: await freePort(), rtmp: await freePort(),
   };
   srv.base = `http://127.0.0.1:${srv.port}`;
   srv.yaml = () => `log:
@@ -35,6 +35,7 @@ http:
   listen: "127.0.0.1:${srv.port}"
 webrtc:
   udp_listen: "0.0.0.0:${srv.udp}"
+  tcp_listen: "0.0.0.0:${srv.tcp}"
   candidates: ["*"]
 rtmp:
   listen: "127.0.0.1:${srv.rtmp}"

@@ -15,6 +15,8 @@ es_run_with_server() {
   work=$(mktemp -d)
   port=$(es_free_port)
   udp=$(es_free_port)
+  ES_TCP=$(es_free_port)
+  export ES_TCP
   rtmp=$(es_free_port)
   cat > "$work/estuary.yaml" <<YAML
 log:
@@ -23,6 +25,7 @@ http:
   listen: "127.0.0.1:$port"
 webrtc:
   udp_listen: "0.0.0.0:$udp"
+  tcp_listen: "0.0.0.0:$ES_TCP"
   candidates: ["*"]
 rtmp:
   listen: "127.0.0.1:$rtmp"
