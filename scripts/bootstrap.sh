@@ -18,8 +18,10 @@ build_pkgs=(build-essential cmake pkg-config
 # rtmpdump as a librtmp client (the FP9 handshake OBS uses); Firefox ESR (driven over WebDriver
 # BiDi by puppeteer-core) and GStreamer's webrtcbin from Python (GObject introspection, with the
 # GstWebRTC/GstSdp typelibs, libnice's ICE elements and the VP8/Opus elements) as further
-# independent WebRTC clients for the interop test.
+# independent WebRTC clients for the interop test; nftables to drop UDP inside the test's own
+# network namespace (WebRTC over TCP).
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev curl openssl iproute2 util-linux procps python3
+  nftables
   chromium python3-aiortc python3-numpy ffmpeg rtmpdump
   firefox-esr python3-gi python3-gst-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
   gir1.2-gst-plugins-bad-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good

@@ -23,6 +23,7 @@ export async function launchBrowser() {
   });
   return {
     context,
+    profile, // the --user-data-dir: `pgrep -f PROFILE` finds this browser's processes
     async close() {
       await context.close().catch(() => {});
       rmSync(profile, { recursive: true, force: true });
