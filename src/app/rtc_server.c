@@ -357,22 +357,49 @@ static int io_send_rtcp(void *user, uint8_t *buf, size_t len, size_t cap)
 
 /* --- start / stop --- */
 
+static void fill_candidates(es_rtc_server_t *rtc, const char *eip, int port_override,
+                            es_sdp_local_t *ans);
+
+static bool is_loopback_ip(const char *ip)
+{
+    return !strncmp(ip, "127.", 4) || !strcmp(ip, "::1");
+}
+
+/* At start and on reload: the candidates answers will carry, and a warning when they are only
+ * loopback while the server listens on other addresses (browsers elsewhere cannot connect). */
 static void log_candidates(const es_rtc_server_t *rtc, const char *what)
 {
     const char *const *ips;
     size_t n = es_rtc_transport_candidates(rtc->transport, &ips);
-    char list[600] = "";
-    for (size_t i = 0; i < n; i++) {
-        size_t u = strlen(list);
-        snprintf(list + u, sizeof list - u, "%s%s", i ? ", " : "", ips[i]);
+    es_sdp_local_t *l = calloc(1, sizeof *l);
+    char list[900] = "";
+    if (l) {
+        fill_candidates((es_rtc_server_t *)rtc, NULL, 0, l);
+        for (size_t i = 0, u = 0; i < l->n_candidates && u + 80 < sizeof list; i++) {
+            char proto[8], ip[64];
+            int port;
+            if (sscanf(l->candidates[i], "%*s %*s %7s %*s %63s %d", proto, ip, &port) != 3) continue;
+            u += (size_t)snprintf(list + u, sizeof list - u, "%s%s %s:%d", u ? ", " : "", proto, ip, port);
+        }
+        free(l);
     }
     const es_config_t *cfg = rtc->srv->cfg;
     if (!strcmp(what, "start"))
-        ES_INFO("rtc", NULL, "WebRTC on udp %s (port %d), host candidates: %s; DTLS fingerprint "
-                "sha-256 %s", cfg->webrtc.udp_listen.text, es_rtc_transport_port(rtc->transport),
-                list, es_dtls_cert_fingerprint(rtc->cert));
+        ES_INFO("rtc", NULL, "WebRTC on udp %s%s%s, protocol %s; answers offer %s; DTLS fingerprint "
+                "sha-256 %s", cfg->webrtc.udp_listen.text,
+                cfg->webrtc.tcp_listen.enabled ? ", ICE-TCP on tcp " : "",
+                cfg->webrtc.tcp_listen.enabled ? cfg->webrtc.tcp_listen.text : "",
+                cfg->webrtc.protocol ? cfg->webrtc.protocol : "all", list,
+                es_dtls_cert_fingerprint(rtc->cert));
     else
-        ES_INFO("rtc", NULL, "host candidates for new sessions: %s", list);
+        ES_INFO("rtc", NULL, "candidates for new sessions: %s", list);
+    bool only_loopback = n > 0;
+    for (size_t i = 0; i < n; i++)
+        if (!is_loopback_ip(ips[i])) only_loopback = false;
+    if (only_loopback && !is_loopback_ip(cfg->webrtc.udp_listen.host))
+        ES_WARN("rtc", NULL, "the only WebRTC candidates are loopback (%s) while WebRTC listens on %s: "
+                "browsers on other machines cannot connect; set webrtc.candidates (or CANDIDATE) to "
+                "an address they reach", ips[0], cfg->webrtc.udp_listen.text);
 }
 
 int es_rtc_server_start(es_server_t *srv, es_rtc_server_t **out)
