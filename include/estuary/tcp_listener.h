@@ -23,7 +23,7 @@
 #define ES_TCP_QUEUE_MAX (1024 * 1024)   /* bytes queued past which the connection closes */
 #define ES_TCP_AUTH_TIMEOUT_MS 5000      /* a connection must authenticate within this */
 #define ES_TCP_SNIFF_TIMEOUT_MS 10000    /* a shared-port connection must say what it is */
-#define ES_TCP_MAX_UNAUTHENTICATED 1024  /* connections not yet authenticated, in all */
+#define ES_TCP_MAX_UNAUTHENTICATED 4096  /* connections not yet authenticated (or sniffed), in all */
 #define ES_TCP_MAX_UNAUTHENTICATED_PER_IP 32
 
 typedef struct es_tcp_listener es_tcp_listener_t;
@@ -55,7 +55,7 @@ typedef struct es_tcp_listener_stats {
 
 /* es_tcp_listener_open: binds listen->addr (SO_REUSEADDR) and accepts on `loop`. share_http:
  * sniff each connection's first bytes (cb->on_handoff gets HTTP and TLS). Returns 0 with *out,
- * or ES_EIO with the reason (naming the address) in err. */
+ * or ES_EIO with the reason (the errno text, e.g. "Address already in use") in err. */
 int es_tcp_listener_open(uv_loop_t *loop, const es_listen_t *listen, bool share_http,
                          const es_tcp_listener_callbacks_t *cb, void *user,
                          es_tcp_listener_t **out, char *err, size_t err_len);

@@ -433,7 +433,7 @@ int es_rtc_server_start(es_server_t *srv, es_rtc_server_t **out)
     }
     if (cfg->webrtc.tcp_listen.enabled &&
         es_rtc_transport_listen_tcp(rtc->transport, &cfg->webrtc.tcp_listen, err, sizeof err) != 0) {
-        ES_ERROR("rtc", NULL, "webrtc.tcp_listen: %s", err);
+        ES_ERROR("rtc", NULL, "cannot listen on %s (webrtc.tcp_listen): %s", cfg->webrtc.tcp_listen.text, err);
         return ES_EIO;
     }
     log_candidates(rtc, "start");

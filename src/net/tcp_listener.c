@@ -439,7 +439,7 @@ int es_tcp_listener_open(uv_loop_t *loop, const es_listen_t *listen, bool share_
     *out = NULL;
     int fd = socket(listen->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        snprintf(err, err_len, "tcp %s: socket: %s", listen->text, strerror(errno));
+        snprintf(err, err_len, "socket: %s", strerror(errno));
         return ES_EIO;
     }
     int one = 1;
@@ -450,7 +450,7 @@ int es_tcp_listener_open(uv_loop_t *loop, const es_listen_t *listen, bool share_
     }
     if (bind(fd, (const struct sockaddr *)&listen->addr, listen->addr_len) != 0 ||
         listen_fd(fd) != 0) {
-        snprintf(err, err_len, "tcp %s: %s", listen->text, strerror(errno));
+        snprintf(err, err_len, "%s", strerror(errno));
         close(fd);
         return ES_EIO;
     }
