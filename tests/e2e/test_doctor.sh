@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The connectivity doctor page (web/doctor.html) in Chromium: a healthy server, UDP to the server
+# dropped by an nftables rule (iptables when nft is missing), and a wrong webrtc.candidates
+# applied with SIGHUP. Inside a private network namespace whose veth pair (both ends stay here)
+# gives the server and the browser 192.0.2.1 and a default route to a gateway that does not
+# exist; nothing leaves the namespace. See test_doctor.mjs. Usage: tests/e2e/test_doctor.sh BUILD_DIR
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/common.sh"
+. "$here/lib/own_server.sh"
+es_netns "$@"
+build=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
+if ! { ip link add es0 type veth peer name es1 && ip addr add 192.0.2.1/24 dev es0 &&
+       ip link set es1 up && ip link set es0 up && ip route add default via 192.0.2.254 dev es0; }; then
+  echo "FAIL - cannot give the network namespace a veth pair with 192.0.2.1 and a default route"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+ES_LISTEN_IP=0.0.0.0 ES_CANDIDATES='["192.0.2.1"]' es_server_start "$build" || { echo "0 passed, 1 failed"; exit 1; }
+timeout 150 node "$here/test_doctor.mjs" "$ES_BASE" "$ES_UDP" "$ES_TCP" "$ES_PORT" "$ES_WORK" "$ES_SERVER_PID"
+rc=$?
+es_server_stop || rc=1
+exit $rc
