@@ -313,7 +313,7 @@ static void link_state(void *user, es_rtc_session_state_t st, int err, const cha
         break;
     case ES_RTC_SESSION_FAILED:
         timeline_add(s, "failed: %s", reason);
-        ES_WARN("rtc", &lc, "session failed (%s): %s", es_strerror(err), reason);
+        ES_WARN("rtc", &lc, "session failed: %s", reason); /* the reason says why; err is a class */
         break;
     case ES_RTC_SESSION_CLOSED:
         if (err) ES_INFO("rtc", &lc, "%s", reason);
