@@ -14,10 +14,12 @@
 // Usage: node bench_connect.mjs BASE_URL UDP_PORT RTMP_PORT (as es_run_with_server runs it;
 // BENCH_N: the number of players, ES_SERVER_LOG: the server's log file)
 import { launchBrowser } from '../e2e/lib/browser.mjs';
+import { firewall } from '../e2e/lib/firewall.mjs';
 import { waitFor, sleep } from '../e2e/lib/proc.mjs';
 import { readFileSync, writeFileSync } from 'node:fs';
 
-const [base] = process.argv.slice(2);
+const [base, udpPort] = process.argv.slice(2);
+const BLOCK_UDP = process.env.BENCH_BLOCK_UDP === '1'; // every session falls back to ICE-TCP
 const nArg = process.env.BENCH_N;
 const N = Number(nArg || 30);
 const CODEC = (process.env.BENCH_CODEC || 'H264').toUpperCase();
@@ -198,6 +200,7 @@ function serverView(logText) {
   return byPeer;
 }
 
+if (BLOCK_UDP) firewall([`udp dport ${udpPort}`, `udp sport ${udpPort}`]);
 const browser = await launchBrowser();
 const results = [];
 let publisher = null, setupError = '';
@@ -212,7 +215,7 @@ try {
     return s.packets_in > 50 && s.tracks?.length === 2 ? s : null;
   }, 15000);
   publisher = { resource: pubResource, tracks: info.tracks.map(t => `${t.kind} ${t.codec}${t.width ? ` ${t.width}x${t.height}` : ''}`) };
-  console.log(`# publisher: ${publisher.tracks.join(', ')}; ${N} players, one after another, ${REUSE_PAGE ? 'one page, a fresh RTCPeerConnection each' : 'a fresh page each'}, ${TIMEOUT_MS} ms bound each`);
+  console.log(`# publisher: ${publisher.tracks.join(', ')}${BLOCK_UDP ? ' (UDP to the server dropped: ICE-TCP)' : ''}; ${N} players, one after another, ${REUSE_PAGE ? 'one page, a fresh RTCPeerConnection each' : 'a fresh page each'}, ${TIMEOUT_MS} ms bound each`);
 
   let page = null;
   for (let i = 1; i <= N; i++) {
@@ -251,6 +254,7 @@ try {
   console.log(`FAIL - ${setupError}`);
 } finally {
   await browser.close();
+  if (BLOCK_UDP) firewall([]);
 }
 
 // The server's view.

@@ -13,6 +13,8 @@
 # Environment (all optional):
 #   BENCH_CODEC=H264|VP8     the publisher's video codec (default H264)
 #   BENCH_SIGNALING=ws       players use WebSocket signaling (the server offers) instead of WHEP
+#   BENCH_BLOCK_UDP=1        drop UDP to and from the server's port (nftables, as
+#                            tests/e2e/lib/firewall.mjs): every session falls back to ICE-TCP
 #   BENCH_JSON=FILE          also write every session's times and the statistics as JSON to FILE
 #   BENCH_LOG=FILE           keep a copy of the server log in FILE
 #   BENCH_TIMEOUT_MS=10000   the bound on each session (POST to first frame); a session that does

@@ -278,8 +278,10 @@ async function partB() {
 
 // --- c) WHIP/WHEP session resources ----------------------------------------------------------
 
+// Live: listed, and not one of the ended sessions whose last view the API keeps a while.
 async function sessionAlive(id) {
-  return (await request(`${base}/api/v1/sessions/${id}`)).status === 200;
+  const res = await request(`${base}/api/v1/sessions/${id}`);
+  return res.status === 200 && res.json?.state !== 'ended';
 }
 
 async function partC() {
@@ -323,6 +325,10 @@ async function partC() {
   let gone = false;
   for (let i = 0; i < 20 && !gone; i++) { gone = !(await sessionAlive(id)); if (!gone) await sleep(100); }
   r.check('c) DELETE of the Location: 200 and the session is gone', del.status === 200 && gone, `${del.status} ${del.text}; gone ${gone}`);
+  const ended = await request(`${base}${loc}`);
+  r.check('c) GET of the Location after the DELETE: the ended session and why', ended.status === 200 &&
+    ended.json?.state === 'ended' && ended.json.ended_reason === 'DELETE from the client' &&
+    ended.json.timeline?.at(-1)?.event === 'ended: DELETE from the client', `${ended.status} ${ended.text.slice(0, 300)}`);
   const again = await request(`${base}${loc}`, { method: 'DELETE' });
   r.check('c) a second DELETE of it: 404', again.status === 404, `${again.status}`);
   if (pm) {

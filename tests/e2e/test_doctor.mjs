@@ -7,8 +7,8 @@
 // deletes its sessions.
 // Usage: node test_doctor.mjs BASE UDP_PORT TCP_PORT HTTP_PORT WORK SERVER_PID
 import { launchBrowser, reporter } from './lib/browser.mjs';
+import { firewall } from './lib/firewall.mjs';
 import { waitFor, sleep } from './lib/proc.mjs';
-import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -17,22 +17,7 @@ const r = reporter();
 const note = (m) => console.log(`# ${m}`);
 const WRONG = '198.51.100.77'; // TEST-NET-2: the default route's gateway does not exist
 
-// --- the firewall: one table of our own, removed at the end ---
-const haveNft = (() => { try { execFileSync('nft', ['--version'], { stdio: 'ignore' }); return true; } catch { return false; } })();
-function fw(rules) {
-  if (haveNft) {
-    try { execFileSync('nft', ['delete', 'table', 'inet', 'estuary_test'], { stdio: 'ignore' }); } catch {}
-    if (!rules.length) return;
-    const text = `table inet estuary_test {\n chain out {\n  type filter hook output priority 0; policy accept;\n${rules.map(x => `  ${x} drop\n`).join('')} }\n}\n`;
-    execFileSync('nft', ['-f', '-'], { input: text });
-  } else {
-    try { execFileSync('iptables', ['-F', 'OUTPUT']); } catch {}
-    for (const x of rules) {
-      const [proto, dir, port] = x.split(' ');
-      execFileSync('iptables', ['-A', 'OUTPUT', '-p', proto, dir === 'dport' ? '--dport' : '--sport', port, '-j', 'DROP']);
-    }
-  }
-}
+const fw = firewall;
 const BLOCK_UDP = [`udp dport ${udpPort}`, `udp sport ${udpPort}`];
 
 // webrtc.candidates in the server's configuration, applied with SIGHUP.

@@ -9,6 +9,7 @@
 // oversize frame, on both ports, and HTTP on the shared port still answers.
 // Usage: node test_ice_tcp.mjs BASE UDP_PORT TCP_PORT HTTP_PORT SERVER_LOG
 import { launchBrowser, reporter } from './lib/browser.mjs';
+import { firewall } from './lib/firewall.mjs';
 import { launchFirefox } from './lib/firefox.mjs';
 import { playAndTimeFirstFrame, observeMedia } from './lib/media.mjs';
 import { waitFor, sleep, run } from './lib/proc.mjs';
@@ -21,22 +22,7 @@ const api = async (path) => (await fetch(base + path)).json();
 const sessions = async () => (await api('/api/v1/sessions')).sessions.filter(s => s.protocol === 'webrtc');
 const note = (m) => console.log(`# ${m}`);
 
-// --- the firewall: one table of our own, removed at the end ---
-const haveNft = (() => { try { execFileSync('nft', ['--version'], { stdio: 'ignore' }); return true; } catch { return false; } })();
-function fw(rules) {
-  if (haveNft) {
-    try { execFileSync('nft', ['delete', 'table', 'inet', 'estuary_test'], { stdio: 'ignore' }); } catch {}
-    if (!rules.length) return;
-    const text = `table inet estuary_test {\n chain out {\n  type filter hook output priority 0; policy accept;\n${rules.map(x => `  ${x} drop\n`).join('')} }\n}\n`;
-    execFileSync('nft', ['-f', '-'], { input: text });
-  } else {
-    try { execFileSync('iptables', ['-F', 'OUTPUT']); } catch {}
-    for (const x of rules) {
-      const [proto, dir, port] = x.split(' ');
-      execFileSync('iptables', ['-A', 'OUTPUT', '-p', proto, dir === 'dport' ? '--dport' : '--sport', port, '-j', 'DROP']);
-    }
-  }
-}
+const fw = firewall;
 const BLOCK_UDP = [`udp dport ${udpPort}`, `udp sport ${udpPort}`];
 const BLOCK_ICE_TCP = [`tcp dport ${tcpPort}`, `tcp sport ${tcpPort}`];
 

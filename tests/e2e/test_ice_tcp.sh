@@ -10,12 +10,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/own_server.sh"
 es_netns "$@"
 build=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
-if ! { ip link add es0 type veth peer name es1 && ip addr add 192.0.2.1/24 dev es0 &&
-       ip link set es1 up && ip link set es0 up && ip route add default via 192.0.2.254 dev es0; }; then
-  echo "FAIL - cannot give the network namespace a veth pair with 192.0.2.1 and a default route"
-  echo "0 passed, 1 failed"
-  exit 1
-fi
+es_gateway_veth || { echo "0 passed, 1 failed"; exit 1; }
 ES_LISTEN_IP=0.0.0.0 ES_CANDIDATES='["192.0.2.1"]' es_server_start "$build" || { echo "0 passed, 1 failed"; exit 1; }
 timeout 420 node "$here/test_ice_tcp.mjs" "$ES_BASE" "$ES_UDP" "$ES_TCP" "$ES_PORT" "$ES_SERVER_LOG"
 rc=$?

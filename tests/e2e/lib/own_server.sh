@@ -9,6 +9,10 @@
 #                         ES_PEER_NS is its /proc/PID/ns/net path (for `nsenter --net=`)
 #   es_peer CMD...        runs CMD in that namespace
 #   es_peer_stop          ends the holder process (the namespace and the veth pair go with it)
+#   es_gateway_veth       gives this namespace 192.0.2.1 on a veth pair whose both ends stay here
+#                         and a default route to 192.0.2.254, which does not exist (Firefox
+#                         gathers no ICE candidates without a default route; nothing leaves);
+#                         prints a FAIL line and returns non-zero when it cannot
 #   es_server_start BUILD_DIR
 #                         starts BUILD_DIR/estuary on free ports with HTTP and RTMP on
 #                         ES_LISTEN_IP (default 127.0.0.1) and WebRTC UDP on 0.0.0.0 with
@@ -37,6 +41,13 @@ es_peer_netns() {
     ip addr add 192.0.2.1/24 dev es0 && ip link set es0 up &&
     nsenter --net="$ES_PEER_NS" sh -c 'ip link set lo up && ip addr add 192.0.2.2/24 dev es1 &&
                                        ip link set es1 up'
+}
+
+es_gateway_veth() {
+  ip link add es0 type veth peer name es1 && ip addr add 192.0.2.1/24 dev es0 &&
+    ip link set es1 up && ip link set es0 up && ip route add default via 192.0.2.254 dev es0 && return 0
+  echo "FAIL - cannot give the network namespace a veth pair with 192.0.2.1 and a default route"
+  return 1
 }
 
 es_peer() { nsenter --net="$ES_PEER_NS" "$@"; }
