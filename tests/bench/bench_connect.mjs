@@ -185,14 +185,15 @@ function serverView(logText) {
     let k;
     // Before 3510022: "ICE: client nominated R -> L after N ms" (the only pair the server used).
     // From 3510022: "ICE: pair R -> L valid after N ms" (debug) for every pair a check made
-    // valid, and "ICE: media to R from L (nominated | not nominated yet) after N ms".
+    // valid, and "ICE: media to R from L (nominated | not nominated yet) after N ms". From
+    // ICE-TCP: "ICE: pair R -> L (udp|tcp) valid after N ms".
     if ((k = /ICE: client nominated (\S+) -> (\S+) after (\d+) ms/.exec(line)) && p.nominatedMs == null) {
       p.nominatedMs = Number(k[3]); p.nominatedPair = `${k[1]} -> ${k[2]}`;
     }
     if ((k = /ICE: media to (\S+) from (\S+) \(nominated\) after (\d+) ms/.exec(line)) && p.nominatedMs == null) {
       p.nominatedMs = Number(k[3]); p.nominatedPair = `${k[1]} -> ${k[2]}`;
     }
-    if ((k = /ICE: pair (\S+) -> (\S+) valid after (\d+) ms/.exec(line)) && p.validMs == null) p.validMs = Number(k[3]);
+    if ((k = /ICE: pair (\S+) -> (\S+) (?:\((?:udp|tcp)\) )?valid after (\d+) ms/.exec(line)) && p.validMs == null) p.validMs = Number(k[3]);
     if ((k = /DTLS connected \(([^)]+)\) (\d+) ms after the offer; (\S+)/.exec(line)) && p.dtlsMs == null) {
       p.dtlsMs = Number(k[2]); p.role = k[3];
     }
