@@ -1,6 +1,6 @@
 # Multi-stage build on Debian 12 (bookworm-slim).
 #   docker build -t estuary .
-#   docker run --rm -p 8080:8080 -p 8000:8000/udp -p 1935:1935 -e CANDIDATE=<host IP> estuary
+#   docker run --rm -p 8080:8080 -p 8000:8000/udp -p 8000:8000/tcp -p 1935:1935 -e CANDIDATE=<host IP> estuary
 # With -e CANDIDATE the container advertises the host's address to WebRTC clients (mount a
 # configuration with webrtc.candidates: ["$CANDIDATE"], or pass -c).
 FROM debian:bookworm-slim AS build
@@ -26,7 +26,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
 COPY --from=build /out/ /
 USER estuary
 WORKDIR /var/lib/estuary
-EXPOSE 8080/tcp 8000/udp 1935/tcp
+EXPOSE 8080/tcp 8000/udp 8000/tcp 1935/tcp
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/bin/estuary"]
 CMD ["-c", "/etc/estuary/estuary.yaml"]

@@ -524,9 +524,10 @@ static void set_result(es_rtc_result_t *res, int err, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Host candidates for an answer or offer (RFC 8839 §5.1): per address, UDP on the shared port
- * (or port_override: a relay's own), then ICE-TCP passive candidates (RFC 6544 §4.5) on the
- * ICE-TCP port and the shared HTTP(S) ports, as webrtc.protocol allows. Priorities (RFC 8445
+/* Host candidates for an answer or offer (RFC 8839 §5.1): UDP for every address on the shared
+ * port (or port_override: a relay's own), then ICE-TCP passive candidates (RFC 6544 §4.5) for
+ * every address on the ICE-TCP port, then the shared HTTP and HTTPS ports, as webrtc.protocol
+ * allows. Priorities (RFC 8445
  * §5.1.2.1): UDP type preference 126, TCP 90 (lower: UDP wins wherever both work), local
  * preference by address order and, for TCP, direction "passive" (RFC 6544 §4.2). The eip
  * override ("IP" or "IPv4:PORT", SRS's) replaces the addresses (and the UDP port). A relay
