@@ -30,10 +30,12 @@ void es_addr_format(const struct sockaddr *sa, char *out, size_t len);
 bool es_addr_equal(const struct sockaddr *a, const struct sockaddr *b);
 
 /* es_addr_hash: a hash of family, address and port of the remote AND the local IP of a pair
- * (the 5-tuple on one UDP socket) and its transport, for O(1) peer lookup. */
+ * (the 5-tuple on one UDP socket; with the local port for TCP) and its transport, for O(1)
+ * peer lookup. */
 uint64_t es_addr_pair_hash(const es_addr_pair_t *p);
 
-/* es_addr_pair_equal: same transport, remote equal and local IP equal. */
+/* es_addr_pair_equal: same transport, remote equal and local IP equal (and, for TCP, the local
+ * port: one connection). */
 bool es_addr_pair_equal(const es_addr_pair_t *a, const es_addr_pair_t *b);
 
 #endif

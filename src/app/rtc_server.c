@@ -27,6 +27,7 @@
 
 #define MEDIA_TICK_US 10000 /* a publisher's media stream timers: NACK, transport-cc, RR */
 #define TIMELINE_MAX 24     /* events a session keeps for the API (the doctor reads them) */
+#define SDP_TEXT_MAX 32768  /* our answers and offers: up to 24 candidates in each of 8 sections */
 #define ENDED_MAX 32        /* ended sessions whose last view the API still answers */
 #define ENDED_KEEP_US (300ull * 1000000) /* ...for at most this long */
 
@@ -36,7 +37,7 @@ typedef struct session session_t;
  * where media went, DTLS, the first RTP each way, the end. */
 typedef struct timeline_event {
     uint32_t t_ms;                 /* since the offer */
-    char what[112];
+    char what[160];                /* room for two bracketed IPv6 addresses with ports */
 } timeline_event_t;
 
 /* An ended session: its last API view, kept for the doctor and operators. */
@@ -833,7 +834,7 @@ void es_rtc_take_offer(es_rtc_server_t *rtc, const es_rtc_request_t *req, const 
     if (admit_request(rtc, req, &d, res) != 0) goto out;
     offer = calloc(1, sizeof *offer);
     ans = calloc(1, sizeof *ans);
-    text = malloc(16384);
+    text = malloc(SDP_TEXT_MAX);
     s = calloc(1, sizeof *s);
     char err[400];
     if (!offer || !ans || !text || !s) {
@@ -891,7 +892,7 @@ void es_rtc_take_offer(es_rtc_server_t *rtc, const es_rtc_request_t *req, const 
                    "WHIP offers sendonly, WHEP recvonly)", role == ES_RTC_PUBLISH ? "receive" : "send");
         goto out;
     }
-    int n = es_sdp_local_write(ans, text, 16384);
+    int n = es_sdp_local_write(ans, text, SDP_TEXT_MAX);
     if (n < 0) {
         set_result(res, ES_ERANGE, "answer too large");
         goto out;
@@ -1029,7 +1030,7 @@ es_rtc_pending_t *es_rtc_make_offer(es_rtc_server_t *rtc, const es_rtc_request_t
     es_admit_decision_t d;
     if (admit_request(rtc, req, &d, res) != 0) goto fail;
     p = calloc(1, sizeof *p);
-    text = malloc(16384);
+    text = malloc(SDP_TEXT_MAX);
     if (!p || !text || !(p->s = calloc(1, sizeof *p->s)) ||
         (req->token && !(p->token = strdup(req->token)))) {
         set_result(res, ES_ENOMEM, "out of memory");
@@ -1055,7 +1056,7 @@ es_rtc_pending_t *es_rtc_make_offer(es_rtc_server_t *rtc, const es_rtc_request_t
     fill_local(rtc, p->s, req->stream, req->eip, &p->offer);
     for (size_t i = 0; i < p->offer.n_media; i++)
         if (p->offer.media[i].dir == ES_DIR_SENDONLY) p->offer.media[i].ssrc = es_random32();
-    if (es_sdp_local_write(&p->offer, text, 16384) < 0) {
+    if (es_sdp_local_write(&p->offer, text, SDP_TEXT_MAX) < 0) {
         set_result(res, ES_ERANGE, "offer too large");
         goto fail;
     }

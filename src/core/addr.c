@@ -70,7 +70,10 @@ uint64_t es_addr_pair_hash(const es_addr_pair_t *p)
         h = fnv1a(h, ip, 16);
         h = fnv1a(h, (const uint8_t *)&port, 2);
     }
-    if (addr_key((const struct sockaddr *)&p->local, ip, &port)) h = fnv1a(h, ip, 16);
+    if (addr_key((const struct sockaddr *)&p->local, ip, &port)) {
+        h = fnv1a(h, ip, 16);
+        if (p->transport == ES_ADDR_TCP) h = fnv1a(h, (const uint8_t *)&port, 2);
+    }
     return fnv1a(h, &p->transport, 1);
 }
 
@@ -83,5 +86,6 @@ bool es_addr_pair_equal(const es_addr_pair_t *a, const es_addr_pair_t *b)
     uint16_t pa, pb;
     bool ka = addr_key((const struct sockaddr *)&a->local, ia, &pa);
     bool kb = addr_key((const struct sockaddr *)&b->local, ib, &pb);
-    return ka == kb && (!ka || !memcmp(ia, ib, 16));
+    /* A TCP pair is one connection: its local port (the ICE-TCP or the HTTP port) counts too. */
+    return ka == kb && (!ka || (!memcmp(ia, ib, 16) && (a->transport != ES_ADDR_TCP || pa == pb)));
 }

@@ -910,9 +910,13 @@ static int probe_bind(const es_listen_t *l, const char *key)
  * had accepted them; framed STUN to the WebRTC transport. */
 static void handoff(struct lws_vhost *vh, int fd, const char *port)
 {
-    if (vh && lws_adopt_socket_vhost(vh, fd)) return;
-    ES_WARN("http", NULL, "libwebsockets did not take a connection on the %s port", port);
-    close(fd);
+    if (!vh) {
+        close(fd);
+        return;
+    }
+    /* On failure lws has closed the fd itself (its adopt path frees the half-made wsi). */
+    if (!lws_adopt_socket_vhost(vh, fd))
+        ES_WARN("http", NULL, "libwebsockets did not take a connection on the %s port", port);
 }
 
 static void handoff_http(void *user, int fd, es_tcp_sniff_t kind)

@@ -22,7 +22,9 @@
 #define ACCEPTS_PER_WAKEUP 64
 #define READS_PER_WAKEUP 4
 #define READ_CHUNK 16384
-#define SNIFF_RETRY_MS 50 /* a shared-port peer that sent too few bytes to tell: look again */
+#define SNIFF_RETRY_MS 50 /* a shared-port peer that sent too few bytes to tell: look again
+                             after this, doubling each time */
+#define ACCEPT_PAUSE_MS 100 /* out of descriptors: accept again after this */
 
 enum stage { STAGE_SNIFF, STAGE_FRAMED, STAGE_CLOSING };
 
@@ -37,6 +39,7 @@ struct es_tcp_conn {
     es_tcp_sniff_t kind;
     int poll_events;
     uint64_t accepted_us, deadline_us; /* µs: the sniffing or authentication deadline */
+    unsigned sniff_retries;
     es_addr_pair_t addr;
     es_rfc4571_t rx;
     uint8_t *tx;
@@ -50,6 +53,7 @@ struct es_tcp_conn {
 struct es_tcp_listener {
     uv_loop_t *loop;
     uv_poll_t poll;
+    uv_timer_t pause;              /* accepting again after running out of descriptors */
     int fd;
     uint16_t port;
     bool share_http, closing;
@@ -270,11 +274,14 @@ static void conn_sniff(es_tcp_conn_t *c)
         conn_arm(c);
         conn_read(c);
         return;
-    case ES_SNIFF_MORE: { /* too few bytes to tell; they stay readable: look again shortly */
+    case ES_SNIFF_MORE: { /* too few bytes to tell; they stay readable: look again later, each
+                             time twice as late (a trickling client costs a few wake-ups) */
         conn_poll(c, 0);
         uint64_t now = es_clock_now_us();
         uint64_t wait_ms = c->deadline_us > now ? (c->deadline_us - now) / 1000 : 0;
-        uv_timer_start(&c->timer, on_conn_timer, wait_ms < SNIFF_RETRY_MS ? wait_ms : SNIFF_RETRY_MS, 0);
+        uint64_t retry_ms = (uint64_t)SNIFF_RETRY_MS << (c->sniff_retries < 8 ? c->sniff_retries : 8);
+        c->sniff_retries++;
+        uv_timer_start(&c->timer, on_conn_timer, wait_ms < retry_ms ? wait_ms : retry_ms, 0);
         return;
     }
     default:
@@ -320,7 +327,9 @@ static void on_conn_timer(uv_timer_t *t)
         conn_poll(c, UV_READABLE);
         conn_arm(c);
         conn_sniff(c);
+        return;
     }
+    conn_arm(c); /* libuv's timer runs on the loop's cached clock and may fire a little early */
 }
 
 static void conn_arm(es_tcp_conn_t *c)
@@ -351,9 +360,12 @@ static bool same_ip(const struct sockaddr_storage *a, const struct sockaddr_stor
     if (a->ss_family == AF_INET)
         return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
                ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-    if (a->ss_family == AF_INET6)
-        return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-                       &((const struct sockaddr_in6 *)b)->sin6_addr, 16);
+    if (a->ss_family == AF_INET6) { /* a /64 is one client's (an IPv4-mapped one: its /128) */
+        const uint8_t *x = ((const struct sockaddr_in6 *)a)->sin6_addr.s6_addr;
+        const uint8_t *y = ((const struct sockaddr_in6 *)b)->sin6_addr.s6_addr;
+        bool mapped = IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)x);
+        return !memcmp(x, y, mapped ? 16 : 8);
+    }
     return false;
 }
 
@@ -409,6 +421,14 @@ static void accept_one(es_tcp_listener_t *l, int fd, const struct sockaddr_stora
     conn_poll(c, UV_READABLE);
 }
 
+static void on_listen_poll(uv_poll_t *h, int status, int events);
+
+static void on_accept_resume(uv_timer_t *t)
+{
+    es_tcp_listener_t *l = t->data;
+    if (!l->closing) uv_poll_start(&l->poll, UV_READABLE, on_listen_poll);
+}
+
 static void on_listen_poll(uv_poll_t *h, int status, int events)
 {
     es_tcp_listener_t *l = h->data;
@@ -417,7 +437,22 @@ static void on_listen_poll(uv_poll_t *h, int status, int events)
         struct sockaddr_storage from;
         socklen_t fl = sizeof from;
         int fd = accept4(l->fd, (struct sockaddr *)&from, &fl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) return; /* EAGAIN, or EMFILE: the next wake-up tries again */
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Out of descriptors: the pending connection stays readable, so pause accepting
+                 * rather than spin, and try again shortly. */
+                uv_poll_stop(&l->poll);
+                uv_timer_start(&l->pause, on_accept_resume, ACCEPT_PAUSE_MS, 0);
+                uint64_t now = es_clock_now_us();
+                if (now - l->last_refuse_log_us >= 10000000) {
+                    l->last_refuse_log_us = now;
+                    ES_WARN("tcp", NULL, "accept on port %u: %s; pausing %d ms", l->port,
+                            strerror(errno), ACCEPT_PAUSE_MS);
+                }
+            }
+            return; /* EAGAIN: nothing more now */
+        }
         accept_one(l, fd, &from, fl);
     }
 }
@@ -472,7 +507,9 @@ int es_tcp_listener_open(uv_loop_t *loop, const es_listen_t *listen, bool share_
                                                    : ((struct sockaddr_in6 *)&bound)->sin6_port);
     uv_poll_init(loop, &l->poll, fd);
     l->poll.data = l;
-    l->open_handles = 1;
+    uv_timer_init(loop, &l->pause);
+    l->pause.data = l;
+    l->open_handles = 2;
     uv_poll_start(&l->poll, UV_READABLE, on_listen_poll);
     *out = l;
     return 0;
@@ -485,8 +522,8 @@ es_tcp_listener_stats_t es_tcp_listener_stats(const es_tcp_listener_t *l) { retu
 static void listener_handle_closed(uv_handle_t *h)
 {
     es_tcp_listener_t *l = h->data;
+    if (h == (uv_handle_t *)&l->poll) close(l->fd);
     l->open_handles--;
-    close(l->fd);
     listener_maybe_free(l);
 }
 
@@ -496,4 +533,5 @@ void es_tcp_listener_close(es_tcp_listener_t *l)
     l->closing = true;
     for (es_tcp_conn_t *c = l->conns; c; c = c->next) conn_close(c, "the server is stopping", false);
     uv_close((uv_handle_t *)&l->poll, listener_handle_closed);
+    uv_close((uv_handle_t *)&l->pause, listener_handle_closed);
 }
