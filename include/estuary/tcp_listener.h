@@ -19,7 +19,9 @@
 #include <stdint.h>
 #include <uv.h>
 
-#define ES_TCP_QUEUE_MEDIA (256 * 1024)  /* bytes queued past which media frames are dropped */
+#define ES_TCP_QUEUE_MEDIA (64 * 1024)   /* bytes queued past which media frames are dropped */
+#define ES_TCP_SNDBUF (64 * 1024)        /* SO_SNDBUF of a framed connection (the kernel doubles
+                                            it): late media waits in neither buffer for long */
 #define ES_TCP_QUEUE_MAX (1024 * 1024)   /* bytes queued past which the connection closes */
 #define ES_TCP_AUTH_TIMEOUT_MS 5000      /* a connection must authenticate within this */
 #define ES_TCP_SNIFF_TIMEOUT_MS 10000    /* a shared-port connection must say what it is */

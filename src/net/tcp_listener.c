@@ -460,8 +460,12 @@ static void on_listen_poll(uv_poll_t *h, int status, int events)
 /* The shared port's framed connections: on_conn once the sniffing said STUN. */
 static void conn_became_framed(es_tcp_conn_t *c)
 {
-    int one = 1;
+    int one = 1, sndbuf = ES_TCP_SNDBUF;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* A fixed, small send buffer: a peer that reads slower than the stream shows up in our queue
+     * within a fraction of a second (and skips to a key frame) instead of after megabytes of
+     * stale media in an autotuned kernel buffer. */
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
     if (c->ls->cb.on_conn) c->ls->cb.on_conn(c->ls->user, c);
 }
 
