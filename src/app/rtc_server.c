@@ -412,7 +412,7 @@ int es_rtc_server_start(es_server_t *srv, es_rtc_server_t **out)
     const es_config_t *cfg = srv->cfg;
     char err[256];
     if (es_srtp_global_init() != 0) {
-        ES_ERROR("rtc", NULL, "libsrtp2 initialisation failed");
+        ES_ERROR("rtc", NULL, "SRTP initialisation failed (OpenSSL has no AES-128-GCM, AES-128-CTR or HMAC)");
         return ES_EIO;
     }
     if (cfg->webrtc.dtls_cert && *cfg->webrtc.dtls_cert)

@@ -1,5 +1,5 @@
 /* Fan-out benchmark: the CPU cost of sending one publisher's packet to N WHEP players, through
- * the real code: es_media_stream (RTP rewrite per player) and each player's own libsrtp2
+ * the real code: es_media_stream (RTP rewrite per player) and each player's own SRTP
  * context (AEAD_AES_128_GCM, as browsers negotiate), without the socket (sendmmsg is measured
  * separately by the e2e runs). Prints ns per packet per player and what that means for a
  * 2.5 Mbit/s stream on one core.

@@ -20,6 +20,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <srtp2/srtp.h>
 
 #define BUF_CAP (1500 + ES_SRTP_MAX_TRAILER)
 
@@ -383,8 +384,254 @@ static void test_kat_aes_gcm(void **state)
     es_srtp_free(s);
 }
 
+
+/* ---- libsrtp2 as the reference ------------------------------------------------------------ */
+
+#define REF_CAP (1500 + SRTP_MAX_TRAILER_LEN + 4)
+
+/* A libsrtp2 session with master (key || salt) for one direction, as Estuary configured it
+ * before SRTP moved to OpenSSL: any SSRC, 1024-packet window, repeated sends allowed. */
+static srtp_t ref_new(es_srtp_profile_t profile, const uint8_t *master, bool outbound)
+{
+    srtp_policy_t p;
+    memset(&p, 0, sizeof p);
+    if (profile == ES_SRTP_AEAD_AES_128_GCM) {
+        srtp_crypto_policy_set_aes_gcm_128_16_auth(&p.rtp);
+        srtp_crypto_policy_set_aes_gcm_128_16_auth(&p.rtcp);
+    } else {
+        srtp_crypto_policy_set_rtp_default(&p.rtp);
+        srtp_crypto_policy_set_rtcp_default(&p.rtcp);
+    }
+    p.ssrc.type = outbound ? ssrc_any_outbound : ssrc_any_inbound;
+    p.key = (unsigned char *)master;
+    p.window_size = 1024;
+    p.allow_repeat_tx = outbound;
+    srtp_t s = NULL;
+    assert_int_equal(srtp_create(&s, &p), srtp_err_status_ok);
+    return s;
+}
+
+static uint32_t lcg(uint32_t *state)
+{
+    *state = *state * 1664525u + 1013904223u;
+    return *state >> 8;
+}
+
+/* A random RTP packet: 0-3 CSRCs, sometimes a one-byte-header extension, sometimes padding,
+ * 0-1200 bytes of payload. */
+static size_t random_rtp(uint8_t *buf, uint16_t seq, uint32_t ssrc, uint32_t *rng)
+{
+    size_t cc = lcg(rng) % 4, len = 12;
+    bool ext = lcg(rng) % 2;
+    buf[0] = (uint8_t)(0x80 | (ext ? 0x10 : 0) | cc);
+    buf[1] = (uint8_t)(96 + lcg(rng) % 2);
+    buf[2] = (uint8_t)(seq >> 8);
+    buf[3] = (uint8_t)seq;
+    for (int i = 0; i < 4; i++) buf[4 + i] = (uint8_t)lcg(rng);
+    for (int i = 0; i < 4; i++) buf[8 + i] = (uint8_t)(ssrc >> (24 - 8 * i));
+    for (size_t i = 0; i < 4 * cc; i++) buf[len++] = (uint8_t)lcg(rng);
+    if (ext) {
+        size_t words = lcg(rng) % 3;
+        buf[len] = 0xBE, buf[len + 1] = 0xDE, buf[len + 2] = 0, buf[len + 3] = (uint8_t)words;
+        len += 4;
+        for (size_t i = 0; i < 4 * words; i++) buf[len++] = (uint8_t)lcg(rng);
+    }
+    size_t payload = lcg(rng) % 1201;
+    for (size_t i = 0; i < payload; i++) buf[len++] = (uint8_t)lcg(rng);
+    return len;
+}
+
+/* Packets of three SSRCs, sequence numbers from 65000 through a rollover and on (about 3,000
+ * per SSRC), some sent twice (NACK retransmissions, also of packets from before the rollover)
+ * and some swapped in order: protected by Estuary and by libsrtp2 they must be byte-identical
+ * (the transforms are deterministic), and each side's output must unprotect on the other. */
+static void cross(es_srtp_profile_t profile)
+{
+    size_t ml = profile == ES_SRTP_AEAD_AES_128_GCM ? 28 : 30;
+    es_dtls_srtp_keys_t k = {.profile = profile, .master_len = ml};
+    memcpy(k.local, K1, ml);
+    memcpy(k.remote, K1, ml);
+    es_srtp_t *es_tx = es_srtp_new(&k), *es_rx = es_srtp_new(&k);
+    assert_non_null(es_tx);
+    srtp_t ref_tx = ref_new(profile, K1, true), ref_rx = ref_new(profile, K1, false);
+    uint32_t rng = 12345 + (uint32_t)profile;
+    static const uint32_t ssrcs[3] = {0x11223344, 0xdeadbeef, 0x00000001};
+    uint16_t next[3] = {65000, 65500, 64000};
+    uint8_t plain[REF_CAP], a[REF_CAP], b[REF_CAP], held[REF_CAP];
+    size_t held_len = 0;
+    int checked = 0, retransmitted = 0;
+    for (int i = 0; i < 9000; i++) {
+        int which = (int)(lcg(&rng) % 3);
+        uint16_t seq = next[which]++;
+        bool again = lcg(&rng) % 20 == 0 && i > 100;
+        if (again) { /* a retransmission of a packet up to 300 back, maybe before the rollover */
+            seq = (uint16_t)(seq - 1 - lcg(&rng) % 300);
+            next[which]--;
+            retransmitted++;
+        }
+        size_t len = random_rtp(plain, seq, ssrcs[which], &rng);
+        memcpy(a, plain, len);
+        memcpy(b, plain, len);
+        int na = es_srtp_protect_rtp(es_tx, a, len, sizeof a);
+        int nb = (int)len;
+        assert_int_equal(srtp_protect(ref_tx, b, &nb), srtp_err_status_ok);
+        assert_int_equal(na, nb);
+        assert_memory_equal(a, b, (size_t)na);
+        if (again) continue; /* the receivers already have it */
+        /* Receive: Estuary takes libsrtp2's packet, libsrtp2 Estuary's; now and then one is
+         * held back and delivered after the next (reordering). */
+        if (held_len == 0 && lcg(&rng) % 10 == 0) {
+            memcpy(held, a, (size_t)na);
+            held_len = (size_t)na;
+            continue;
+        }
+        for (int round = 0; round < (held_len ? 2 : 1); round++) {
+            const uint8_t *pkt = round == 0 ? a : held;
+            size_t pl = round == 0 ? (size_t)na : held_len;
+            uint8_t x[REF_CAP], y[REF_CAP];
+            memcpy(x, pkt, pl);
+            memcpy(y, pkt, pl);
+            int nx = es_srtp_unprotect_rtp(es_rx, x, pl);
+            int ny = (int)pl;
+            assert_int_equal(srtp_unprotect(ref_rx, y, &ny), srtp_err_status_ok);
+            assert_int_equal(nx, ny);
+            assert_memory_equal(x, y, (size_t)ny);
+            checked++;
+        }
+        held_len = 0;
+    }
+    assert_true(checked > 8000);
+    assert_true(retransmitted > 300);
+
+    /* SRTCP: identical output (indexes 1, 2, ... per SSRC) and mutual unprotect. */
+    for (int i = 0; i < 200; i++) {
+        size_t len = rtcp_rr(plain, ssrcs[i % 3]);
+        memcpy(a, plain, len);
+        memcpy(b, plain, len);
+        int na = es_srtp_protect_rtcp(es_tx, a, len, sizeof a);
+        int nb = (int)len;
+        assert_int_equal(srtp_protect_rtcp(ref_tx, b, &nb), srtp_err_status_ok);
+        assert_int_equal(na, nb);
+        assert_memory_equal(a, b, (size_t)na);
+        int nx = es_srtp_unprotect_rtcp(es_rx, a, (size_t)na);
+        int ny = nb;
+        assert_int_equal(srtp_unprotect_rtcp(ref_rx, b, &ny), srtp_err_status_ok);
+        assert_int_equal(nx, (int)len);
+        assert_int_equal(ny, (int)len);
+        assert_memory_equal(a, plain, len);
+    }
+    /* a replayed SRTCP packet is refused by both */
+    size_t len = rtcp_rr(plain, ssrcs[0]);
+    memcpy(a, plain, len);
+    int na = es_srtp_protect_rtcp(es_tx, a, len, sizeof a);
+    for (int round = 0; round < 2; round++) {
+        memcpy(b, a, (size_t)na);
+        memcpy(held, a, (size_t)na);
+        int nb = na;
+        assert_int_equal(es_srtp_unprotect_rtcp(es_rx, held, (size_t)na),
+                         round == 0 ? (int)len : ES_EEXIST);
+        assert_int_equal(srtp_unprotect_rtcp(ref_rx, b, &nb),
+                         round == 0 ? srtp_err_status_ok : srtp_err_status_replay_fail);
+    }
+    es_srtp_free(es_tx);
+    es_srtp_free(es_rx);
+    srtp_dealloc(ref_tx);
+    srtp_dealloc(ref_rx);
+}
+
+static void test_cross_libsrtp2_cm(void **state) { cross(ES_SRTP_AES128_CM_SHA1_80); }
+static void test_cross_libsrtp2_gcm(void **state) { cross(ES_SRTP_AEAD_AES_128_GCM); }
+
+/* Replay and age against the 1024-packet window, the same verdicts as libsrtp2's, and a packet
+ * with a bad tag changes nothing (the next valid one still passes). */
+static void replay_profile(es_srtp_profile_t profile)
+{
+    size_t ml = profile == ES_SRTP_AEAD_AES_128_GCM ? 28 : 30;
+    es_dtls_srtp_keys_t k = {.profile = profile, .master_len = ml};
+    memcpy(k.local, K2, ml);
+    memcpy(k.remote, K2, ml);
+    es_srtp_t *tx = es_srtp_new(&k), *rx = es_srtp_new(&k);
+    srtp_t ref_rx = ref_new(profile, K2, false);
+    static uint8_t pkts[1400][128 + 16];
+    int lens[1400];
+    for (int i = 0; i < 1400; i++) {
+        size_t len = rtp_packet(pkts[i], (uint16_t)(65300 + i), 0xabcdef01, 40);
+        lens[i] = es_srtp_protect_rtp(tx, pkts[i], len, sizeof pkts[i]);
+        assert_true(lens[i] > 0);
+    }
+    /* deliver 0..1399 except 500; then replays, the missing one, and a too-old one */
+    for (int i = 0; i < 1400; i++) {
+        if (i == 500 || i == 1300 || i == 1390) continue;
+        uint8_t x[160], y[160];
+        memcpy(x, pkts[i], (size_t)lens[i]);
+        memcpy(y, pkts[i], (size_t)lens[i]);
+        int ny = lens[i];
+        assert_true(es_srtp_unprotect_rtp(rx, x, (size_t)lens[i]) > 0);
+        assert_int_equal(srtp_unprotect(ref_rx, y, &ny), srtp_err_status_ok);
+    }
+    struct { int i; int want_es; srtp_err_status_t want_ref; } cases[] = {
+        {1399, ES_EEXIST, srtp_err_status_replay_fail}, /* the newest again */
+        {1000, ES_EEXIST, srtp_err_status_replay_fail}, /* in the window, seen */
+        {500, 0, srtp_err_status_ok},                   /* 899 back, never received */
+        {1300, 0, srtp_err_status_ok},                  /* in the window, not seen: accepted */
+        {1300, ES_EEXIST, srtp_err_status_replay_fail}, /* and now seen */
+        {300, ES_EEXIST, srtp_err_status_replay_old},   /* 1099 back: outside the window */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int i = cases[c].i;
+        uint8_t x[160], y[160];
+        memcpy(x, pkts[i], (size_t)lens[i]);
+        memcpy(y, pkts[i], (size_t)lens[i]);
+        int ny = lens[i];
+        int nx = es_srtp_unprotect_rtp(rx, x, (size_t)lens[i]);
+        srtp_err_status_t r = srtp_unprotect(ref_rx, y, &ny);
+        assert_int_equal(nx < 0 ? nx : 0, cases[c].want_es);
+        assert_int_equal(r, cases[c].want_ref);
+    }
+    /* a bad tag on a new packet: refused, and the window did not move */
+    uint8_t x[160];
+    size_t len = rtp_packet(x, (uint16_t)(65300 + 1400 + 2000), 0xabcdef01, 40);
+    int n = es_srtp_protect_rtp(tx, x, len, sizeof x);
+    x[n - 1] ^= 1;
+    assert_int_equal(es_srtp_unprotect_rtp(rx, x, (size_t)n), ES_EPROTO);
+    uint8_t z[160]; /* 9 back from the newest: accepted only if the window stayed */
+    memcpy(z, pkts[1390], (size_t)lens[1390]);
+    assert_int_equal(es_srtp_unprotect_rtp(rx, z, (size_t)lens[1390]), 40 + 12);
+    es_srtp_free(tx);
+    es_srtp_free(rx);
+    srtp_dealloc(ref_rx);
+}
+
+static void test_replay_vs_libsrtp2(void **state)
+{
+    replay_profile(ES_SRTP_AES128_CM_SHA1_80);
+    replay_profile(ES_SRTP_AEAD_AES_128_GCM);
+}
+
+/* Packets from an unknown SSRC that do not authenticate create no state: the 32 tracked SSRCs
+ * cannot be pushed out by garbage, and a legitimate stream keeps its replay window. */
+static void test_garbage_creates_no_state(void **state)
+{
+    es_srtp_t *a, *b;
+    make_pair(ES_SRTP_AEAD_AES_128_GCM, &a, &b);
+    uint8_t p[BUF_CAP], keep[BUF_CAP];
+    size_t len = rtp_packet(p, 7, 0x77777777, 100);
+    int n = es_srtp_protect_rtp(a, p, len, sizeof p);
+    memcpy(keep, p, (size_t)n);
+    assert_true(es_srtp_unprotect_rtp(b, p, (size_t)n) > 0);
+    for (uint32_t i = 0; i < 1000; i++) {
+        len = rtp_packet(p, 1, 0x10000 + i, 100);
+        memset(p + len, 0x5a, 16);
+        assert_int_equal(es_srtp_unprotect_rtp(b, p, len + 16), ES_EPROTO);
+    }
+    assert_int_equal(es_srtp_unprotect_rtp(b, keep, (size_t)n), ES_EEXIST);
+    es_srtp_free(a);
+    es_srtp_free(b);
+}
+
 int main(void)
 {
+    if (srtp_init() != srtp_err_status_ok) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_cm),
         cmocka_unit_test(test_round_trip_gcm),
@@ -394,6 +641,10 @@ int main(void)
         cmocka_unit_test(test_kdf_rfc3711_b3),
         cmocka_unit_test(test_kat_aes_cm),
         cmocka_unit_test(test_kat_aes_gcm),
+        cmocka_unit_test(test_cross_libsrtp2_cm),
+        cmocka_unit_test(test_cross_libsrtp2_gcm),
+        cmocka_unit_test(test_replay_vs_libsrtp2),
+        cmocka_unit_test(test_garbage_creates_no_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
