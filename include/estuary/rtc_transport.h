@@ -131,6 +131,12 @@ int es_rtc_link_add_remote_candidate(es_rtc_link_t *l, const char *ip, uint16_t 
  * to the next key frame rather than queue stale video). */
 bool es_rtc_link_congested(const es_rtc_link_t *l);
 
+/* es_rtc_link_tx_buf: where the next datagram to the link's selected pair can be written in
+ * place (its UDP socket's next send slot, es_udp_tx_buf), with *cap its size in bytes; NULL when
+ * there is no selected pair or it is ICE-TCP (then pass any buffer: it is copied). Owned by the
+ * socket; valid until the next datagram is queued on it. */
+uint8_t *es_rtc_link_tx_buf(es_rtc_link_t *l, size_t *cap);
+
 /* es_rtc_link_session: the link's session (state, stats, send_rtp/rtcp). Borrowed. */
 es_rtc_session_t *es_rtc_link_session(es_rtc_link_t *l);
 

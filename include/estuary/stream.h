@@ -45,14 +45,21 @@ typedef struct es_track_info {
     bool nack, pli, fir, transport_cc, remb; /* rtcp-fb negotiated with this party */
 } es_track_info_t;
 
+#define ES_STREAM_IO_ROOM 20 /* bytes send_rtp/send_rtcp may append (ES_SRTP_MAX_TRAILER) */
+
 /* How the stream reaches a party. `user` is given back; the callee owns the transport. */
 typedef struct es_media_io {
-    /* Send a plain RTP/RTCP packet: buf holds len bytes with room for cap (>= len + 148) so the
-     * callee can protect it in place. Return 0 or a negative ES_E* (the packet is lost);
-     * ES_EAGAIN from send_rtp for video means the transport fell behind and dropped it: the
-     * sink's track then waits for the next key frame, and the source is asked for one (PLI). */
+    /* Send a plain RTP/RTCP packet: buf holds len bytes with room for cap
+     * (>= len + ES_STREAM_IO_ROOM) so the callee can protect it in place. Return 0 or a negative
+     * ES_E* (the packet is lost); ES_EAGAIN from send_rtp for video means the transport fell
+     * behind and dropped it: the sink's track then waits for the next key frame, and the source
+     * is asked for one (PLI). */
     int (*send_rtp)(void *user, uint8_t *buf, size_t len, size_t cap);
     int (*send_rtcp)(void *user, uint8_t *buf, size_t len, size_t cap);
+    /* Optional: where the next RTP packet to this party may be written (the transport's send
+     * slot, *cap bytes), so that it is rewritten, protected and sent without another copy; the
+     * stream then passes that very buffer to send_rtp. NULL: use the stream's own buffer. */
+    uint8_t *(*rtp_buf)(void *user, size_t *cap);
     void *user;
 } es_media_io_t;
 

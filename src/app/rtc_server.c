@@ -349,6 +349,15 @@ static int io_send_rtp(void *user, uint8_t *buf, size_t len, size_t cap)
     return rc;
 }
 
+_Static_assert(ES_STREAM_IO_ROOM >= ES_SRTP_MAX_TRAILER, "the stream leaves room for SRTP");
+
+/* Where a player's next RTP packet is written: straight into the UDP send slot. */
+static uint8_t *io_rtp_buf(void *user, size_t *cap)
+{
+    session_t *s = user;
+    return s->link ? es_rtc_link_tx_buf(s->link, cap) : NULL;
+}
+
 static int io_send_rtcp(void *user, uint8_t *buf, size_t len, size_t cap)
 {
     session_t *s = user;
@@ -777,7 +786,8 @@ static int attach(es_rtc_server_t *rtc, session_t *s, const es_rtc_request_t *re
         .on_rtp = link_rtp, .on_rtcp = link_rtcp, .on_pair = link_pair,
         .on_selected = link_selected,
         .on_state = link_state, .on_closed = link_closed, .on_tick = link_tick};
-    es_media_io_t io = {.send_rtp = io_send_rtp, .send_rtcp = io_send_rtcp, .user = s};
+    es_media_io_t io = {.send_rtp = io_send_rtp, .send_rtcp = io_send_rtcp, .rtp_buf = io_rtp_buf,
+                        .user = s};
     int rc;
     if (role == ES_RTC_PUBLISH) rc = es_media_stream_set_source(ms, tracks, n_tracks, io, now);
     else rc = (s->sink = es_media_stream_add_sink(ms, tracks, n_tracks, io, now)) ? 0 : ES_ENOMEM;

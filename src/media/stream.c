@@ -23,7 +23,7 @@
 #define VIDEO_HISTORY 2048 /* packets: the GOP cache can be replayed while it fits */
 #define AUDIO_HISTORY 256
 #define MAX_PACKET 1500
-#define SCRATCH_CAP (MAX_PACKET + 200 + 148) /* extension growth + SRTP trailer */
+#define SCRATCH_CAP (MAX_PACKET + 200 + ES_STREAM_IO_ROOM) /* extension growth + SRTP trailer */
 #define RR_INTERVAL_US 1000000
 #define SR_INTERVAL_US 1000000
 #define TWCC_INTERVAL_US 50000
@@ -232,9 +232,11 @@ static void find_extensions(const es_rtp_packet_t *p, const es_ext_ids_t *in, fw
     }
 }
 
+#define EXT_MAX (1 + 16 + EXT_N * 17 + 3) /* bytes write_extensions may write */
+
 /* Writes the sink's one-byte extension elements (RFC 8285 §4.2): its mid, then the source's
- * elements under the sink's ids, padded to 32 bits, into out (room for 1 + 16 + 4 * 17 + 3
- * bytes). Returns the length. */
+ * elements under the sink's ids, padded to 32 bits, into out (room for EXT_MAX bytes). Returns
+ * the length. */
 static size_t write_extensions(const fwd_ext_t *e, const sink_track_t *st, uint8_t *out)
 {
     const uint8_t ids[EXT_N] = {st->info.ext.abs_send_time, st->info.ext.audio_level,
@@ -285,10 +287,19 @@ static void forward(es_media_stream_t *ms, es_media_sink_t *s, sink_track_t *st,
     }
     uint16_t seq = (uint16_t)(p->sequence + st->seq_offset);
     uint32_t ts = p->timestamp + st->ts_offset;
-    uint8_t *b = ms->scratch;
+    /* The one copy: header rewrite and payload straight into the transport's send slot when it
+     * has room, else into
+     * the scratch buffer (which the transport then copies). */
+    size_t body = p->payload_len + p->padding_len;
+    size_t need = 16 + EXT_MAX + body + ES_STREAM_IO_ROOM, cap = 0;
+    uint8_t *b = s->io.rtp_buf ? s->io.rtp_buf(s->io.user, &cap) : NULL;
+    if (!b || cap < need) {
+        b = ms->scratch;
+        cap = SCRATCH_CAP;
+    }
     es_rtp_packet_t h = {.marker = p->marker, .payload_type = st->info.codec.pt, .sequence = seq,
                          .timestamp = ts, .ssrc = st->info.ssrc};
-    es_rtp_write_header(&h, b, SCRATCH_CAP);
+    es_rtp_write_header(&h, b, cap);
     size_t len = 12;
     size_t ext_len = write_extensions(ext, st, b + 16);
     if (ext_len) {
@@ -297,8 +308,7 @@ static void forward(es_media_stream_t *ms, es_media_sink_t *s, sink_track_t *st,
         es_wr16(b + 14, (uint16_t)(ext_len / 4));
         len = 16 + ext_len;
     }
-    size_t body = p->payload_len + p->padding_len;
-    if (len + body > SCRATCH_CAP - 148) return;
+    if (len + body > cap - ES_STREAM_IO_ROOM) return;
     memcpy(b + len, p->payload, body);
     if (p->padding_len) b[0] |= 0x20;
     len += body;
@@ -316,7 +326,7 @@ static void forward(es_media_stream_t *ms, es_media_sink_t *s, sink_track_t *st,
     }
     s->stats.packets++;
     s->stats.bytes += len;
-    if (s->io.send_rtp(s->io.user, b, len, SCRATCH_CAP) == ES_EAGAIN && s->started &&
+    if (s->io.send_rtp(s->io.user, b, len, cap) == ES_EAGAIN && s->started &&
         st->info.kind == ES_MEDIA_VIDEO && !retransmit) {
         /* The sink's transport fell behind (an ICE-TCP queue) and dropped it: the frames that
          * follow cannot be decoded, so skip to the next key frame (numbering stays continuous:
@@ -512,7 +522,7 @@ static bool pli_due(const src_track_t *t, uint64_t now)
 static void send_pli_now(es_media_stream_t *ms, src_track_t *t, uint64_t now)
 {
     if (!t->ssrc_known || !ms->src_io.send_rtcp) return;
-    uint8_t b[64 + 148];
+    uint8_t b[64 + ES_STREAM_IO_ROOM];
     int n = es_rtcp_write_pli(ms->rtcp_ssrc, t->ssrc, b, 64);
     if (n > 0) ms->src_io.send_rtcp(ms->src_io.user, b, (size_t)n, sizeof b);
     t->last_pli_us = now;
@@ -663,7 +673,7 @@ static void send_src_rtcp(es_media_stream_t *ms, uint8_t *b, int n, size_t cap)
 
 static void tick_source(es_media_stream_t *ms, uint64_t now)
 {
-    uint8_t b[1400 + 148];
+    uint8_t b[1400 + ES_STREAM_IO_ROOM];
     const size_t cap = 1400;
     for (size_t i = 0; i < ms->n_src; i++) {
         src_track_t *t = &ms->src[i];
@@ -735,7 +745,7 @@ static uint64_t src_ntp_at(const src_track_t *t, uint64_t now)
 
 static void tick_sink(es_media_stream_t *ms, es_media_sink_t *s, uint64_t now)
 {
-    uint8_t b[256 + 148];
+    uint8_t b[256 + ES_STREAM_IO_ROOM];
     for (size_t i = 0; i < s->n; i++) {
         sink_track_t *st = &s->t[i];
         if (!s->started || st->src < 0 || !st->synced || st->gen != ms->gen) continue;

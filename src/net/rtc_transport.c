@@ -387,6 +387,14 @@ bool es_rtc_link_congested(const es_rtc_link_t *l)
     return !c || es_tcp_conn_congested(c);
 }
 
+uint8_t *es_rtc_link_tx_buf(es_rtc_link_t *l, size_t *cap)
+{
+    const es_addr_pair_t *sel = es_rtc_session_selected(l->rs, NULL);
+    if (!sel || sel->transport != ES_ADDR_UDP) return NULL;
+    es_udp_t *u = l->own ? l->own->udp : l->t->udp;
+    return u ? es_udp_tx_buf(u, cap) : NULL;
+}
+
 /* --- a relay's own socket --- */
 
 /* One datagram for link l, on the shared port or its own. */

@@ -1,5 +1,5 @@
-/* UDP socket with recvmmsg/sendmmsg batching and IP_PKTINFO (see include/estuary/udp.h). The
- * only place WebRTC datagrams touch the kernel. */
+/* UDP socket with recvmmsg/sendmmsg batching, UDP GSO trains and IP_PKTINFO (see
+ * include/estuary/udp.h). The only place WebRTC datagrams touch the kernel. */
 #define _GNU_SOURCE /* recvmmsg, sendmmsg, struct in6_pktinfo */
 #include "estuary/udp.h"
 
@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/udp.h> /* UDP_SEGMENT */
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,6 +18,25 @@
 #include <unistd.h>
 
 #define CMSG_SPACE_PKTINFO 64 /* room for one in_pktinfo or in6_pktinfo control message */
+#define CMSG_SPACE_TX 96      /* pktinfo and a UDP_SEGMENT message */
+#define GSO_MAX_SEGMENTS 64   /* the kernel's UDP_MAX_SEGMENTS */
+#define GSO_MAX_BYTES 65000   /* a train is one UDP datagram to the stack: under 64 KiB */
+#define HASH_SLOTS (2 * ES_UDP_TX_SLOTS) /* destination table at flush, half full at most */
+
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+
+/* One queued datagram: its bytes, its destination (remote and the local source address). */
+typedef struct tx_slot {
+    uint8_t buf[ES_UDP_MAX_DGRAM];
+    uint16_t len;
+    socklen_t remote_len;
+    struct sockaddr_storage remote, local;
+    int next;                 /* flush: the next slot to the same destination, -1 at the end */
+    int tail;                 /* flush, on a chain's first slot: its last slot */
+    bool head;                /* flush: first slot of its destination */
+} tx_slot_t;
 #define SOCKET_BUFFER (4 * 1024 * 1024)
 #define MAX_READS_PER_WAKEUP 8 /* batches; keeps one busy socket from starving the loop */
 
@@ -38,13 +58,14 @@ struct es_udp {
     struct iovec rx_iov[ES_UDP_BATCH];
     struct sockaddr_storage rx_from[ES_UDP_BATCH];
     uint8_t rx_ctl[ES_UDP_BATCH][CMSG_SPACE_PKTINFO];
-    /* send batch */
+    /* send queue: datagrams in slots, sent as GSO trains per destination at flush */
     size_t tx_n;
-    uint8_t tx_buf[ES_UDP_BATCH][ES_UDP_MAX_DGRAM];
-    struct mmsghdr tx_msg[ES_UDP_BATCH];
-    struct iovec tx_iov[ES_UDP_BATCH];
-    struct sockaddr_storage tx_to[ES_UDP_BATCH];
-    uint8_t tx_ctl[ES_UDP_BATCH][CMSG_SPACE_PKTINFO];
+    tx_slot_t *tx;                        /* ES_UDP_TX_SLOTS */
+    struct mmsghdr *tx_msg;               /* one per train, at most one per slot */
+    struct iovec *tx_iov;                 /* one per slot */
+    uint8_t (*tx_ctl)[CMSG_SPACE_TX];     /* one per train */
+    int *hash;                            /* HASH_SLOTS: slot index + 1 of a chain's head */
+    bool gso;                             /* the kernel takes UDP_SEGMENT on this socket */
 };
 
 /* The local address a datagram was sent to, from its IP_PKTINFO / IPV6_PKTINFO message. */
@@ -112,22 +133,185 @@ static void on_readable(uv_poll_t *h, int status, int events)
     }
 }
 
+static bool same_dest(const tx_slot_t *a, const tx_slot_t *b)
+{
+    return a->remote_len == b->remote_len && memcmp(&a->remote, &b->remote, a->remote_len) == 0 &&
+           a->local.ss_family == b->local.ss_family &&
+           (a->local.ss_family == AF_INET
+                ? ((const struct sockaddr_in *)&a->local)->sin_addr.s_addr ==
+                      ((const struct sockaddr_in *)&b->local)->sin_addr.s_addr
+            : a->local.ss_family == AF_INET6
+                ? memcmp(&((const struct sockaddr_in6 *)&a->local)->sin6_addr,
+                         &((const struct sockaddr_in6 *)&b->local)->sin6_addr, 16) == 0
+                : true);
+}
+
+static uint32_t dest_hash(const tx_slot_t *t)
+{
+    uint32_t h = 2166136261u; /* FNV-1a over the remote address */
+    const uint8_t *p = (const uint8_t *)&t->remote;
+    for (socklen_t i = 0; i < t->remote_len; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
+/* Chains the queued slots by destination (tx[i].next), in queue order: each destination's
+ * datagrams leave in the order they were queued. */
+static void chain_by_dest(es_udp_t *u)
+{
+    memset(u->hash, 0, HASH_SLOTS * sizeof *u->hash);
+    for (size_t i = 0; i < u->tx_n; i++) {
+        tx_slot_t *t = &u->tx[i];
+        t->next = -1;
+        t->head = false;
+        for (uint32_t h = dest_hash(t) & (HASH_SLOTS - 1);; h = (h + 1) & (HASH_SLOTS - 1)) {
+            if (u->hash[h] == 0) { /* a new destination */
+                u->hash[h] = (int)i + 1;
+                t->head = true;
+                t->tail = (int)i;
+                break;
+            }
+            tx_slot_t *head = &u->tx[u->hash[h] - 1];
+            if (same_dest(head, t)) {
+                u->tx[head->tail].next = (int)i;
+                head->tail = (int)i;
+                break;
+            }
+        }
+    }
+}
+
+/* Fills message m with the iov_n segments from iov (one datagram, or a GSO train of segments of
+ * gso bytes each, the last one maybe shorter) to slot t's destination. */
+static void build_msg(es_udp_t *u, size_t m, const tx_slot_t *t, struct iovec *iov, size_t iov_n,
+                      uint16_t gso)
+{
+    struct msghdr *mh = &u->tx_msg[m].msg_hdr;
+    *mh = (struct msghdr){
+        .msg_name = (void *)&t->remote,
+        .msg_namelen = t->remote_len,
+        .msg_iov = iov,
+        .msg_iovlen = iov_n,
+    };
+    uint8_t *ctl = u->tx_ctl[m];
+    memset(ctl, 0, CMSG_SPACE_TX);
+    size_t used = 0;
+    struct cmsghdr *c = (struct cmsghdr *)ctl;
+    /* The source address: IP_PKTINFO for IPv4 clients (also on a dual-stack IPv6 socket),
+     * IPV6_PKTINFO for IPv6 ones; none when unknown (the kernel picks). */
+    if (t->local.ss_family == AF_INET) {
+        struct in_pktinfo pi = {0};
+        pi.ipi_spec_dst = ((const struct sockaddr_in *)&t->local)->sin_addr;
+        c->cmsg_level = IPPROTO_IP;
+        c->cmsg_type = IP_PKTINFO;
+        c->cmsg_len = CMSG_LEN(sizeof pi);
+        memcpy(CMSG_DATA(c), &pi, sizeof pi);
+        used += CMSG_SPACE(sizeof pi);
+    } else if (t->local.ss_family == AF_INET6 && u->family == AF_INET6) {
+        struct in6_pktinfo pi = {0};
+        pi.ipi6_addr = ((const struct sockaddr_in6 *)&t->local)->sin6_addr;
+        c->cmsg_level = IPPROTO_IPV6;
+        c->cmsg_type = IPV6_PKTINFO;
+        c->cmsg_len = CMSG_LEN(sizeof pi);
+        memcpy(CMSG_DATA(c), &pi, sizeof pi);
+        used += CMSG_SPACE(sizeof pi);
+    }
+    if (iov_n > 1) {
+        c = (struct cmsghdr *)(ctl + used);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof gso);
+        memcpy(CMSG_DATA(c), &gso, sizeof gso);
+        used += CMSG_SPACE(sizeof gso);
+    }
+    mh->msg_control = used ? ctl : NULL;
+    mh->msg_controllen = used;
+}
+
+static size_t msg_bytes(const struct msghdr *mh)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < mh->msg_iovlen; i++)
+        n += mh->msg_iov[i].iov_len;
+    return n;
+}
+
+/* A train the kernel refused as a whole (GSO unsupported on this route or device, EIO or
+ * EINVAL): GSO is off for this socket from now on, and its segments go one by one. */
+static void send_segments(es_udp_t *u, struct msghdr *mh)
+{
+    u->gso = false;
+    u->stats.gso_fallbacks++;
+    struct iovec *iov = mh->msg_iov;
+    size_t n = mh->msg_iovlen;
+    mh->msg_controllen = 0;
+    mh->msg_control = NULL;
+    for (size_t i = 0; i < n; i++) {
+        mh->msg_iov = &iov[i];
+        mh->msg_iovlen = 1;
+        u->stats.tx_syscalls++;
+        if (sendmsg(u->fd, mh, MSG_DONTWAIT) < 0) {
+            u->stats.tx_dropped++;
+        } else {
+            u->stats.tx_packets++;
+            u->stats.tx_bytes += iov[i].iov_len;
+        }
+    }
+}
+
 void es_udp_flush(es_udp_t *u)
 {
+    if (u->tx_n == 0) return;
+    chain_by_dest(u);
+    /* One message per train: a destination's consecutive datagrams of one size (the last of a
+     * train may be shorter) as one UDP_SEGMENT send, up to 64 segments and 64 KB. */
+    size_t n_msg = 0, n_iov = 0;
+    for (size_t i = 0; i < u->tx_n; i++) {
+        if (!u->tx[i].head) continue;
+        for (int j = (int)i; j >= 0;) {
+            const tx_slot_t *first = &u->tx[j];
+            struct iovec *iov = &u->tx_iov[n_iov];
+            size_t segs = 0, bytes = 0;
+            uint16_t gso = first->len;
+            int k = j;
+            while (k >= 0) {
+                const tx_slot_t *t = &u->tx[k];
+                if (segs > 0 && (!u->gso || segs == GSO_MAX_SEGMENTS || t->len > gso ||
+                                 bytes + t->len > GSO_MAX_BYTES))
+                    break;
+                u->tx_iov[n_iov++] = (struct iovec){(void *)t->buf, t->len};
+                segs++;
+                bytes += t->len;
+                k = t->next;
+                if (t->len < gso) break; /* a shorter segment ends the train */
+            }
+            build_msg(u, n_msg++, first, iov, segs, gso);
+            if (segs > 1) u->stats.tx_trains++;
+            j = k;
+        }
+    }
     size_t done = 0;
-    while (done < u->tx_n) {
-        int n = sendmmsg(u->fd, u->tx_msg + done, (unsigned)(u->tx_n - done), MSG_DONTWAIT);
+    while (done < n_msg) {
+        u->stats.tx_syscalls++;
+        int n = sendmmsg(u->fd, u->tx_msg + done, (unsigned)(n_msg - done), MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EINTR) continue;
-            /* The first datagram was refused (EAGAIN: socket buffer full; EPERM, ENETUNREACH,
-             * EINVAL: this destination). Drop it, as the network would, and go on. */
-            u->stats.tx_dropped++;
+            struct msghdr *mh = &u->tx_msg[done].msg_hdr;
+            if (mh->msg_iovlen > 1 && (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT ||
+                                       errno == EOPNOTSUPP)) {
+                send_segments(u, mh);
+            } else {
+                /* Refused (EAGAIN: socket buffer full; EPERM, ENETUNREACH, EINVAL: this
+                 * destination). Drop it, as the network would, and go on. */
+                u->stats.tx_dropped += mh->msg_iovlen;
+            }
             done++;
             continue;
         }
         for (int i = 0; i < n; i++) {
-            u->stats.tx_packets++;
-            u->stats.tx_bytes += u->tx_iov[done + (size_t)i].iov_len;
+            const struct msghdr *mh = &u->tx_msg[done + (size_t)i].msg_hdr;
+            u->stats.tx_packets += mh->msg_iovlen;
+            u->stats.tx_bytes += msg_bytes(mh);
         }
         done += (size_t)n;
     }
@@ -140,48 +324,40 @@ static void on_check(uv_check_t *h)
     if (u->tx_n) es_udp_flush(u);
 }
 
-/* Attaches one control message (level, type, len bytes of data) to mh, in ctl. */
-static void set_pktinfo(struct msghdr *mh, uint8_t *ctl, int level, int type, const void *data,
-                        size_t len)
+uint8_t *es_udp_tx_buf(es_udp_t *u, size_t *cap)
 {
-    mh->msg_control = ctl;
-    mh->msg_controllen = CMSG_SPACE(len);
-    struct cmsghdr *c = CMSG_FIRSTHDR(mh);
-    c->cmsg_level = level;
-    c->cmsg_type = type;
-    c->cmsg_len = CMSG_LEN(len);
-    memcpy(CMSG_DATA(c), data, len);
+    if (u->closing) return NULL;
+    if (u->tx_n == ES_UDP_TX_SLOTS) es_udp_flush(u);
+    *cap = ES_UDP_MAX_DGRAM;
+    return u->tx[u->tx_n].buf;
 }
 
 int es_udp_send(es_udp_t *u, const uint8_t *buf, size_t len, const es_addr_pair_t *addr)
 {
     if (u->closing) return ES_EINVAL;
     if (len > ES_UDP_MAX_DGRAM) return ES_E2BIG;
-    if (u->tx_n == ES_UDP_BATCH) es_udp_flush(u);
-    size_t i = u->tx_n++;
-    memcpy(u->tx_buf[i], buf, len);
-    u->tx_iov[i] = (struct iovec){u->tx_buf[i], len};
-    memcpy(&u->tx_to[i], &addr->remote, sizeof u->tx_to[i]);
-    struct msghdr *mh = &u->tx_msg[i].msg_hdr;
-    *mh = (struct msghdr){
-        .msg_name = &u->tx_to[i],
-        .msg_namelen = addr->remote_len,
-        .msg_iov = &u->tx_iov[i],
-        .msg_iovlen = 1,
-    };
-    memset(u->tx_ctl[i], 0, sizeof u->tx_ctl[i]);
-    /* The source address: IP_PKTINFO for IPv4 clients (also on a dual-stack IPv6 socket),
-     * IPV6_PKTINFO for IPv6 ones; none when unknown (the kernel picks). */
-    if (addr->local.ss_family == AF_INET) {
-        struct in_pktinfo pi = {0};
-        pi.ipi_spec_dst = ((const struct sockaddr_in *)&addr->local)->sin_addr;
-        set_pktinfo(mh, u->tx_ctl[i], IPPROTO_IP, IP_PKTINFO, &pi, sizeof pi);
-    } else if (addr->local.ss_family == AF_INET6 && u->family == AF_INET6) {
-        struct in6_pktinfo pi = {0};
-        pi.ipi6_addr = ((const struct sockaddr_in6 *)&addr->local)->sin6_addr;
-        set_pktinfo(mh, u->tx_ctl[i], IPPROTO_IPV6, IPV6_PKTINFO, &pi, sizeof pi);
-    }
+    if (u->tx_n == ES_UDP_TX_SLOTS) es_udp_flush(u);
+    tx_slot_t *t = &u->tx[u->tx_n++];
+    if (buf != t->buf) memcpy(t->buf, buf, len); /* written in place via es_udp_tx_buf: no copy */
+    t->len = (uint16_t)len;
+    t->remote_len = addr->remote_len;
+    memcpy(&t->remote, &addr->remote, addr->remote_len);
+    t->local.ss_family = addr->local.ss_family;
+    if (addr->local.ss_family == AF_INET)
+        memcpy(&t->local, &addr->local, sizeof(struct sockaddr_in));
+    else if (addr->local.ss_family == AF_INET6)
+        memcpy(&t->local, &addr->local, sizeof(struct sockaddr_in6));
     return 0;
+}
+
+static void udp_free(es_udp_t *u)
+{
+    free(u->tx);
+    free(u->tx_msg);
+    free(u->tx_iov);
+    free(u->tx_ctl);
+    free(u->hash);
+    free(u);
 }
 
 static void on_closed(uv_handle_t *h)
@@ -189,7 +365,7 @@ static void on_closed(uv_handle_t *h)
     es_udp_t *u = h->data;
     if (--u->open_handles == 0) {
         close(u->fd);
-        free(u);
+        udp_free(u);
     }
 }
 
@@ -237,11 +413,24 @@ int es_udp_open(uv_loop_t *loop, const es_listen_t *listen, es_udp_recv_fn cb, v
     socklen_t bl = sizeof bound;
     getsockname(fd, (struct sockaddr *)&bound, &bl);
     es_udp_t *u = calloc(1, sizeof *u);
-    if (!u) {
+    if (u) {
+        u->tx = malloc(ES_UDP_TX_SLOTS * sizeof *u->tx);
+        u->tx_msg = malloc(ES_UDP_TX_SLOTS * sizeof *u->tx_msg);
+        u->tx_iov = malloc(ES_UDP_TX_SLOTS * sizeof *u->tx_iov);
+        u->tx_ctl = malloc(ES_UDP_TX_SLOTS * sizeof *u->tx_ctl);
+        u->hash = malloc(HASH_SLOTS * sizeof *u->hash);
+    }
+    if (!u || !u->tx || !u->tx_msg || !u->tx_iov || !u->tx_ctl || !u->hash) {
+        if (u) udp_free(u);
         close(fd);
         snprintf(err, err_len, "out of memory");
         return ES_ENOMEM;
     }
+    /* UDP GSO (Linux 4.18+): asked of the socket once; a kernel that refuses a train later
+     * turns it off (send_segments). */
+    int seg = 0;
+    socklen_t seg_len = sizeof seg;
+    u->gso = getsockopt(fd, SOL_UDP, UDP_SEGMENT, &seg, &seg_len) == 0;
     u->loop = loop;
     u->fd = fd;
     u->family = family;
@@ -253,7 +442,7 @@ int es_udp_open(uv_loop_t *loop, const es_listen_t *listen, es_udp_recv_fn cb, v
     u->check.data = u;
     if (uv_poll_init_socket(loop, &u->poll, fd) != 0) {
         close(fd);
-        free(u);
+        udp_free(u);
         snprintf(err, err_len, "uv_poll_init_socket failed");
         return ES_EIO;
     }
@@ -268,3 +457,5 @@ int es_udp_open(uv_loop_t *loop, const es_listen_t *listen, es_udp_recv_fn cb, v
 uint16_t es_udp_port(const es_udp_t *u) { return u->port; }
 
 es_udp_stats_t es_udp_stats(const es_udp_t *u) { return u->stats; }
+
+int es_udp_fd(const es_udp_t *u) { return u->fd; }

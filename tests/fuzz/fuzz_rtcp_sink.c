@@ -15,7 +15,7 @@
  * them becomes the LSR of the last sender report sent on it, so the fuzzer can reach both.
  *
  * Invariants: every packet sent to the player is valid RTP or compound RTCP of one of its SSRCs
- * (with its payload type) and leaves the 148 bytes of room the io contract promises; after setup
+ * (with its payload type) and leaves the ES_STREAM_IO_ROOM bytes of room the io contract promises; after setup
  * every RTP packet is a retransmission, byte for byte one that was sent before (the history
  * never invents or alters a packet, and a lost one is never resent); retransmissions of one
  * packet are at least 20 ms apart (100 ms while the RTT is unknown); one compound packet causes
@@ -48,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define PT_SINK_V 96
 #define PT_SINK_A 109
 #define MAX_ORIG 64    /* packets recorded per player track */
-#define IO_ROOM 148    /* stream.h: cap >= len + 148 */
+#define IO_ROOM ES_STREAM_IO_ROOM /* stream.h: cap >= len + ES_STREAM_IO_ROOM */
 #define T0_US 5000000u /* the virtual clock at setup */
 
 typedef struct {

@@ -252,7 +252,7 @@ typedef struct capture {
 static int cap_rtp(void *user, uint8_t *buf, size_t len, size_t cap)
 {
     capture_t *c = user;
-    assert_true(cap >= len + 148);
+    assert_true(cap >= len + ES_STREAM_IO_ROOM);
     assert_true(len <= sizeof c->rtp[0]);
     assert_true(c->n_rtp < CAP_RTP);
     memcpy(c->rtp[c->n_rtp], buf, len);

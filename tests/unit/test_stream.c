@@ -30,7 +30,7 @@ typedef struct capture {
 static int cap_rtp(void *user, uint8_t *buf, size_t len, size_t cap)
 {
     capture_t *c = user;
-    assert_true(cap >= len + 148);
+    assert_true(cap >= len + ES_STREAM_IO_ROOM);
     if (c->n_rtp < MAXP) {
         memcpy(c->rtp[c->n_rtp], buf, len);
         c->rtp_len[c->n_rtp++] = len;
