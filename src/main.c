@@ -6,6 +6,7 @@
 #include "estuary/clock.h"
 #include "estuary/config.h"
 #include "estuary/error.h"
+#include "estuary/metrics.h"
 #include "estuary/log.h"
 #include "estuary/registry.h"
 #include "estuary/admission.h"
@@ -246,6 +247,7 @@ int main(int argc, char **argv)
     };
     const char *config_path = NULL;
     bool test_only = false;
+    es_metrics_init();
     int opt;
     while ((opt = getopt_long(argc, argv, "c:tvh", opts, NULL)) != -1) {
         switch (opt) {

@@ -50,6 +50,10 @@ void es_rtc_server_free(es_rtc_server_t *rtc);
 /* es_rtc_server_port: the bound UDP port. */
 int es_rtc_server_port(const es_rtc_server_t *rtc);
 
+/* es_rtc_server_transport: the WebRTC transport (its counters), NULL while WebRTC is off.
+ * Borrowed. */
+const struct es_rtc_transport *es_rtc_server_transport(const es_rtc_server_t *rtc);
+
 /* es_rtc_server_on_tcp_conn: an ICE-TCP connection sniffed on the HTTP(S) port
  * (include/estuary/tcp_listener.h), routed as the ICE-TCP port's; closed when WebRTC is off or
  * stopping. rtc may be NULL. */

@@ -10,6 +10,7 @@
 #include "estuary/config.h"
 #include "estuary/rtc_session.h"
 #include "estuary/tcp_listener.h"
+#include "estuary/udp.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -75,6 +76,17 @@ void es_rtc_transport_on_tcp_conn(void *transport, es_tcp_conn_t *c);
 /* es_rtc_transport_stop: closes every link (DTLS close_notify, on_closed) and the socket;
  * es_rtc_transport_free after the loop ran dry. Both NULL-safe. */
 void es_rtc_transport_stop(es_rtc_transport_t *t, const char *reason);
+
+/* Counters of the shared UDP port and the ICE-TCP listener since start (for /metrics). */
+typedef struct es_rtc_transport_stats {
+    es_udp_stats_t udp;
+    uint64_t unknown_datagrams;   /* from no session's address that were no STUN check for one */
+    uint64_t tcp_refused;         /* ICE-TCP connections closed before they authenticated */
+    es_tcp_listener_stats_t tcp;  /* the ICE-TCP port's listener (zero without one) */
+} es_rtc_transport_stats_t;
+
+/* es_rtc_transport_stats: the counters now. */
+es_rtc_transport_stats_t es_rtc_transport_stats(const es_rtc_transport_t *t);
 void es_rtc_transport_free(es_rtc_transport_t *t);
 
 /* es_rtc_link_open: a session with params (its callbacks and user are replaced by the link's;

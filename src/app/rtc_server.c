@@ -351,6 +351,11 @@ static int io_send_rtp(void *user, uint8_t *buf, size_t len, size_t cap)
 
 _Static_assert(ES_STREAM_IO_ROOM >= ES_SRTP_MAX_TRAILER, "the stream leaves room for SRTP");
 
+const es_rtc_transport_t *es_rtc_server_transport(const es_rtc_server_t *rtc)
+{
+    return rtc ? rtc->transport : NULL;
+}
+
 /* Where a player's next RTP packet is written: straight into the UDP send slot. */
 static uint8_t *io_rtp_buf(void *user, size_t *cap)
 {

@@ -11,6 +11,7 @@
 #include "estuary/hls.h"
 
 #include "estuary/error.h"
+#include "estuary/metrics.h"
 #include "estuary/flv.h"
 #include "estuary/h264.h"
 #include "estuary/log.h"
@@ -786,6 +787,7 @@ static int publish_segment(es_hls_t *h, int64_t end_us, bool reopen)
             rc = add_record(h, &rec);
             if (rc == 0) {
                 h->stats.segments++;
+                es_metrics.hls_segments++;
                 h->stats.discontinuities += rec.disc;
                 rc = write_playlist(h);
             }

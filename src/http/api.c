@@ -8,6 +8,7 @@
 #include "estuary/relay.h"
 #include "estuary/live.h"
 #include "estuary/rtc_server.h"
+#include "metrics_api.h"
 #include "relay_api.h"
 #include "whip.h"
 #include "version.h"
@@ -96,6 +97,7 @@ static int api_load(void *user, const es_http_request_t *req, es_http_response_t
 
 static const es_http_route_t routes[] = {
     {ES_HTTP_GET, "/api/v1/load", api_load, ES_HTTP_ROUTE_ADMIN},
+    {ES_HTTP_GET, "/metrics", es_api_metrics, ES_HTTP_ROUTE_ADMIN},
     {ES_HTTP_GET, "/api/v1/version", api_version, 0},
     {ES_HTTP_GET, "/api/v1/streams", api_streams, 0},
     {ES_HTTP_GET, "/api/v1/streams/{app}/{stream}", api_stream, 0},

@@ -8,6 +8,7 @@
 #include "estuary/stream.h"
 
 #include "estuary/bytes.h"
+#include "estuary/metrics.h"
 #include "estuary/error.h"
 #include "estuary/nack.h"
 #include "estuary/random.h"
@@ -323,9 +324,12 @@ static void forward(es_media_stream_t *ms, es_media_sink_t *s, sink_track_t *st,
         st->octets += p->payload_len;
     } else {
         s->stats.retransmits++;
+        es_metrics.retransmits++;
     }
     s->stats.packets++;
     s->stats.bytes += len;
+    es_metrics.rtp_out_packets++;
+    es_metrics.rtp_out_bytes += len;
     if (s->io.send_rtp(s->io.user, b, len, cap) == ES_EAGAIN && s->started &&
         st->info.kind == ES_MEDIA_VIDEO && !retransmit) {
         /* The sink's transport fell behind (an ICE-TCP queue) and dropped it: the frames that
@@ -333,6 +337,7 @@ static void forward(es_media_stream_t *ms, es_media_sink_t *s, sink_track_t *st,
          * the resync takes last_seq + 1) and ask the source for one. */
         st->synced = false;
         s->stats.dropped_to_keyframe++;
+        es_metrics.dropped_keyframe_resync++;
         want_keyframe(ms, st->src);
     }
 }
@@ -423,6 +428,8 @@ void es_media_stream_source_rtp(es_media_stream_t *ms, uint64_t now, uint8_t *bu
     if (!rtx || recovered) es_rtp_recv_stats_update(&t->rs, p.sequence, p.timestamp, now, t->clock_rate);
     t->packets++;
     t->bytes += len;
+    es_metrics.rtp_in_packets++;
+    es_metrics.rtp_in_bytes += len;
     t->window_bytes += len;
     bool key = false;
     if (t->info.kind == ES_MEDIA_VIDEO && p.payload_len &&
@@ -525,6 +532,7 @@ static void send_pli_now(es_media_stream_t *ms, src_track_t *t, uint64_t now)
     uint8_t b[64 + ES_STREAM_IO_ROOM];
     int n = es_rtcp_write_pli(ms->rtcp_ssrc, t->ssrc, b, 64);
     if (n > 0) ms->src_io.send_rtcp(ms->src_io.user, b, (size_t)n, sizeof b);
+    es_metrics.plis_sent++;
     t->last_pli_us = now;
     t->pli_sent = true;
     t->pli_tries--;
@@ -639,6 +647,7 @@ void es_media_sink_rtcp(es_media_sink_t *s, uint64_t now, const uint8_t *buf, si
             int n = es_rtcp_nack_lost(&fb, seqs, sizeof seqs / sizeof seqs[0]);
             if (!st || n <= 0) continue;
             s->stats.nacks += (uint64_t)n;
+            es_metrics.nacks_received += (uint64_t)n;
             retransmit(s, st, seqs, n, now);
         } else if (h.type == ES_RTCP_PSFB &&
                    (h.count == ES_RTCP_FMT_PLI || h.count == ES_RTCP_FMT_FIR)) {
@@ -649,16 +658,25 @@ void es_media_sink_rtcp(es_media_sink_t *s, uint64_t now, const uint8_t *buf, si
             sink_track_t *st = sink_track_by_ssrc(s, target);
             if (!st) continue;
             s->stats.plis++;
+            es_metrics.plis_received++;
             if (ms->has_src) want_keyframe(ms, st->src);
         } else if (h.type == ES_RTCP_RR || h.type == ES_RTCP_SR) {
             es_rtcp_report_t r;
             if (es_rtcp_parse_report(&h, &r) != 0) continue;
             for (size_t i = 0; i < r.n_blocks; i++) {
                 sink_track_t *st = sink_track_by_ssrc(s, r.blocks[i].ssrc);
-                if (!st || !r.blocks[i].lsr || r.blocks[i].lsr != st->last_sr_mid) continue;
+                if (!st) continue;
+                es_histogram_observe(&es_metrics.player_loss, r.blocks[i].fraction_lost / 256.0);
+                if (st->clock_rate)
+                    es_histogram_observe(&es_metrics.player_jitter,
+                                         (double)r.blocks[i].jitter / st->clock_rate);
+                if (!r.blocks[i].lsr || r.blocks[i].lsr != st->last_sr_mid) continue;
                 int64_t rtt = (int64_t)(now - st->last_sr_us) -
                               (int64_t)((uint64_t)r.blocks[i].dlsr * 1000000u / 65536u);
-                if (rtt >= 0) s->stats.rtt_us = rtt;
+                if (rtt >= 0) {
+                    s->stats.rtt_us = rtt;
+                    es_histogram_observe(&es_metrics.player_rtt, (double)rtt / 1e6);
+                }
             }
         }
     }
@@ -683,6 +701,7 @@ static void tick_source(es_media_stream_t *ms, uint64_t now)
             size_t n = es_nack_gen_poll(t->nack, now, seqs, 64);
             if (n) {
                 t->nacks_sent += n;
+                es_metrics.nacks_sent += (uint64_t)n;
                 send_src_rtcp(ms, b, es_rtcp_write_nack(ms->rtcp_ssrc, t->ssrc, seqs, n, b, cap),
                               sizeof b);
             }

@@ -387,6 +387,15 @@ bool es_rtc_link_congested(const es_rtc_link_t *l)
     return !c || es_tcp_conn_congested(c);
 }
 
+es_rtc_transport_stats_t es_rtc_transport_stats(const es_rtc_transport_t *t)
+{
+    es_rtc_transport_stats_t st = {.unknown_datagrams = t->unknown_datagrams,
+                                   .tcp_refused = t->tcp_refused};
+    if (t->udp) st.udp = es_udp_stats(t->udp);
+    if (t->tcp) st.tcp = es_tcp_listener_stats(t->tcp);
+    return st;
+}
+
 uint8_t *es_rtc_link_tx_buf(es_rtc_link_t *l, size_t *cap)
 {
     const es_addr_pair_t *sel = es_rtc_session_selected(l->rs, NULL);

@@ -5,6 +5,7 @@
  *
  * Allocation: the codec contexts, the AVPacket/AVFrame and the sample buffer are made once in
  * es_aac_opus_new; per frame only libav allocates (its refcounted frame buffers, pooled). */
+#include "estuary/metrics.h"
 #include "estuary/transcode.h"
 
 #include "estuary/error.h"
@@ -222,6 +223,7 @@ es_aac_opus_t *es_aac_opus_new(const uint8_t *asc, size_t asc_len, uint32_t opus
         set_err(err, err_len, "out of memory");
         return NULL;
     }
+    es_metrics.transcoders++; /* until es_*_free, on the failure paths too */
     const AVCodec *codec = avcodec_find_decoder(AV_CODEC_ID_AAC);
     if (!codec) {
         set_err(err, err_len, "libavcodec has no AAC decoder");
@@ -282,6 +284,7 @@ fail:
 void es_aac_opus_free(es_aac_opus_t *t)
 {
     if (!t) return;
+    es_metrics.transcoders--;
     avcodec_free_context(&t->dec);  /* frees the extradata too */
     av_packet_free(&t->pkt);
     av_frame_free(&t->frame);

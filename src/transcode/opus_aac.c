@@ -8,6 +8,7 @@
  *
  * Allocation: the decoder, encoder, AVFrame, AVPacket and sample buffers are made once in
  * es_opus_aac_new; per packet only libav allocates (the encoded packet's buffer). */
+#include "estuary/metrics.h"
 #include "estuary/transcode.h"
 
 #include "estuary/error.h"
@@ -95,6 +96,7 @@ es_opus_aac_t *es_opus_aac_new(uint32_t aac_bitrate_bps, char *err, size_t err_l
         set_err(err, err_len, "out of memory");
         return NULL;
     }
+    es_metrics.transcoders++; /* until es_*_free, on the failure paths too */
     int oerr;
     t->dec = opus_decoder_create(ES_OPUS_AAC_SAMPLE_RATE, ES_OPUS_AAC_CHANNELS, &oerr);
     if (!t->dec) {
@@ -148,6 +150,7 @@ fail:
 void es_opus_aac_free(es_opus_aac_t *t)
 {
     if (!t) return;
+    es_metrics.transcoders--;
     if (t->dec) opus_decoder_destroy(t->dec);
     avcodec_free_context(&t->enc);
     av_frame_free(&t->frame);

@@ -6,6 +6,7 @@
 #include "estuary/rtc_session.h"
 
 #include "estuary/error.h"
+#include "estuary/metrics.h"
 #include "estuary/ice.h"
 #include "estuary/rtp.h"
 #include "estuary/srtp.h"
@@ -514,7 +515,10 @@ void es_rtc_session_handle_datagram(es_rtc_session_t *s, uint64_t now, uint8_t *
         int n = rtcp ? es_srtp_unprotect_rtcp(s->srtp, buf, len)
                      : es_srtp_unprotect_rtp(s->srtp, buf, len); /* in place: no copy */
         if (n < 0) {
-            if (n != ES_EEXIST) s->stats.srtp_errors++;
+            if (n != ES_EEXIST) {
+                s->stats.srtp_errors++;
+                es_metrics.srtp_errors++;
+            }
             s->stats.dropped++;
             return;
         }
