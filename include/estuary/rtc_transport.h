@@ -77,6 +77,11 @@ void es_rtc_transport_on_tcp_conn(void *transport, es_tcp_conn_t *c);
  * es_rtc_transport_free after the loop ran dry. Both NULL-safe. */
 void es_rtc_transport_stop(es_rtc_transport_t *t, const char *reason);
 
+/* es_rtc_transport_set_batch_cb: fn brackets each batch of datagrams read from the shared UDP
+ * port and from relays' own ports (es_udp_set_batch_cb), so that the application can defer
+ * work to the end of the batch (es_media_batch_begin/end). */
+void es_rtc_transport_set_batch_cb(es_rtc_transport_t *t, es_udp_batch_fn fn, void *user);
+
 /* Counters of the shared UDP port and the ICE-TCP listener since start (for /metrics). */
 typedef struct es_rtc_transport_stats {
     es_udp_stats_t udp;

@@ -77,6 +77,15 @@ typedef struct es_media_tap {
     void *user;
 } es_media_tap_t;
 
+/* es_media_batch_begin / es_media_batch_end: bracket a batch of received packets (one
+ * recvmmsg's, one RTMP frame's). Inside it a publisher's packets are stored and accounted at
+ * once, but their fan-out waits for the outermost es_media_batch_end (or until 64 wait in one
+ * stream), which then sends player by player: a player's packets of the batch leave together,
+ * in order, and the UDP layer sends them as one GSO train. Outside a batch, fan-out is
+ * immediate. Nestable; one loop thread. */
+void es_media_batch_begin(void);
+void es_media_batch_end(void);
+
 /* es_media_stream_new: an empty stream named `key` ("app/stream", copied, for logs). */
 es_media_stream_t *es_media_stream_new(const char *key);
 

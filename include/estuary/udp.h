@@ -12,6 +12,7 @@
 #include "estuary/addr.h"
 #include "estuary/config.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -28,6 +29,10 @@ typedef struct es_udp es_udp_t;
  * read. */
 typedef void (*es_udp_recv_fn)(void *user, uint64_t now_us, uint8_t *buf, size_t len,
                                const es_addr_pair_t *addr);
+
+/* Called with begin true before the first datagram of a recvmmsg batch is handed to the receive
+ * callback, and with begin false after the last (es_udp_set_batch_cb). */
+typedef void (*es_udp_batch_fn)(void *user, bool begin);
 
 typedef struct es_udp_stats {
     uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
@@ -66,6 +71,9 @@ void es_udp_close(es_udp_t *u);
 
 /* es_udp_port: the bound port (host byte order). */
 uint16_t es_udp_port(const es_udp_t *u);
+
+/* es_udp_set_batch_cb: brackets each receive batch with fn (NULL: none), given `user`. */
+void es_udp_set_batch_cb(es_udp_t *u, es_udp_batch_fn fn, void *user);
 
 /* es_udp_fd: the socket's descriptor, for socket options (tests use it to make the kernel
  * refuse GSO). Owned by the socket. */

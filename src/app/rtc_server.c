@@ -351,6 +351,14 @@ static int io_send_rtp(void *user, uint8_t *buf, size_t len, size_t cap)
 
 _Static_assert(ES_STREAM_IO_ROOM >= ES_SRTP_MAX_TRAILER, "the stream leaves room for SRTP");
 
+/* A batch of datagrams read: publishers' packets fan out at its end, player by player. */
+static void on_rx_batch(void *user, bool begin)
+{
+    (void)user;
+    if (begin) es_media_batch_begin();
+    else es_media_batch_end();
+}
+
 const es_rtc_transport_t *es_rtc_server_transport(const es_rtc_server_t *rtc)
 {
     return rtc ? rtc->transport : NULL;
@@ -446,6 +454,7 @@ int es_rtc_server_start(es_server_t *srv, es_rtc_server_t **out)
         ES_ERROR("rtc", NULL, "webrtc.udp_listen: %s", err);
         return ES_EIO;
     }
+    es_rtc_transport_set_batch_cb(rtc->transport, on_rx_batch, NULL);
     if (cfg->webrtc.tcp_listen.enabled &&
         es_rtc_transport_listen_tcp(rtc->transport, &cfg->webrtc.tcp_listen, err, sizeof err) != 0) {
         ES_ERROR("rtc", NULL, "cannot listen on %s (webrtc.tcp_listen): %s", cfg->webrtc.tcp_listen.text, err);

@@ -332,7 +332,7 @@ static void audio_tag(es_rtmp_bridge_t *b, const es_tag_t *tag, uint64_t now)
         b->bad_frames++;
 }
 
-void es_rtmp_bridge_tag(es_rtmp_bridge_t *b, const es_tag_t *tag, uint64_t now_us)
+static void bridge_tag(es_rtmp_bridge_t *b, const es_tag_t *tag, uint64_t now_us)
 {
     if (!b || !tag) return;
     if (tag->type == ES_TAG_VIDEO) video_tag(b, tag, now_us);
@@ -341,6 +341,13 @@ void es_rtmp_bridge_tag(es_rtmp_bridge_t *b, const es_tag_t *tag, uint64_t now_u
     b->have_clock = true;
     b->last_ms = tag->timestamp_ms;
     b->last_us = now_us;
+}
+
+void es_rtmp_bridge_tag(es_rtmp_bridge_t *b, const es_tag_t *tag, uint64_t now_us)
+{
+    es_media_batch_begin(); /* a frame's packets go out player by player, as GSO trains */
+    bridge_tag(b, tag, now_us);
+    es_media_batch_end();
 }
 
 /* --- timers --- */

@@ -33,6 +33,26 @@
 
 static const char CNAME[] = "estuary";
 
+enum { EXT_AST, EXT_LEVEL, EXT_ORIENT, EXT_PLAYOUT, EXT_N };
+
+typedef struct fwd_ext {
+    const uint8_t *data[EXT_N];
+    uint8_t len[EXT_N];       /* 0: absent */
+} fwd_ext_t;
+
+/* A source packet whose fan-out waits for the end of the receive batch (es_media_batch_end):
+ * parsed from its history slot, which outlives the batch (PENDING_MAX < AUDIO_HISTORY). */
+typedef struct pending {
+    int idx;                  /* source track */
+    bool key;
+    uint64_t now;
+    es_rtp_packet_t p;
+    fwd_ext_t ext;
+} pending_t;
+
+#define PENDING_MAX 64
+_Static_assert(PENDING_MAX < AUDIO_HISTORY, "pending packets stay in the history");
+
 typedef struct src_track {
     es_track_info_t info;
     uint32_t ssrc;
@@ -100,8 +120,17 @@ struct es_media_stream {
     es_media_sink_t *sinks;
     size_t n_sinks;
     es_media_tap_t tap;       /* the frame consumer, when set */
+    pending_t pending[PENDING_MAX]; /* fan-out deferred to the end of the receive batch */
+    size_t n_pending;
+    bool dirty;               /* on g_dirty */
+    es_media_stream_t *dirty_next;
     uint8_t scratch[SCRATCH_CAP];
 };
+
+/* The receive batch (es_media_batch_begin/end): nesting depth, and the streams with packets
+ * waiting. One loop thread. */
+static int g_batch_depth;
+static es_media_stream_t *g_dirty;
 
 es_media_stream_t *es_media_stream_new(const char *key)
 {
@@ -124,9 +153,16 @@ static void src_tracks_free(es_media_stream_t *ms)
     ms->twcc = NULL;
 }
 
+static void flush_pending(es_media_stream_t *ms);
+
 void es_media_stream_free(es_media_stream_t *ms)
 {
     if (!ms) return;
+    if (ms->dirty) { /* its waiting packets go nowhere */
+        es_media_stream_t **pp = &g_dirty;
+        while (*pp != ms) pp = &(*pp)->dirty_next;
+        *pp = ms->dirty_next;
+    }
     while (ms->sinks) es_media_stream_remove_sink(ms, ms->sinks);
     src_tracks_free(ms);
     free(ms);
@@ -197,6 +233,7 @@ int es_media_stream_set_source(es_media_stream_t *ms, const es_track_info_t *tra
 void es_media_stream_remove_source(es_media_stream_t *ms, uint64_t now_us)
 {
     if (!ms->has_src) return;
+    flush_pending(ms); /* while their history exists */
     ms->has_src = false;
     src_tracks_free(ms);
     ms->src_io = (es_media_io_t){0};
@@ -216,12 +253,6 @@ size_t es_media_stream_source_tracks(const es_media_stream_t *ms, es_track_info_
 
 /* The header extensions a sink may receive, looked up once per source packet (not once per
  * sink): abs-send-time, audio level, video orientation, playout delay. */
-enum { EXT_AST, EXT_LEVEL, EXT_ORIENT, EXT_PLAYOUT, EXT_N };
-
-typedef struct fwd_ext {
-    const uint8_t *data[EXT_N];
-    uint8_t len[EXT_N];       /* 0: absent */
-} fwd_ext_t;
 
 static void find_extensions(const es_rtp_packet_t *p, const es_ext_ids_t *in, fwd_ext_t *out)
 {
@@ -354,6 +385,61 @@ static void fan_out(es_media_stream_t *ms, int idx, const es_rtp_packet_t *p, ui
     }
 }
 
+/* The packets that waited for the end of the batch, player by player: each player's packets
+ * leave together (one GSO train per player and frame, include/estuary/udp.h), each player's in
+ * arrival order. */
+static void flush_pending(es_media_stream_t *ms)
+{
+    size_t n = ms->n_pending;
+    if (n == 0) return;
+    ms->n_pending = 0;
+    for (es_media_sink_t *s = ms->sinks; s; s = s->next) {
+        if (!s->started) continue;
+        for (size_t k = 0; k < n; k++) {
+            const pending_t *pe = &ms->pending[k];
+            for (size_t i = 0; i < s->n; i++)
+                if (s->t[i].src == pe->idx)
+                    forward(ms, s, &s->t[i], &pe->p, &pe->ext, pe->now, pe->key, false);
+        }
+    }
+}
+
+/* Defers p's fan-out to the end of the batch; false when it must go now (no batch open, or
+ * its history slot cannot be read back). */
+static bool defer(es_media_stream_t *ms, int idx, uint16_t seq, uint64_t now, bool key)
+{
+    if (g_batch_depth == 0) return false;
+    if (ms->n_pending == PENDING_MAX) flush_pending(ms);
+    pending_t *pe = &ms->pending[ms->n_pending];
+    size_t len;
+    const uint8_t *pkt = es_rtp_history_get(ms->src[idx].hist, seq, &len);
+    if (!pkt || es_rtp_parse(pkt, len, &pe->p) != 0) return false;
+    pe->idx = idx;
+    pe->key = key;
+    pe->now = now;
+    find_extensions(&pe->p, &ms->src[idx].info.ext, &pe->ext);
+    ms->n_pending++;
+    if (!ms->dirty) {
+        ms->dirty = true;
+        ms->dirty_next = g_dirty;
+        g_dirty = ms;
+    }
+    return true;
+}
+
+void es_media_batch_begin(void) { g_batch_depth++; }
+
+void es_media_batch_end(void)
+{
+    if (g_batch_depth == 0 || --g_batch_depth > 0) return;
+    while (g_dirty) {
+        es_media_stream_t *ms = g_dirty;
+        g_dirty = ms->dirty_next;
+        ms->dirty = false;
+        flush_pending(ms);
+    }
+}
+
 /* VP8 key frame size (RFC 6386 §9.1) after the RFC 7741 payload descriptor. */
 static void vp8_size(src_track_t *t, const uint8_t *p, size_t n)
 {
@@ -456,7 +542,7 @@ void es_media_stream_source_rtp(es_media_stream_t *ms, uint64_t now, uint8_t *bu
         t->last_seq = p.sequence;
         t->have_last = true;
     }
-    fan_out(ms, idx, &p, now, key);
+    if (!defer(ms, idx, p.sequence, now, key)) fan_out(ms, idx, &p, now, key);
     if (ms->tap.on_rtp) ms->tap.on_rtp(ms->tap.user, (size_t)idx, &p, now);
 }
 
@@ -552,6 +638,7 @@ void es_media_sink_start(es_media_sink_t *s, uint64_t now)
 {
     es_media_stream_t *ms = s->ms;
     if (s->started) return;
+    flush_pending(ms); /* the GOP replay below includes them */
     s->started = true;
     if (!ms->has_src) return;
     for (size_t i = 0; i < s->n; i++) {

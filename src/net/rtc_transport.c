@@ -44,6 +44,8 @@ struct es_rtc_transport {
     route_t *by_tuple[MAP_BUCKETS];
     uint64_t unknown_datagrams, last_unknown_log_us;
     es_tcp_listener_t *tcp;        /* webrtc.tcp_listen, or NULL */
+    es_udp_batch_fn batch_cb;      /* brackets each receive batch, on every UDP socket */
+    void *batch_user;
     uint64_t tcp_refused, last_tcp_log_us;
     bool stopping;
 };
@@ -387,6 +389,13 @@ bool es_rtc_link_congested(const es_rtc_link_t *l)
     return !c || es_tcp_conn_congested(c);
 }
 
+void es_rtc_transport_set_batch_cb(es_rtc_transport_t *t, es_udp_batch_fn fn, void *user)
+{
+    t->batch_cb = fn;
+    t->batch_user = user;
+    if (t->udp) es_udp_set_batch_cb(t->udp, fn, user);
+}
+
 es_rtc_transport_stats_t es_rtc_transport_stats(const es_rtc_transport_t *t)
 {
     es_rtc_transport_stats_t st = {.unknown_datagrams = t->unknown_datagrams,
@@ -460,6 +469,7 @@ es_rtc_port_t *es_rtc_port_open(es_rtc_transport_t *t, char *err, size_t err_len
         return NULL;
     }
     p->port = es_udp_port(p->udp);
+    es_udp_set_batch_cb(p->udp, t->batch_cb, t->batch_user);
     return p;
 }
 

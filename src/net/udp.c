@@ -49,6 +49,8 @@ struct es_udp {
     uint16_t port;
     es_udp_recv_fn cb;
     void *user;
+    es_udp_batch_fn batch_cb;
+    void *batch_user;
     bool closing;
     int open_handles;
     es_udp_stats_t stats;
@@ -114,6 +116,7 @@ static void on_readable(uv_poll_t *h, int status, int events)
         int n = recvmmsg(u->fd, u->rx_msg, ES_UDP_BATCH, MSG_DONTWAIT, NULL);
         if (n <= 0) return; /* EAGAIN, or an ICMP error report on the socket: nothing to read */
         uint64_t now = es_clock_now_us();
+        if (u->batch_cb) u->batch_cb(u->batch_user, true);
         for (int i = 0; i < n && !u->closing; i++) {
             struct msghdr *mh = &u->rx_msg[i].msg_hdr;
             if (mh->msg_flags & MSG_TRUNC) {
@@ -129,6 +132,7 @@ static void on_readable(uv_poll_t *h, int status, int events)
             u->stats.rx_bytes += u->rx_msg[i].msg_len;
             u->cb(u->user, now, u->rx_buf[i], u->rx_msg[i].msg_len, &a);
         }
+        if (u->batch_cb) u->batch_cb(u->batch_user, false);
         if (n < ES_UDP_BATCH) return;
     }
 }
@@ -459,3 +463,9 @@ uint16_t es_udp_port(const es_udp_t *u) { return u->port; }
 es_udp_stats_t es_udp_stats(const es_udp_t *u) { return u->stats; }
 
 int es_udp_fd(const es_udp_t *u) { return u->fd; }
+
+void es_udp_set_batch_cb(es_udp_t *u, es_udp_batch_fn fn, void *user)
+{
+    u->batch_cb = fn;
+    u->batch_user = user;
+}

@@ -441,6 +441,126 @@ static void test_gaps_are_nacked_and_reports_flow(void **state)
     assert_true(rr);
 }
 
+/* ---- the receive batch ---- */
+
+/* Which party got each RTP packet, in send order, with its sequence number. */
+static struct {
+    const capture_t *who[256];
+    uint16_t seq[256];
+    size_t n;
+} sent_log;
+
+static int log_rtp(void *user, uint8_t *buf, size_t len, size_t cap)
+{
+    if (sent_log.n < 256) {
+        sent_log.who[sent_log.n] = user;
+        sent_log.seq[sent_log.n++] = es_rd16(buf + 2);
+    }
+    return cap_rtp(user, buf, len, cap);
+}
+
+static es_media_io_t logged_io(capture_t *c)
+{
+    return (es_media_io_t){.send_rtp = log_rtp, .send_rtcp = cap_rtcp, .user = c};
+}
+
+/* Inside a batch nothing leaves until its end; then player by player, each player's packets in
+ * order (so the UDP layer can send them as one GSO train); nested batches end at the outermost;
+ * outside a batch, packets leave at once. */
+static void test_batch_sends_player_by_player(void **state)
+{
+    fixture_t *f = *state;
+    memset(&sent_log, 0, sizeof sent_log);
+    es_media_sink_t *sa = es_media_stream_add_sink(f->ms, f->sink_tracks, 2, logged_io(&f->a), 0);
+    es_media_sink_t *sb = es_media_stream_add_sink(f->ms, f->sink_tracks, 2, logged_io(&f->b), 0);
+    es_media_sink_start(sa, 0);
+    es_media_sink_start(sb, 0);
+    es_media_batch_begin();
+    es_media_batch_begin(); /* nested */
+    feed(f, 1000, 96, 10, 3000, 0x2222, VP8_KEY, sizeof VP8_KEY);
+    feed(f, 1001, 111, 500, 9600, 0x1111, OPUS, sizeof OPUS);
+    for (uint16_t i = 0; i < 3; i++) feed(f, 1002 + i, 96, (uint16_t)(11 + i), 3000, 0x2222, VP8_CONT, sizeof VP8_CONT);
+    es_media_batch_end();
+    assert_int_equal(sent_log.n, 0); /* the outer batch is still open */
+    es_media_batch_end();
+    assert_int_equal(sent_log.n, 10);
+    const capture_t *first = sent_log.who[0];
+    for (size_t i = 0; i < 10; i++) assert_ptr_equal(sent_log.who[i], i < 5 ? first : (first == &f->a ? &f->b : &f->a));
+    for (size_t half = 0; half < 2; half++) {
+        /* video key, audio, 3 continuations: video numbers consecutive in order */
+        const capture_t *c = sent_log.who[half * 5];
+        es_rtp_packet_t v0 = parsed(c, 0), a0 = parsed(c, 1);
+        assert_int_equal(v0.payload_type, 100);
+        assert_int_equal(a0.payload_type, 109);
+        for (size_t k = 2; k < 5; k++)
+            assert_int_equal((uint16_t)(parsed(c, k).sequence - v0.sequence), (uint16_t)(k - 1));
+    }
+    es_media_batch_end(); /* unbalanced: ignored */
+    feed(f, 2000, 111, 501, 10560, 0x1111, OPUS, sizeof OPUS);
+    assert_int_equal(sent_log.n, 12); /* no batch: at once, to both */
+}
+
+/* A player started inside a batch gets the GOP once (its replay includes the waiting packets);
+ * more than 64 waiting packets in one stream leave early, none lost; removing the source sends
+ * what waits; freeing a stream with packets waiting drops them safely. */
+static void test_batch_edges(void **state)
+{
+    fixture_t *f = *state;
+    memset(&sent_log, 0, sizeof sent_log);
+    es_media_sink_t *sa = es_media_stream_add_sink(f->ms, f->sink_tracks, 2, logged_io(&f->a), 0);
+    es_media_sink_start(sa, 0);
+    es_media_batch_begin();
+    feed(f, 1000, 96, 10, 3000, 0x2222, VP8_KEY, sizeof VP8_KEY);
+    feed(f, 1001, 96, 11, 3000, 0x2222, VP8_CONT, sizeof VP8_CONT);
+    es_media_sink_t *sb = es_media_stream_add_sink(f->ms, f->sink_tracks, 2, logged_io(&f->b), 0);
+    es_media_sink_start(sb, 1002);
+    es_media_batch_end();
+    assert_int_equal(f->a.n_rtp, 2);
+    assert_int_equal(f->b.n_rtp, 2); /* the replay, not the replay and the batch */
+    assert_int_equal((uint16_t)(parsed(&f->b, 1).sequence - parsed(&f->b, 0).sequence), 1);
+
+    /* 70 audio packets in one batch: all arrive at a, in order */
+    size_t before = sent_log.n;
+    es_media_batch_begin();
+    for (uint16_t i = 0; i < 70; i++) feed(f, 2000 + i, 111, (uint16_t)(600 + i), 9600 + 960u * i, 0x1111, OPUS, sizeof OPUS);
+    assert_int_equal(sent_log.n - before, 2 * 64); /* the first 64 left when the 65th came */
+    es_media_batch_end();
+    assert_int_equal(sent_log.n - before, 2 * 70);
+    uint16_t last = 0;
+    size_t seen = 0;
+    for (size_t i = before; i < sent_log.n; i++) {
+        if (sent_log.who[i] != &f->a) continue;
+        if (seen++) assert_int_equal((uint16_t)(sent_log.seq[i] - last), 1);
+        last = sent_log.seq[i];
+    }
+    assert_int_equal(seen, 70);
+
+    /* remove_source sends what waits */
+    before = sent_log.n;
+    es_media_batch_begin();
+    feed(f, 3000, 111, 700, 80000, 0x1111, OPUS, sizeof OPUS);
+    es_media_stream_remove_source(f->ms, 3001);
+    assert_int_equal(sent_log.n - before, 2);
+    es_media_batch_end();
+    assert_int_equal(sent_log.n - before, 2);
+
+    /* a stream freed with packets waiting (the fixture's teardown frees f->ms; this one is
+     * freed inside the batch) */
+    es_media_stream_t *other = es_media_stream_new("live/other");
+    assert_int_equal(es_media_stream_set_source(other, f->src_tracks, 2, io_of(&f->src), 0), 0);
+    es_media_sink_t *so = es_media_stream_add_sink(other, f->sink_tracks, 2, logged_io(&f->b), 0);
+    es_media_sink_start(so, 0);
+    before = sent_log.n;
+    es_media_batch_begin();
+    uint8_t buf[64];
+    size_t len = packet(buf, 111, 1, 960, 0x1111, OPUS, sizeof OPUS, true);
+    es_media_stream_source_rtp(other, 4000, buf, len);
+    es_media_stream_source_rtp(f->ms, 4000, buf, len); /* no source any more: ignored */
+    es_media_stream_free(other);
+    es_media_batch_end();
+    assert_int_equal(sent_log.n, before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -453,6 +573,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_numbering_continues_when_the_publisher_returns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gaps_are_nacked_and_reports_flow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tap_and_keyframe_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_sends_player_by_player, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_edges, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
