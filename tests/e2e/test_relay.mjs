@@ -179,12 +179,18 @@ try {
   r.check('full ICE: aiortc decodes the pushed video and audio, as the controlled agent', stats && stats.ice_role === 'controlled', JSON.stringify(stats) + aerr.slice(-800));
   res = await B.post('/rest-api/pull/pull', { uri: `${abase}/whep/live/full`, localStreamName: 'live/from-aiortc' });
   r.check('full ICE: pull from the aiortc WHEP server answers 200', res.status === 200, `${res.status}`);
-  const fromAiortc = await waitFor('B receiving from aiortc', async () => {
+  // B's RTMP output exists once the WebRTC -> FLV bridge has the stream's codecs and a key frame
+  // (aiortc encodes the stream again, slowly on a loaded machine): wait for that, not just for
+  // packets.
+  const fromAiortc = await waitFor('B receiving from aiortc, its FLV output ready', async () => {
     const s = await (await B.api('/api/v1/streams/live/from-aiortc')).json();
-    return s.packets_in > 100 ? s : null;
-  }, 20000).catch(() => null);
+    return s.packets_in > 100 && s.flv?.video_codec === 'H264' && s.flv?.gop_tags > 0 ? s : null;
+  }, 30000).catch(() => null);
   const decA = await decodeMedia(`rtmp://127.0.0.1:${B.rtmp}/live/from-aiortc`, 2, join(scratch, 'aiortc'));
-  r.check(`full ICE: the stream pulled from aiortc decodes from B's RTMP output (${decA.frames} frames)`, !!fromAiortc && decA.frames >= 10 && decA.spread > 40, JSON.stringify(decA));
+  const why = decA.frames >= 10 ? '' : ` B's stream: ${JSON.stringify(await (await B.api('/api/v1/streams/live/from-aiortc')).json().catch(() => null))}; ` +
+    `relays: ${JSON.stringify(await B.json('/api/v1/relays').catch(() => null))}; ` +
+    `aiortc: ${JSON.stringify(await (await fetch(`${abase}/stats`)).json().catch(() => null))}`;
+  r.check(`full ICE: the stream pulled from aiortc decodes from B's RTMP output (${decA.frames} frames)`, !!fromAiortc && decA.frames >= 10 && decA.spread > 40, JSON.stringify(decA) + why);
 
   // --- static relays and SIGHUP ---
   await B.reload(`${apps}
