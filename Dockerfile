@@ -20,7 +20,7 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DESTUARY_TESTS=OFF -DCMAKE_I
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
       libuv1 libwebsockets17 libwebsockets-evlib-uv libssl3 libyaml-0-2 libjansson4 \
-      libnice10 libsrtp2-1 libavcodec59 libswresample4 libavutil57 libopus0 libavformat59 \
+      libnice10 libavcodec59 libswresample4 libavutil57 libopus0 libavformat59 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home /var/lib/estuary --create-home estuary
 COPY --from=build /out/ /

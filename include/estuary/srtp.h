@@ -41,8 +41,11 @@ void es_srtp_free(es_srtp_t *s);
  * buf, whose capacity is cap bytes (at least len + ES_SRTP_MAX_TRAILER): RTP appends the tag
  * (10 or 16 bytes), RTCP the E flag and a per-SSRC 31-bit SRTCP index and the tag (RFC 3711
  * §3.4; RFC 7714 §9: tag before index). Returns the new length, ES_E2BIG when cap is too small,
- * ES_EPROTO for a malformed header (not version 2, shorter than its CSRCs and extension), or
- * ES_EIO when OpenSSL fails. */
+ * ES_EPROTO for a malformed header (not version 2, shorter than its CSRCs and extension),
+ * ES_EEXIST for an RTP packet 1024 or more behind the newest sent with its SSRC (no index is
+ * used twice long after; a NACK retransmission within that is allowed), or ES_EIO when OpenSSL
+ * fails. The caller must never protect different bytes under one (SSRC, sequence number) in
+ * that window: the cipher's nonce would repeat. */
 int es_srtp_protect_rtp(es_srtp_t *s, uint8_t *buf, size_t len, size_t cap);
 int es_srtp_protect_rtcp(es_srtp_t *s, uint8_t *buf, size_t len, size_t cap);
 

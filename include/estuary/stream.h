@@ -81,7 +81,7 @@ typedef struct es_media_tap {
  * recvmmsg's, one RTMP frame's). Inside it a publisher's packets are stored and accounted at
  * once, but their fan-out waits for the outermost es_media_batch_end (or until 64 wait in one
  * stream), which then sends player by player: a player's packets of the batch leave together,
- * in order, and the UDP layer sends them as one GSO train. Outside a batch, fan-out is
+ * in order, and the UDP layer sends each run of equal-size ones (a frame's) as one GSO train. Outside a batch, fan-out is
  * immediate. Nestable; one loop thread. */
 void es_media_batch_begin(void);
 void es_media_batch_end(void);

@@ -1,9 +1,11 @@
 /* One UDP socket on the libuv loop with batched I/O: recvmmsg(2) in batches of up to
- * ES_UDP_BATCH datagrams, and sendmmsg(2) of everything queued, flushed once per loop iteration
- * (a uv_check handle) or when ES_UDP_TX_SLOTS datagrams wait. At a flush the queue is grouped by
+ * ES_UDP_BATCH datagrams, and sendmmsg(2) of everything queued, flushed after the loop's I/O
+ * and before it waits (uv_check and uv_prepare handles) or when ES_UDP_TX_SLOTS datagrams wait. At a flush the queue is grouped by
  * destination, and each destination's consecutive datagrams of one size (a video frame's
  * packets) leave as one UDP GSO train (UDP_SEGMENT, Linux 4.18+), in the order they were
- * queued; when the kernel refuses a train the socket falls back to one datagram each. IP_PKTINFO / IPV6_RECVPKTINFO report the local
+ * queued (segments of at most 1,472 bytes, 1,452 for IPv6); a train the kernel refuses goes as
+ * single datagrams, and when the refusal says GSO cannot work on the socket (EIO, EOPNOTSUPP)
+ * it is off from then on. IP_PKTINFO / IPV6_RECVPKTINFO report the local
  * address each datagram was sent to, and every reply leaves from that same address, so that a
  * socket bound to 0.0.0.0 answers a client from the address the client used. */
 #ifndef ESTUARY_UDP_H
@@ -40,7 +42,7 @@ typedef struct es_udp_stats {
     uint64_t rx_truncated;    /* datagrams over ES_UDP_MAX_DGRAM, dropped */
     uint64_t tx_trains;       /* GSO sends of two or more datagrams */
     uint64_t tx_syscalls;     /* sendmmsg/sendmsg calls */
-    uint64_t gso_fallbacks;   /* trains the kernel refused (then GSO is off) */
+    uint64_t gso_fallbacks;   /* trains the kernel refused, sent as single datagrams */
 } es_udp_stats_t;
 
 /* es_udp_open: binds a socket to listen->addr (SO_REUSEADDR off, 4 MB buffers) and starts

@@ -246,12 +246,14 @@ static void streams(out_t *o, es_server_t *srv)
 static void media(out_t *o, es_server_t *srv)
 {
     const es_metrics_t *m = &es_metrics;
-    counter(o, "estuary_rtp_received_packets_total", "RTP packets from WebRTC publishers.",
-            m->rtp_in_packets);
-    counter(o, "estuary_rtp_received_bytes_total", "RTP bytes from WebRTC publishers (plain).",
+    counter(o, "estuary_rtp_received_packets_total",
+            "RTP packets into streams: from WebRTC publishers, and made from RTMP publishers' "
+            "frames for WebRTC players.", m->rtp_in_packets);
+    counter(o, "estuary_rtp_received_bytes_total", "RTP bytes into streams (plain).",
             m->rtp_in_bytes);
     counter(o, "estuary_rtp_sent_packets_total",
-            "RTP packets to WebRTC players, retransmissions included.", m->rtp_out_packets);
+            "RTP packets handed to WebRTC players' transports, retransmissions included.",
+            m->rtp_out_packets);
     counter(o, "estuary_rtp_sent_bytes_total", "RTP bytes to WebRTC players (plain).",
             m->rtp_out_bytes);
     counter(o, "estuary_nacks_received_total", "Sequence numbers WebRTC players NACKed.",
@@ -292,9 +294,14 @@ static void media(out_t *o, es_server_t *srv)
         (unsigned long long)ts.unknown_datagrams);
     put(o, "estuary_dropped_total{reason=\"ice_tcp_send_queue_full\"} %llu\n",
         (unsigned long long)ts.tcp.media_dropped);
-    put(o, "estuary_dropped_total{reason=\"player_fell_behind\"} %llu\n",
-        (unsigned long long)m->dropped_keyframe_resync);
-    counter(o, "estuary_ice_tcp_accepted_total", "Connections accepted on the ICE-TCP port.",
+    head(o, "estuary_player_resyncs_total", "counter",
+         "Times a player's transport could not take its video (an ICE-TCP connection fell "
+         "behind, or no pair): it skipped to the next key frame.");
+    put(o, "estuary_player_resyncs_total %llu\n", (unsigned long long)m->dropped_keyframe_resync);
+    counter(o, "estuary_udp_gso_fallbacks_total",
+            "GSO trains the kernel refused, sent as single datagrams.", ts.udp.gso_fallbacks);
+    counter(o, "estuary_ice_tcp_accepted_total",
+            "Connections accepted on the ICE-TCP port (webrtc.tcp_listen; not the HTTP port's).",
             ts.tcp.accepted);
     counter(o, "estuary_ice_tcp_refused_total",
             "ICE-TCP connections closed before they authenticated.", ts.tcp_refused);

@@ -41,17 +41,19 @@ typedef struct fwd_ext {
 } fwd_ext_t;
 
 /* A source packet whose fan-out waits for the end of the receive batch (es_media_batch_end):
- * parsed from its history slot, which outlives the batch (PENDING_MAX < AUDIO_HISTORY). */
+ * read back from the history then, by sequence number and SSRC (a later packet may have taken
+ * its slot: then it is skipped). */
 typedef struct pending {
     int idx;                  /* source track */
+    uint16_t seq;
+    uint32_t ssrc;
     bool key;
     uint64_t now;
-    es_rtp_packet_t p;
-    fwd_ext_t ext;
 } pending_t;
 
 #define PENDING_MAX 64
-_Static_assert(PENDING_MAX < AUDIO_HISTORY, "pending packets stay in the history");
+#define SEQ_JUMP 1000         /* a source sequence number further than this from the last one is
+                                 a discontinuity (not reordering): players resynchronize */
 
 typedef struct src_track {
     es_track_info_t info;
@@ -67,6 +69,7 @@ typedef struct src_track {
     uint64_t sr_arrival_us;
     bool have_key, have_last;
     uint16_t key_seq, last_seq;
+    unsigned stale;           /* very late packets in a row (SEQ_JUMP behind) */
     uint32_t key_ts;          /* RTP timestamp of the cached key frame */
     uint64_t last_pli_us;
     bool pli_sent;            /* a PLI went out (last_pli_us is valid) */
@@ -393,32 +396,40 @@ static void flush_pending(es_media_stream_t *ms)
     size_t n = ms->n_pending;
     if (n == 0) return;
     ms->n_pending = 0;
+    es_rtp_packet_t p[PENDING_MAX];
+    fwd_ext_t ext[PENDING_MAX];
+    bool ok[PENDING_MAX];
+    for (size_t k = 0; k < n; k++) {
+        const pending_t *pe = &ms->pending[k];
+        size_t len;
+        const uint8_t *pkt = es_rtp_history_get(ms->src[pe->idx].hist, pe->seq, &len);
+        ok[k] = pkt && es_rtp_parse(pkt, len, &p[k]) == 0 && p[k].ssrc == pe->ssrc;
+        if (ok[k]) find_extensions(&p[k], &ms->src[pe->idx].info.ext, &ext[k]);
+    }
     for (es_media_sink_t *s = ms->sinks; s; s = s->next) {
         if (!s->started) continue;
         for (size_t k = 0; k < n; k++) {
             const pending_t *pe = &ms->pending[k];
+            if (!ok[k]) continue;
             for (size_t i = 0; i < s->n; i++)
                 if (s->t[i].src == pe->idx)
-                    forward(ms, s, &s->t[i], &pe->p, &pe->ext, pe->now, pe->key, false);
+                    forward(ms, s, &s->t[i], &p[k], &ext[k], pe->now, pe->key, false);
         }
     }
 }
 
-/* Defers p's fan-out to the end of the batch; false when it must go now (no batch open, or
- * its history slot cannot be read back). */
-static bool defer(es_media_stream_t *ms, int idx, uint16_t seq, uint64_t now, bool key)
+/* Defers p's fan-out to the end of the batch (it is in the history); false when it must go now:
+ * no batch is open (what waits has been sent first, so that order holds). */
+static bool defer(es_media_stream_t *ms, int idx, const es_rtp_packet_t *p, uint64_t now,
+                  bool key)
 {
-    if (g_batch_depth == 0) return false;
+    if (g_batch_depth == 0) {
+        flush_pending(ms);
+        return false;
+    }
     if (ms->n_pending == PENDING_MAX) flush_pending(ms);
-    pending_t *pe = &ms->pending[ms->n_pending];
-    size_t len;
-    const uint8_t *pkt = es_rtp_history_get(ms->src[idx].hist, seq, &len);
-    if (!pkt || es_rtp_parse(pkt, len, &pe->p) != 0) return false;
-    pe->idx = idx;
-    pe->key = key;
-    pe->now = now;
-    find_extensions(&pe->p, &ms->src[idx].info.ext, &pe->ext);
-    ms->n_pending++;
+    ms->pending[ms->n_pending++] =
+        (pending_t){.idx = idx, .seq = p->sequence, .ssrc = p->ssrc, .key = key, .now = now};
     if (!ms->dirty) {
         ms->dirty = true;
         ms->dirty_next = g_dirty;
@@ -475,6 +486,27 @@ static size_t rtx_unwrap(uint8_t *buf, const es_rtp_packet_t *p, const src_track
     return hdr + p->payload_len - 2;
 }
 
+/* Source track idx starts over (new SSRC, or a jump in numbering): what waits is sent, its
+ * history and receive state are reset, and every player resynchronizes (ms->gen). */
+static void source_discontinuity(es_media_stream_t *ms, int idx)
+{
+    src_track_t *t = &ms->src[idx];
+    flush_pending(ms);
+    memset(&t->rs, 0, sizeof t->rs);
+    es_nack_gen_free(t->nack);
+    t->nack = es_nack_gen_new();
+    es_rtp_history_t *h = es_rtp_history_new(t->info.kind == ES_MEDIA_VIDEO ? VIDEO_HISTORY
+                                                                            : AUDIO_HISTORY,
+                                              MAX_PACKET);
+    if (h) {
+        es_rtp_history_free(t->hist);
+        t->hist = h;
+    }
+    t->have_key = t->have_last = t->have_sr = false;
+    ms->gen++;
+    if (t->info.kind == ES_MEDIA_VIDEO) want_keyframe(ms, idx);
+}
+
 void es_media_stream_source_rtp(es_media_stream_t *ms, uint64_t now, uint8_t *buf, size_t len)
 {
     es_rtp_packet_t p;
@@ -500,16 +532,26 @@ void es_media_stream_source_rtp(es_media_stream_t *ms, uint64_t now, uint8_t *bu
         size_t n = rtx_unwrap(buf, &p, t);
         if (!n || es_rtp_parse(buf, n, &p) != 0) return;
         len = n;
-    } else if (!t->ssrc_known || p.ssrc != t->ssrc) {
-        if (t->ssrc_known) { /* the publisher restarted its encoder with a new SSRC */
-            memset(&t->rs, 0, sizeof t->rs);
-            es_nack_gen_free(t->nack);
-            t->nack = es_nack_gen_new();
-            t->have_key = t->have_last = t->have_sr = false;
-        }
+    } else if (t->have_last && p.ssrc == t->ssrc &&
+               (int16_t)(p.sequence - t->last_seq) < -SEQ_JUMP && ++t->stale < 8) {
+        return; /* very late: useless to the players (8 in a row: the numbering restarted) */
+    } else if (!t->ssrc_known || p.ssrc != t->ssrc ||
+               (t->have_last && ((int16_t)(p.sequence - t->last_seq) > SEQ_JUMP ||
+                                 (int16_t)(p.sequence - t->last_seq) < -SEQ_JUMP))) {
+        /* The publisher restarted its encoder with a new SSRC, or its numbering jumped: what
+         * the players get must not reuse sequence numbers they already got (a player's SRTP
+         * must never protect two packets under one index), so every player resynchronizes from
+         * its own last number (video at the next key frame, which is asked for). */
+        if (t->ssrc_known) source_discontinuity(ms, idx);
         t->ssrc = p.ssrc;
         t->ssrc_known = true;
     }
+    if (!rtx) t->stale = 0;
+    /* A sequence number the history holds already is a duplicate (the network's, or a
+     * retransmission that came late): dropped, so that a number never carries two payloads. */
+    size_t have_len;
+    const uint8_t *have = es_rtp_history_get(t->hist, p.sequence, &have_len);
+    if (have && have_len >= 12 && es_rd32(have + 8) == p.ssrc) return;
     bool recovered = t->nack ? es_nack_gen_on_packet(t->nack, p.sequence, now) : false;
     if (!rtx || recovered) es_rtp_recv_stats_update(&t->rs, p.sequence, p.timestamp, now, t->clock_rate);
     t->packets++;
@@ -537,12 +579,17 @@ void es_media_stream_source_rtp(es_media_stream_t *ms, uint64_t now, uint8_t *bu
             if (t->info.codec.codec == ES_CODEC_VP8) vp8_size(t, p.payload, p.payload_len);
         }
     }
-    es_rtp_history_put(t->hist, p.sequence, buf, len);
+    int stored = es_rtp_history_put(t->hist, p.sequence, buf, len);
     if (!t->have_last || es_rtp_seq_newer(p.sequence, t->last_seq)) {
         t->last_seq = p.sequence;
         t->have_last = true;
     }
-    if (!defer(ms, idx, p.sequence, now, key)) fan_out(ms, idx, &p, now, key);
+    if (stored != 0) { /* too large for the history: cannot wait there */
+        flush_pending(ms);
+        fan_out(ms, idx, &p, now, key);
+    } else if (!defer(ms, idx, &p, now, key)) {
+        fan_out(ms, idx, &p, now, key);
+    }
     if (ms->tap.on_rtp) ms->tap.on_rtp(ms->tap.user, (size_t)idx, &p, now);
 }
 

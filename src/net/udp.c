@@ -21,6 +21,8 @@
 #define CMSG_SPACE_TX 96      /* pktinfo and a UDP_SEGMENT message */
 #define GSO_MAX_SEGMENTS 64   /* the kernel's UDP_MAX_SEGMENTS */
 #define GSO_MAX_BYTES 65000   /* a train is one UDP datagram to the stack: under 64 KiB */
+#define GSO_MAX_SEG4 1472     /* bytes: a segment within a 1,500-byte MTU (IPv4) */
+#define GSO_MAX_SEG6 1452     /* bytes: the same for IPv6 */
 #define HASH_SLOTS (2 * ES_UDP_TX_SLOTS) /* destination table at flush, half full at most */
 
 #ifndef SOL_UDP
@@ -44,6 +46,7 @@ struct es_udp {
     uv_loop_t *loop;
     uv_poll_t poll;
     uv_check_t check;
+    uv_prepare_t prepare;
     int fd;
     int family;
     uint16_t port;
@@ -240,16 +243,24 @@ static size_t msg_bytes(const struct msghdr *mh)
     return n;
 }
 
-/* A train the kernel refused as a whole (GSO unsupported on this route or device, EIO or
- * EINVAL): GSO is off for this socket from now on, and its segments go one by one. */
-static void send_segments(es_udp_t *u, struct msghdr *mh)
+/* A train the kernel refused as a whole: its segments go one by one, from the same source
+ * address (the pktinfo message, always first, stays). Only a refusal that says GSO cannot work
+ * on this socket (EIO: no checksum offload on the route's device; ENOPROTOOPT, EOPNOTSUPP)
+ * turns GSO off for good; EINVAL is this train's own (its segments exceed the path MTU, which an
+ * ICMP message may have lowered for one destination). */
+static void send_segments(es_udp_t *u, struct msghdr *mh, int err)
 {
-    u->gso = false;
+    if (err != EINVAL) u->gso = false;
     u->stats.gso_fallbacks++;
     struct iovec *iov = mh->msg_iov;
     size_t n = mh->msg_iovlen;
-    mh->msg_controllen = 0;
-    mh->msg_control = NULL;
+    struct cmsghdr *c = mh->msg_controllen ? CMSG_FIRSTHDR(mh) : NULL;
+    if (c && c->cmsg_level != SOL_UDP) {
+        mh->msg_controllen = CMSG_SPACE(c->cmsg_len - CMSG_LEN(0));
+    } else {
+        mh->msg_controllen = 0;
+        mh->msg_control = NULL;
+    }
     for (size_t i = 0; i < n; i++) {
         mh->msg_iov = &iov[i];
         mh->msg_iovlen = 1;
@@ -277,10 +288,13 @@ void es_udp_flush(es_udp_t *u)
             struct iovec *iov = &u->tx_iov[n_iov];
             size_t segs = 0, bytes = 0;
             uint16_t gso = first->len;
+            /* no trains of empty or larger-than-Ethernet segments: the kernel refuses those */
+            bool train_ok = u->gso && gso > 0 &&
+                            gso <= (first->remote.ss_family == AF_INET6 ? GSO_MAX_SEG6 : GSO_MAX_SEG4);
             int k = j;
             while (k >= 0) {
                 const tx_slot_t *t = &u->tx[k];
-                if (segs > 0 && (!u->gso || segs == GSO_MAX_SEGMENTS || t->len > gso ||
+                if (segs > 0 && (!train_ok || segs == GSO_MAX_SEGMENTS || t->len > gso ||
                                  bytes + t->len > GSO_MAX_BYTES))
                     break;
                 u->tx_iov[n_iov++] = (struct iovec){(void *)t->buf, t->len};
@@ -303,7 +317,7 @@ void es_udp_flush(es_udp_t *u)
             struct msghdr *mh = &u->tx_msg[done].msg_hdr;
             if (mh->msg_iovlen > 1 && (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT ||
                                        errno == EOPNOTSUPP)) {
-                send_segments(u, mh);
+                send_segments(u, mh, errno);
             } else {
                 /* Refused (EAGAIN: socket buffer full; EPERM, ENETUNREACH, EINVAL: this
                  * destination). Drop it, as the network would, and go on. */
@@ -323,6 +337,13 @@ void es_udp_flush(es_udp_t *u)
 }
 
 static void on_check(uv_check_t *h)
+{
+    es_udp_t *u = h->data;
+    if (u->tx_n) es_udp_flush(u);
+}
+
+/* What timers queued (RTCP, DTLS and STUN retransmissions) leaves before the loop waits. */
+static void on_prepare(uv_prepare_t *h)
 {
     es_udp_t *u = h->data;
     if (u->tx_n) es_udp_flush(u);
@@ -380,8 +401,10 @@ void es_udp_close(es_udp_t *u)
     u->closing = true;
     uv_poll_stop(&u->poll);
     uv_check_stop(&u->check);
+    uv_prepare_stop(&u->prepare);
     uv_close((uv_handle_t *)&u->poll, on_closed);
     uv_close((uv_handle_t *)&u->check, on_closed);
+    uv_close((uv_handle_t *)&u->prepare, on_closed);
 }
 
 int es_udp_open(uv_loop_t *loop, const es_listen_t *listen, es_udp_recv_fn cb, void *user,
@@ -444,6 +467,7 @@ int es_udp_open(uv_loop_t *loop, const es_listen_t *listen, es_udp_recv_fn cb, v
     u->user = user;
     u->poll.data = u;
     u->check.data = u;
+    u->prepare.data = u;
     if (uv_poll_init_socket(loop, &u->poll, fd) != 0) {
         close(fd);
         udp_free(u);
@@ -451,9 +475,11 @@ int es_udp_open(uv_loop_t *loop, const es_listen_t *listen, es_udp_recv_fn cb, v
         return ES_EIO;
     }
     uv_check_init(loop, &u->check);
-    u->open_handles = 2;
+    uv_prepare_init(loop, &u->prepare);
+    u->open_handles = 3;
     uv_poll_start(&u->poll, UV_READABLE, on_readable);
     uv_check_start(&u->check, on_check);
+    uv_prepare_start(&u->prepare, on_prepare);
     *out = u;
     return 0;
 }

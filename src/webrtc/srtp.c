@@ -174,7 +174,8 @@ static stream_t *stream_get(dir_t *d, uint32_t ssrc, bool create)
     for (int i = 0; i < MAX_STREAMS; i++) {
         stream_t *st = &d->streams[i];
         if (st->used && st->ssrc == ssrc) {
-            st->last_use = ++d->uses;
+            if (create) st->last_use = ++d->uses; /* a lookup of an unauthenticated packet
+                                                     changes nothing */
             return st;
         }
         if (!lru || (!st->used && lru->used) ||
@@ -287,7 +288,7 @@ static bool cm_tag(EVP_MAC_CTX *m, const uint8_t *a, size_t a_len, const uint8_t
     bool ok = EVP_MAC_init(m, NULL, 0, NULL) == 1 && EVP_MAC_update(m, a, a_len) == 1 &&
               (!b || EVP_MAC_update(m, b, b_len) == 1) &&
               EVP_MAC_final(m, full, &out, sizeof full) == 1;
-    memcpy(tag, full, CM_TAG);
+    if (ok) memcpy(tag, full, CM_TAG);
     return ok;
 }
 
@@ -334,6 +335,10 @@ int es_srtp_protect_rtp(es_srtp_t *s, uint8_t *buf, size_t len, size_t cap)
     uint16_t seq = es_rd16(buf + 2);
     stream_t *st = stream_get(&s->send, ssrc, true);
     uint32_t roc = guess_roc(st, seq); /* a retransmission takes its own (earlier) ROC */
+    /* An index far behind the newest is no retransmission a receiver could still take: refused,
+     * so that no index is used again for other bytes long after (RFC 3711 §9.2). */
+    if (st->seen && index_of(roc, seq) + REPLAY_WINDOW <= index_of(st->roc, st->s_l))
+        return ES_EEXIST;
     if (s->gcm) {
         if (!gcm_crypt(s->send.rtp, true, s->send.rtp_salt, ssrc, roc, seq, buf, h, NULL, 0,
                        buf + h, len - h, buf + len))
@@ -379,7 +384,7 @@ int es_srtp_unprotect_rtp(es_srtp_t *s, uint8_t *buf, size_t len)
             return ES_EIO;
     }
     /* Authenticated: only now may the packet create state or move the window. */
-    stream_t *w = known ? known : stream_get(&s->recv, ssrc, true);
+    stream_t *w = stream_get(&s->recv, ssrc, true); /* found (now used) or new */
     replay_add(w, roc, seq);
     return (int)plain;
 }
@@ -449,7 +454,7 @@ int es_srtp_unprotect_rtcp(es_srtp_t *s, uint8_t *buf, size_t len)
             !cm_crypt(s->recv.rtcp, s->recv.rtcp_salt, ssrc, (uint64_t)idx, buf + 8, plain - 8))
             return ES_EIO;
     }
-    stream_t *st = known ? known : stream_get(&s->recv, ssrc, true);
+    stream_t *st = stream_get(&s->recv, ssrc, true);
     if (!st->rtcp_seen || idx > st->rtcp_index) {
         uint32_t from = st->rtcp_seen ? st->rtcp_index + 1 : idx;
         if (!st->rtcp_seen || idx - st->rtcp_index >= RTCP_WINDOW)

@@ -629,6 +629,25 @@ static void test_garbage_creates_no_state(void **state)
     es_srtp_free(b);
 }
 
+/* Protect refuses an RTP packet 1024 or more behind the newest of its SSRC (an index is never
+ * used again long after, RFC 3711 §9.2); a NACK retransmission within that is allowed. */
+static void test_protect_refuses_old_index(void **state)
+{
+    es_srtp_t *a, *b;
+    make_pair(ES_SRTP_AEAD_AES_128_GCM, &a, &b);
+    uint8_t p[BUF_CAP];
+    size_t len = rtp_packet(p, 2000, 0x5555, 50);
+    assert_true(es_srtp_protect_rtp(a, p, len, sizeof p) > 0);
+    len = rtp_packet(p, 977, 0x5555, 50); /* 1023 behind */
+    assert_true(es_srtp_protect_rtp(a, p, len, sizeof p) > 0);
+    len = rtp_packet(p, 976, 0x5555, 50); /* 1024 behind */
+    assert_int_equal(es_srtp_protect_rtp(a, p, len, sizeof p), ES_EEXIST);
+    len = rtp_packet(p, 976, 0x6666, 50); /* another SSRC: its first */
+    assert_true(es_srtp_protect_rtp(a, p, len, sizeof p) > 0);
+    es_srtp_free(a);
+    es_srtp_free(b);
+}
+
 int main(void)
 {
     if (srtp_init() != srtp_err_status_ok) return 1;
@@ -645,6 +664,7 @@ int main(void)
         cmocka_unit_test(test_cross_libsrtp2_gcm),
         cmocka_unit_test(test_replay_vs_libsrtp2),
         cmocka_unit_test(test_garbage_creates_no_state),
+        cmocka_unit_test(test_protect_refuses_old_index),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -441,6 +441,36 @@ static void test_gaps_are_nacked_and_reports_flow(void **state)
     assert_true(rr);
 }
 
+/* A player never gets two payloads under one sequence number (its SRTP would repeat a nonce): a
+ * duplicate number from the publisher with other bytes is dropped; a jump in the publisher's
+ * numbering, or a new SSRC, makes the player continue from its own last number (video at the
+ * next key frame); a very late packet is dropped, and 8 in a row mean the numbering restarted. */
+static void test_no_number_carries_two_payloads(void **state)
+{
+    fixture_t *f = *state;
+    es_media_sink_t *s = es_media_stream_add_sink(f->ms, f->sink_tracks, 2, io_of(&f->a), 0);
+    es_media_sink_start(s, 0);
+    static const uint8_t OPUS2[] = {0xfc, 0x00, 0x01};
+    feed(f, 1000, 111, 500, 9600, 0x1111, OPUS, sizeof OPUS);
+    feed(f, 2000, 111, 500, 9600, 0x1111, OPUS2, sizeof OPUS2); /* same number, other bytes */
+    assert_int_equal(f->a.n_rtp, 1);
+    feed(f, 3000, 111, 501, 10560, 0x1111, OPUS, sizeof OPUS);
+    feed(f, 4000, 111, 9000, 11520, 0x1111, OPUS, sizeof OPUS); /* a jump of 8499 */
+    assert_int_equal(f->a.n_rtp, 3);
+    assert_int_equal((uint16_t)(parsed(&f->a, 2).sequence - parsed(&f->a, 1).sequence), 1);
+    feed(f, 5000, 111, 9001, 12480, 0x1111, OPUS, sizeof OPUS);
+    assert_int_equal((uint16_t)(parsed(&f->a, 3).sequence - parsed(&f->a, 2).sequence), 1);
+    feed(f, 6000, 111, 502, 13440, 0x1111, OPUS, sizeof OPUS); /* 8499 behind: dropped */
+    assert_int_equal(f->a.n_rtp, 4);
+    for (uint16_t i = 0; i < 7; i++) feed(f, 7000 + i, 111, (uint16_t)(503 + i), 14400, 0x1111, OPUS, sizeof OPUS);
+    assert_int_equal(f->a.n_rtp, 5); /* the 8th late one in a row: the numbering restarted */
+    assert_int_equal((uint16_t)(parsed(&f->a, 4).sequence - parsed(&f->a, 3).sequence), 1);
+    feed(f, 8000, 111, 40, 15360, 0x3333, OPUS, sizeof OPUS); /* a new SSRC */
+    assert_int_equal(f->a.n_rtp, 6);
+    assert_int_equal((uint16_t)(parsed(&f->a, 5).sequence - parsed(&f->a, 4).sequence), 1);
+    assert_int_equal(parsed(&f->a, 5).ssrc, 0xAAAA);
+}
+
 /* ---- the receive batch ---- */
 
 /* Which party got each RTP packet, in send order, with its sequence number. */
@@ -573,6 +603,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_numbering_continues_when_the_publisher_returns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gaps_are_nacked_and_reports_flow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tap_and_keyframe_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_number_carries_two_payloads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_sends_player_by_player, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_edges, setup, teardown),
     };
