@@ -7,7 +7,10 @@
 # runs on core 0 (taskset -c 0), the publisher and the generator on core 1. The server and the
 # publisher keep running across the steps; the generator is restarted for each. Prints one table.
 #
-#   bash tests/bench/bench_fanout_load.sh BUILD_DIR       # a Release build: cmake -DCMAKE_BUILD_TYPE=Release
+#   bash tests/bench/bench_fanout_load.sh BUILD_DIR
+#
+# BUILD_DIR is configured (Release) and the three targets built in it when they are missing, so
+# that one command runs the whole measurement from a clean checkout (after scripts/bootstrap.sh).
 #
 # Environment (all optional):
 #   BENCH_STEPS="50 200 400 800 1500"   players per step
@@ -25,7 +28,17 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
 es_netns "$@"
 
-build=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
+root=$(cd "$here/../.." && pwd)
+want=${1:?usage: $0 BUILD_DIR}
+if [ ! -x "$want/estuary" ] || [ ! -x "$want/tests/bench/bench_whep_load" ] ||
+   [ ! -x "$want/tests/bench/bench_whip_publish" ]; then
+  echo "# building estuary, bench_whep_load and bench_whip_publish in $want (Release)"
+  if [ ! -f "$want/CMakeCache.txt" ]; then
+    cmake -S "$root" -B "$want" -DCMAKE_BUILD_TYPE=Release > /dev/null || exit 1
+  fi
+  cmake --build "$want" -j"$(nproc)" --target estuary bench_whep_load bench_whip_publish > /dev/null || exit 1
+fi
+build=$(cd "$want" && pwd)
 bin=$build/estuary
 gen=$build/tests/bench/bench_whep_load
 pub=$build/tests/bench/bench_whip_publish
